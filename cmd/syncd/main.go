@@ -1,0 +1,96 @@
+// Command syncd is the GitOps agent for Docker Compose hosts. This package
+// only wires: it parses flags, builds the domain packages, maps their
+// results to output and exit codes, and owns signals.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes, documented in README.md.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the repository is invalid or the work failed
+	exitUsage   = 2 // bad flags, or a command not built yet
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli is what every command gets: where to write and how to read the
+// environment, so tests run commands in-process.
+type cli struct {
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, c *cli, args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{"agent", "run the reconcile loop", notBuilt},
+		{"sync", "run one cycle now, then exit (non-zero on failure)", notBuilt},
+		{"plan", "print what a cycle would do, change nothing", notBuilt},
+		{"render", "print the final compose YAML per project for a host, secrets redacted", runRender},
+		{"validate", "check a whole repository offline (for hooks and pull-request CI)", runValidate},
+		{"diff", "per host, what a change between two commits would do", notBuilt},
+		{"status", "this host, or the fleet from the status branch", notBuilt},
+		{"backup", "run the backup job now", notBuilt},
+		{"restore", "restore an app's backup", notBuilt},
+		{"scan", "run the image scan now", notBuilt},
+		{"probe", "run the health probes now", notBuilt},
+		{"init-host", "make a host's age identity and deploy key; print its recipient and cloud-init", notBuilt},
+		{"version", "print the version", runVersion},
+		{"help", "show this help", nil},
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	c := &cli{getenv: getenv, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	case "--version", "-version":
+		name = "version"
+	}
+	for _, cmd := range commands() {
+		if cmd.name == name && cmd.run != nil {
+			return cmd.run(ctx, c, rest)
+		}
+	}
+	fmt.Fprintf(stderr, "syncd: unknown command %q; run `syncd help` for the list\n", name)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, "syncd: a GitOps agent for Docker Compose hosts.\n\nUsage: syncd <command> [flags]\n\nCommands:\n")
+	for _, cmd := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", cmd.name, cmd.summary)
+	}
+	fmt.Fprint(w, "\nRun `syncd <command> -h` for a command's flags.\n")
+}
+
+func notBuilt(_ context.Context, c *cli, _ []string) int {
+	fmt.Fprintln(c.stderr, "syncd: this command is not built yet")
+	return exitUsage
+}

@@ -1,0 +1,469 @@
+package desired
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"errors"
+	"maps"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
+)
+
+// Project is one app on one host: a Compose project named after the app.
+type Project struct {
+	App  *App
+	Host *Host
+	// Compose is the final model: overrides merged, variables filled,
+	// secrets attached. It holds secret values (in Environment and in the
+	// Content of secrets): never print it without Redact.
+	Compose *types.Project
+	// Files are the repository-relative files merged into it, in order.
+	Files []string
+	// SecretKeys lists, per service, the keys of the host's secrets file it
+	// uses, as a file under /run/secrets or as a ${NAME} value.
+	SecretKeys map[string][]string
+
+	services map[string]Location
+}
+
+// Location is a place in the repository.
+type Location struct {
+	Path string
+	Line int
+}
+
+// ServiceLocation says where a service is defined first, for messages.
+func (p *Project) ServiceLocation(service string) Location {
+	if l, ok := p.services[service]; ok {
+		return l
+	}
+	return Location{Path: p.App.ComposeFile}
+}
+
+// Name is the Compose project name.
+func (p *Project) Name() string { return p.App.Name }
+
+// Render returns the Compose projects host must run, ordered so that every
+// app comes after the apps it names in `after:`. secrets are the host's
+// decrypted values (or Placeholders). Every problem of every app is
+// reported; no project is returned when there is one.
+func (r *Repo) Render(ctx context.Context, host string, secrets Secrets) ([]*Project, Problems) {
+	var ps Problems
+	h, ok := r.Hosts[host]
+	if !ok {
+		ps.add("hosts", 0, "unknown host %q%s; hosts in this repository: %s",
+			host, suggest(host, slices.Sorted(maps.Keys(r.Hosts))), strings.Join(slices.Sorted(maps.Keys(r.Hosts)), ", "))
+		return nil, ps
+	}
+	env, envOK := r.environment(h, secrets, &ps)
+	if !envOK {
+		return nil, ps.Sorted()
+	}
+	var out []*Project
+	for _, name := range r.ApplyOrder(h) {
+		app := r.Apps[name]
+		if app == nil {
+			continue // reported by Load
+		}
+		p := r.renderApp(ctx, h, app, env, secrets, &ps)
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	if ps.HasErrors() {
+		return nil, ps.Sorted()
+	}
+	return out, ps.Sorted()
+}
+
+// ApplyOrder returns the host's apps ordered by `after:` (only among the
+// apps the host runs), ties by name.
+func (r *Repo) ApplyOrder(h *Host) []string {
+	runs := map[string]bool{}
+	for _, a := range h.Apps {
+		runs[a] = true
+	}
+	done := map[string]bool{}
+	var order []string
+	var visit func(string, int)
+	visit = func(n string, depth int) {
+		if done[n] || depth > len(runs) {
+			return
+		}
+		if a := r.Apps[n]; a != nil {
+			for _, d := range slices.Sorted(slices.Values(a.After)) {
+				if runs[d] {
+					visit(d, depth+1)
+				}
+			}
+		}
+		if !done[n] {
+			done[n] = true
+			order = append(order, n)
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(runs)) {
+		visit(n, 0)
+	}
+	return order
+}
+
+// binding is where a name used in ${NAME} gets its value.
+type binding struct {
+	value  string
+	secret bool
+}
+
+// environment merges, for one host, the names compose files may use:
+// fleet defaults, host vars (which win), and secret keys. A name that is
+// both a var and a secret is refused: which one a file meant is a guess.
+func (r *Repo) environment(h *Host, secrets Secrets, ps *Problems) (map[string]binding, bool) {
+	env := map[string]binding{}
+	for k, v := range r.Fleet.Defaults.Vars {
+		env[k] = binding{value: v}
+	}
+	maps.Copy(env, func() map[string]binding {
+		m := map[string]binding{}
+		for k, v := range h.Vars {
+			m[k] = binding{value: v}
+		}
+		return m
+	}())
+	ok := true
+	for _, k := range slices.Sorted(maps.Keys(secrets)) {
+		if _, clash := env[k]; clash {
+			where := fmt.Sprintf("hosts/%s/host.yaml vars", h.Name)
+			if _, hostVar := h.Vars[k]; !hostVar {
+				where = "syncd.yaml defaults.vars"
+			}
+			ps.add(h.SecretsFile, 0, "%q is both a secret key and a variable in %s; rename one", k, where)
+			ok = false
+		}
+		env[k] = binding{value: secrets[k], secret: true}
+	}
+	return env, ok
+}
+
+// renderApp renders one app for one host; problems go to ps.
+func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string]binding, secrets Secrets, ps *Problems) *Project {
+	env := maps.Clone(base)
+	env["SYNCD_HOST"] = binding{value: h.Name}
+	env["SYNCD_APP"] = binding{value: app.Name}
+
+	files := []string{app.ComposeFile}
+	if o, ok := h.Overrides[app.Name]; ok {
+		files = append(files, o)
+	}
+	s := &scan{repo: r, host: h, app: app, env: env, ps: ps, uses: map[string]map[string]bool{},
+		svcSecrets: map[string][]secretRef{}, topSecrets: map[string]topSecret{}, nodes: map[string]*yaml.Node{},
+		services: map[string]Location{}}
+	var configs []types.ConfigFile
+	before := len(*ps)
+	for _, f := range files {
+		data, err := r.ReadFile(f)
+		if err != nil {
+			var pp Problems
+			if errors.As(err, &pp) {
+				*ps = append(*ps, pp...)
+			} else {
+				ps.add(f, 0, "cannot read: %v", err)
+			}
+			continue
+		}
+		if !s.file(f, data) {
+			continue
+		}
+		configs = append(configs, types.ConfigFile{Filename: filepath.Join(r.Root, filepath.FromSlash(f)), Content: data})
+	}
+	injected := s.attachSecrets()
+	if len(*ps) > before && Problems((*ps)[before:]).HasErrors() {
+		return nil
+	}
+	if len(injected) > 0 {
+		configs = append(configs, types.ConfigFile{Filename: "syncd-secrets.yaml", Config: map[string]any{"secrets": injected}})
+	}
+
+	mapping := types.Mapping{}
+	for k, b := range env {
+		mapping[k] = b.value
+	}
+	details := types.ConfigDetails{
+		WorkingDir:  filepath.Join(r.Root, filepath.FromSlash(path.Dir(app.ComposeFile))),
+		ConfigFiles: configs,
+		Environment: mapping,
+	}
+	proj, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
+		o.SetProjectName(app.Name, true)
+	})
+	if err != nil {
+		s.loaderProblem(files, err)
+		return nil
+	}
+	p := &Project{App: app, Host: h, Compose: proj, Files: files, SecretKeys: map[string][]string{}, services: s.services}
+	for svc, keys := range s.uses {
+		if _, ok := proj.Services[svc]; ok {
+			p.SecretKeys[svc] = slices.Sorted(maps.Keys(keys))
+		}
+	}
+	return p
+}
+
+// scan walks an app's compose files before the Compose loader sees them,
+// to report what the loader cannot: an undefined variable (the loader
+// silently substitutes ""), a secret that is defined nowhere, and which
+// secret keys each service uses.
+type scan struct {
+	repo  *Repo
+	host  *Host
+	app   *App
+	env   map[string]binding
+	ps    *Problems
+	nodes map[string]*yaml.Node // file -> root node
+	// uses: service -> secret keys it uses
+	uses       map[string]map[string]bool
+	svcSecrets map[string][]secretRef
+	topSecrets map[string]topSecret
+	services   map[string]Location
+}
+
+type secretRef struct {
+	source string
+	file   string
+	line   int
+}
+
+type topSecret struct {
+	environment string
+	file        string
+	line        int
+}
+
+func (s *scan) file(f string, data []byte) bool {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		line, msg := splitYAMLError(err.Error())
+		s.ps.add(f, line, "invalid YAML: %s", s.redact(msg))
+		return false
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		s.ps.add(f, 0, "a compose file must be a YAML mapping with a services: key")
+		return false
+	}
+	root := doc.Content[0]
+	s.nodes[f] = root
+	s.walk(f, root, nil)
+	if svcs := child(root, "services"); svcs != nil && svcs.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(svcs.Content); i += 2 {
+			name := svcs.Content[i].Value
+			if _, seen := s.services[name]; !seen {
+				s.services[name] = Location{Path: f, Line: svcs.Content[i].Line}
+			}
+			list := child(svcs.Content[i+1], "secrets")
+			if list == nil || list.Kind != yaml.SequenceNode {
+				continue
+			}
+			for _, it := range list.Content {
+				src := it.Value
+				if it.Kind == yaml.MappingNode {
+					if n := child(it, "source"); n != nil {
+						src = n.Value
+					}
+				}
+				s.svcSecrets[name] = append(s.svcSecrets[name], secretRef{source: src, file: f, line: it.Line})
+			}
+		}
+	}
+	if top := child(root, "secrets"); top != nil && top.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			ts := topSecret{file: f, line: top.Content[i].Line}
+			if n := child(top.Content[i+1], "environment"); n != nil {
+				ts.environment = n.Value
+			}
+			s.topSecrets[top.Content[i].Value] = ts
+		}
+	}
+	return true
+}
+
+func child(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func (s *scan) walk(f string, n *yaml.Node, keys []string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			s.walk(f, n.Content[i+1], append(keys, n.Content[i].Value))
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			s.walk(f, c, append(keys, fmt.Sprint(i)))
+		}
+	case yaml.ScalarNode:
+		service := ""
+		if len(keys) >= 2 && keys[0] == "services" {
+			service = keys[1]
+		}
+		for _, ref := range scanVars(n.Value) {
+			s.check(f, n.Line, service, ref)
+		}
+	}
+}
+
+func (s *scan) check(f string, line int, service string, ref varRef) {
+	b, defined := s.env[ref.Name]
+	if defined && b.secret {
+		s.use(service, ref.Name)
+		if service != "" && !s.app.Deviates("secret-in-env", service) {
+			s.ps.warn(f, line, "secret-in-env",
+				"service %q puts secret %q into its configuration as ${%s}, where `docker inspect` shows it; prefer `secrets: [%s]` and a *_FILE variable, or acknowledge it under deviations in %s",
+				service, ref.Name, ref.Name, ref.Name, s.appSettings())
+		}
+	}
+	switch {
+	case defined:
+	case ref.required():
+		s.ps.add(f, line, "variable ${%s} is not defined for host %q; define it under vars in hosts/%s/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${%s:-default})",
+			ref.Name, s.host.Name, s.host.Name, ref.Name)
+	case ref.Op == "-" || ref.Op == ":-":
+		for _, inner := range scanVars(ref.Default) {
+			s.check(f, line, service, inner)
+		}
+	}
+}
+
+func (s *scan) use(service, key string) {
+	if service == "" {
+		return
+	}
+	if s.uses[service] == nil {
+		s.uses[service] = map[string]bool{}
+	}
+	s.uses[service][key] = true
+}
+
+func (s *scan) appSettings() string {
+	return path.Join("apps", s.app.Name, "app.yaml")
+}
+
+// attachSecrets defines, for each secret a service lists that its compose
+// files do not define, a Compose secret filled from the host's secrets
+// file. It returns the definitions to merge.
+func (s *scan) attachSecrets() map[string]any {
+	injected := map[string]any{}
+	secretsFile := s.host.SecretsFile
+	if secretsFile == "" {
+		secretsFile = path.Join("hosts", s.host.Name, "secrets.sops.yaml")
+	}
+	for _, svc := range slices.Sorted(maps.Keys(s.svcSecrets)) {
+		for _, ref := range s.svcSecrets[svc] {
+			if top, ok := s.topSecrets[ref.source]; ok {
+				if top.environment == "" {
+					continue // file: or external:, the loader checks those
+				}
+				b, defined := s.env[top.environment]
+				switch {
+				case !defined:
+					s.ps.add(top.file, top.line, "secret %q reads environment %q, which host %q does not define; add the key %q to %s",
+						ref.source, top.environment, s.host.Name, top.environment, secretsFile)
+				case b.secret:
+					s.use(svc, top.environment)
+				}
+				continue
+			}
+			if b, ok := s.env[ref.source]; ok && b.secret {
+				injected[ref.source] = map[string]any{"environment": ref.source}
+				s.use(svc, ref.source)
+				continue
+			}
+			s.ps.add(ref.file, ref.line, "service %q uses secret %q, which is neither defined in the compose file nor a key of %s; add it with `sops edit %s`",
+				svc, ref.source, secretsFile, secretsFile)
+		}
+	}
+	return injected
+}
+
+var loaderPathRE = regexp.MustCompile(`^((?:services|networks|volumes|secrets|configs)(?:\.[A-Za-z0-9_.-]+)?)`)
+
+// loaderProblem turns an error of the Compose loader into problems: paths
+// made relative to the repository, a line found where the error names a
+// key path, secret values redacted.
+func (s *scan) loaderProblem(files []string, err error) {
+	msg := strings.ReplaceAll(err.Error(), s.repo.Root+string(filepath.Separator), "")
+	file := files[0]
+	for _, f := range files {
+		if strings.Contains(msg, f) {
+			file = f
+		}
+	}
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		rest := strings.TrimPrefix(line, "validating "+file+": ")
+		n := 0
+		if m := loaderPathRE.FindStringSubmatch(rest); m != nil {
+			n = lineOf(s.nodes[file], strings.Split(m[1], ".")...)
+		}
+		s.ps.add(file, n, "the Compose loader rejects this file: %s", s.redact(rest))
+	}
+}
+
+func (s *scan) redact(text string) string {
+	secrets := Secrets{}
+	for k, b := range s.env {
+		if b.secret {
+			secrets[k] = b.value
+		}
+	}
+	return secrets.Redact(text)
+}
+
+// YAML returns the project as Compose YAML, every secret value replaced by
+// its Redacted form.
+func (p *Project) YAML(secrets Secrets) ([]byte, error) {
+	out, err := p.Compose.MarshalYAML()
+	if err != nil {
+		return nil, fmt.Errorf("marshal project %s: %s", p.Name(), secrets.Redact(err.Error()))
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(out, &doc); err != nil {
+		return nil, fmt.Errorf("re-read project %s: %s", p.Name(), secrets.Redact(err.Error()))
+	}
+	redactNode(&doc, secrets)
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, fmt.Errorf("marshal project %s: %s", p.Name(), secrets.Redact(err.Error()))
+	}
+	return buf.Bytes(), nil
+}
+
+func redactNode(n *yaml.Node, secrets Secrets) {
+	if n.Kind == yaml.ScalarNode {
+		if v := secrets.Redact(n.Value); v != n.Value {
+			n.Value, n.Tag, n.Style = v, "!!str", 0
+		}
+	}
+	for _, c := range n.Content {
+		redactNode(c, secrets)
+	}
+}

@@ -1,0 +1,429 @@
+package desired
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Repo is a loaded desired-state repository.
+type Repo struct {
+	// Root is the absolute directory of the checkout.
+	Root  string
+	Fleet Fleet
+	Apps  map[string]*App
+	Hosts map[string]*Host
+}
+
+// maxFileSize caps every file syncd reads from a repository, so a hostile
+// or broken commit cannot exhaust memory.
+const maxFileSize = 4 << 20
+
+// secretsFileNames are the names a host's SOPS file may have; the ending
+// tells its format.
+var secretsFileNames = []string{"secrets.sops.yaml", "secrets.sops.yml", "secrets.sops.json", "secrets.sops.env"}
+
+// Load reads and checks the repository at dir. It reports every problem it
+// finds; the Repo it returns is usable for the parts without problems, so
+// validation can go on to render, but a caller that applies must refuse a
+// repository whose problems hold an Error.
+func Load(dir string) (*Repo, Problems) {
+	var ps Problems
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		ps.add(dir, 0, "%v", err)
+		return nil, ps
+	}
+	root, err := os.OpenRoot(abs)
+	if err != nil {
+		ps.add(dir, 0, "cannot open the repository: %v", unwrapPath(err))
+		return nil, ps
+	}
+	defer root.Close()
+
+	r := &Repo{Root: abs, Apps: map[string]*App{}, Hosts: map[string]*Host{}}
+	r.loadFleet(root, &ps)
+	r.loadApps(root, &ps)
+	r.loadHosts(root, &ps)
+	r.checkAfter(&ps)
+	return r, ps.Sorted()
+}
+
+func (r *Repo) loadFleet(root *os.Root, ps *Problems) {
+	const p = "syncd.yaml"
+	data, ok := readFile(root, p, false, ps)
+	if !ok {
+		return
+	}
+	n := decodeStrict(p, data, &r.Fleet, ps)
+	checkVars(p, n, r.Fleet.Defaults.Vars, ps, "defaults", "vars")
+	if r.Fleet.Defaults.HealthTimeout < 0 {
+		ps.add(p, lineOf(n, "defaults", "health_timeout"), "defaults.health_timeout must be positive")
+	}
+	if r.Fleet.Waves.BakeTime < 0 {
+		ps.add(p, lineOf(n, "waves", "bake_time"), "waves.bake_time must be positive")
+	}
+}
+
+func (r *Repo) loadApps(root *os.Root, ps *Problems) {
+	entries, err := fs.ReadDir(root.FS(), "apps")
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			ps.add("apps", 0, "the repository has no apps/ directory; add apps/<app>/compose.yaml for each app")
+		} else {
+			ps.add("apps", 0, "%v", unwrapPath(err))
+		}
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		dir := path.Join("apps", name)
+		if !nameRE.MatchString(name) {
+			ps.add(dir, 0, "app name %q is not valid: use lowercase letters, digits, - and _, starting with a letter or digit (it becomes the Compose project name)", name)
+			continue
+		}
+		app := &App{Name: name}
+		app.ComposeFile = composeFileOf(root, dir)
+		if app.ComposeFile == "" {
+			ps.add(dir, 0, "app %q has no compose file; add %s/compose.yaml", name, dir)
+			continue
+		}
+		settings := path.Join(dir, "app.yaml")
+		if data, ok := readFile(root, settings, false, ps); ok {
+			app.settingsFile = settings
+			n := decodeStrict(settings, data, app, ps)
+			app.check(settings, n, ps)
+		}
+		r.Apps[name] = app
+	}
+}
+
+// composeFileOf finds an app's compose file by the names Compose itself
+// accepts, preferring compose.yaml.
+func composeFileOf(root *os.Root, dir string) string {
+	for _, n := range []string{"compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"} {
+		p := path.Join(dir, n)
+		if st, err := root.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p
+		}
+	}
+	return ""
+}
+
+func (a *App) check(p string, n *yaml.Node, ps *Problems) {
+	switch a.Drift {
+	case "":
+		a.Drift = DriftHeal
+	case DriftHeal, DriftReport:
+	default:
+		ps.add(p, lineOf(n, "drift"), "drift: %q is not a drift policy; use heal (default) or report", a.Drift)
+	}
+	if a.HealthTimeout < 0 {
+		ps.add(p, lineOf(n, "health_timeout"), "health_timeout must be positive")
+	}
+	a.afterLine = map[string]int{}
+	for i, dep := range a.After {
+		a.afterLine[dep] = lineOf(n, "after", fmt.Sprint(i))
+	}
+	if b := a.Backup; b != nil {
+		checkSchedule(p, n, b.Schedule, ps, "backup", "schedule")
+		for i, d := range b.Dumps {
+			if d.Service == "" || len(d.Command) == 0 || d.Filename == "" {
+				ps.add(p, lineOf(n, "backup", "dumps", fmt.Sprint(i)), "backup.dumps[%d]: service, command and filename are all required", i)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for i, pr := range a.Probes {
+		line := lineOf(n, "probes", fmt.Sprint(i))
+		switch {
+		case pr.Name == "":
+			ps.add(p, line, "probes[%d]: name is required", i)
+		case seen[pr.Name]:
+			ps.add(p, line, "probes[%d]: name %q is used twice", i, pr.Name)
+		}
+		seen[pr.Name] = true
+		kinds := 0
+		for _, set := range []bool{pr.HTTP != nil, pr.TCP != nil, pr.Container != nil} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			ps.add(p, line, "probes[%d] (%s): set exactly one of http, tcp or container", i, pr.Name)
+		}
+		if pr.HTTP != nil && pr.HTTP.URL == "" {
+			ps.add(p, line, "probes[%d] (%s): http.url is required", i, pr.Name)
+		}
+		if pr.TCP != nil && pr.TCP.Address == "" {
+			ps.add(p, line, "probes[%d] (%s): tcp.address is required", i, pr.Name)
+		}
+		if pr.Container != nil && pr.Container.Service == "" {
+			ps.add(p, line, "probes[%d] (%s): container.service is required", i, pr.Name)
+		}
+		checkSchedule(p, n, pr.Schedule, ps, "probes", fmt.Sprint(i), "schedule")
+	}
+	for i, d := range a.Deviations {
+		line := lineOf(n, "deviations", fmt.Sprint(i))
+		if !slices.Contains(Rules, d.Rule) {
+			ps.add(p, line, "deviations[%d]: unknown rule %q%s; rules: %s", i, d.Rule, suggest(d.Rule, Rules), strings.Join(Rules, ", "))
+		}
+		if strings.TrimSpace(d.Reason) == "" {
+			ps.add(p, line, "deviations[%d] (%s): reason is required: say why this app cannot meet the rule", i, d.Rule)
+		}
+	}
+}
+
+// Deviates reports whether the app acknowledges rule for service.
+func (a *App) Deviates(rule, service string) bool {
+	return slices.ContainsFunc(a.Deviations, func(d Deviation) bool {
+		return d.Rule == rule && (d.Service == "" || d.Service == service)
+	})
+}
+
+// HealthTimeoutOr returns the app's health timeout, else the fleet default,
+// else DefaultHealthTimeout.
+func (a *App) HealthTimeoutOr(f Fleet) time.Duration {
+	switch {
+	case a.HealthTimeout > 0:
+		return a.HealthTimeout
+	case f.Defaults.HealthTimeout > 0:
+		return f.Defaults.HealthTimeout
+	}
+	return DefaultHealthTimeout
+}
+
+func (r *Repo) loadHosts(root *os.Root, ps *Problems) {
+	entries, err := fs.ReadDir(root.FS(), "hosts")
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			ps.add("hosts", 0, "the repository has no hosts/ directory; add hosts/<host>/host.yaml for each host")
+		} else {
+			ps.add("hosts", 0, "%v", unwrapPath(err))
+		}
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		dir := path.Join("hosts", name)
+		if !nameRE.MatchString(name) {
+			ps.add(dir, 0, "host name %q is not valid: use lowercase letters, digits, - and _", name)
+			continue
+		}
+		h := &Host{Name: name, Overrides: map[string]string{}}
+		if r.loadHost(root, dir, h, ps) {
+			r.Hosts[name] = h
+		}
+	}
+}
+
+func (r *Repo) loadHost(root *os.Root, dir string, h *Host, ps *Problems) bool {
+	p := path.Join(dir, "host.yaml")
+	data, ok := readFile(root, p, true, ps)
+	if !ok {
+		return false
+	}
+	n := decodeStrict(p, data, h, ps)
+	if len(h.Apps) == 0 {
+		ps.add(p, lineOf(n, "apps"), "apps: list the apps this host runs, e.g. apps: [traefik]; an empty list would remove every project (see prune in syncd.yaml)")
+	}
+	seen := map[string]bool{}
+	for i, app := range h.Apps {
+		line := lineOf(n, "apps", fmt.Sprint(i))
+		if seen[app] {
+			ps.add(p, line, "app %q is listed twice", app)
+		}
+		seen[app] = true
+		if _, ok := r.Apps[app]; !ok {
+			ps.add(p, line, "unknown app %q%s: there is no apps/%s/compose.yaml; known apps: %s",
+				app, suggest(app, slices.Sorted(maps.Keys(r.Apps))), app, strings.Join(slices.Sorted(maps.Keys(r.Apps)), ", "))
+		}
+	}
+	if h.Wave < 0 {
+		ps.add(p, lineOf(n, "wave"), "wave must be 0 (canaries) or more")
+	}
+	checkVars(p, n, h.Vars, ps, "vars")
+	if b := h.Backup; b != nil {
+		if b.RepositorySecret == "" || b.PasswordSecret == "" {
+			ps.add(p, lineOf(n, "backup"), "backup: repository_secret and password_secret are required: name the keys of %s/secrets.sops.yaml that hold the restic repository and its password", dir)
+		}
+		checkSchedule(p, n, b.Schedule, ps, "backup", "schedule")
+		checkSchedule(p, n, b.CheckSchedule, ps, "backup", "check_schedule")
+		if b.Retention.Daily < 0 || b.Retention.Weekly < 0 || b.Retention.Monthly < 0 {
+			ps.add(p, lineOf(n, "backup", "retention"), "backup.retention: counts must not be negative")
+		}
+	}
+	if s := h.Scan; s != nil {
+		checkSchedule(p, n, s.Schedule, ps, "scan", "schedule")
+		if s.RefuseSeverity != "" && !slices.Contains(Severities, s.RefuseSeverity) {
+			ps.add(p, lineOf(n, "scan", "refuse_severity"), "scan.refuse_severity: %q is not a severity; use one of %s", s.RefuseSeverity, strings.Join(Severities, ", "))
+		}
+	}
+
+	files, err := fs.ReadDir(root.FS(), dir)
+	if err != nil {
+		ps.add(dir, 0, "%v", unwrapPath(err))
+		return true
+	}
+	for _, f := range files {
+		name, fp := f.Name(), path.Join(dir, f.Name())
+		switch {
+		case name == "host.yaml" || f.IsDir():
+		case slices.Contains(secretsFileNames, name):
+			if h.SecretsFile != "" {
+				ps.add(fp, 0, "host %q has two secrets files (%s and %s); keep one", h.Name, path.Base(h.SecretsFile), name)
+				continue
+			}
+			h.SecretsFile = fp
+		case strings.HasSuffix(name, ".override.yaml") || strings.HasSuffix(name, ".override.yml"):
+			app := strings.TrimSuffix(strings.TrimSuffix(name, ".yaml"), ".yml")
+			app = strings.TrimSuffix(app, ".override")
+			if !seen[app] {
+				ps.add(fp, 0, "override for app %q, which host %q does not run; add %q to apps in %s or remove the file", app, h.Name, app, p)
+				continue
+			}
+			h.Overrides[app] = fp
+		case strings.Contains(name, "secret") || strings.HasSuffix(name, ".env"):
+			ps.add(fp, 0, "this looks like a plaintext secrets file; put secrets in %s/secrets.sops.yaml, encrypted with sops", dir)
+		default:
+			ps.warn(fp, 0, "", "file is not used by syncd (a host directory holds host.yaml, secrets.sops.yaml and <app>.override.yaml)")
+		}
+	}
+	if b := h.Backup; b != nil && h.SecretsFile == "" && (b.RepositorySecret != "" || b.PasswordSecret != "") {
+		ps.add(p, lineOf(n, "backup"), "backup names secrets but host %q has no %s/secrets.sops.yaml", h.Name, dir)
+	}
+	return true
+}
+
+// checkAfter reports `after:` entries that name no app and cycles.
+func (r *Repo) checkAfter(ps *Problems) {
+	for _, name := range slices.Sorted(maps.Keys(r.Apps)) {
+		a := r.Apps[name]
+		for _, dep := range a.After {
+			if _, ok := r.Apps[dep]; !ok {
+				ps.add(a.settingsFile, a.afterLine[dep], "after: unknown app %q%s", dep, suggest(dep, slices.Sorted(maps.Keys(r.Apps))))
+			}
+			if dep == name {
+				ps.add(a.settingsFile, a.afterLine[dep], "after: app %q cannot come after itself", name)
+			}
+		}
+	}
+	if cycle := findCycle(r.Apps); len(cycle) > 0 {
+		a := r.Apps[cycle[0]]
+		ps.add(a.settingsFile, a.afterLine[cycle[1]], "after: cycle %s; remove one of these dependencies", strings.Join(cycle, " → "))
+	}
+}
+
+func findCycle(apps map[string]*App) []string {
+	const (
+		unvisited = iota
+		visiting
+		done
+	)
+	state := map[string]int{}
+	var stack []string
+	var visit func(string) []string
+	visit = func(n string) []string {
+		state[n] = visiting
+		stack = append(stack, n)
+		for _, d := range apps[n].After {
+			if _, ok := apps[d]; !ok || d == n {
+				continue
+			}
+			switch state[d] {
+			case visiting:
+				i := slices.Index(stack, d)
+				return append(slices.Clone(stack[i:]), d)
+			case unvisited:
+				if c := visit(d); c != nil {
+					return c
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = done
+		return nil
+	}
+	for _, n := range slices.Sorted(maps.Keys(apps)) {
+		if state[n] == unvisited {
+			if c := visit(n); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// readFile reads p below root, capped at maxFileSize. A missing file is a
+// problem only when required.
+func readFile(root *os.Root, p string, required bool, ps *Problems) ([]byte, bool) {
+	f, err := root.Open(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if required {
+				ps.add(p, 0, "missing; create it")
+			}
+			return nil, false
+		}
+		ps.add(p, 0, "cannot read: %v", unwrapPath(err))
+		return nil, false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		ps.add(p, 0, "cannot read: %v", unwrapPath(err))
+		return nil, false
+	}
+	if st.Size() > maxFileSize {
+		ps.add(p, 0, "file is %d bytes; syncd reads files of at most %d bytes", st.Size(), maxFileSize)
+		return nil, false
+	}
+	data := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		ps.add(p, 0, "cannot read: %v", unwrapPath(err))
+		return nil, false
+	}
+	return data, true
+}
+
+// unwrapPath drops the path from a *PathError: problems name the path
+// themselves, relative to the repository.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ReadFile reads a repository-relative file, confined to the repository
+// (a symlink out of it is refused) and capped in size.
+func (r *Repo) ReadFile(p string) ([]byte, error) {
+	root, err := os.OpenRoot(r.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	var ps Problems
+	data, ok := readFile(root, p, true, &ps)
+	if !ok {
+		return nil, ps
+	}
+	return data, nil
+}

@@ -1,0 +1,420 @@
+package desired
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+)
+
+// Fleet is syncd.yaml: settings shared by every host of the fleet.
+type Fleet struct {
+	Defaults struct {
+		Vars          map[string]string `yaml:"vars"`
+		HealthTimeout time.Duration     `yaml:"health_timeout"`
+	} `yaml:"defaults"`
+	Waves struct {
+		BakeTime time.Duration `yaml:"bake_time"`
+	} `yaml:"waves"`
+	Prune struct {
+		// AllowMassRemoval lets one cycle remove more than half of a
+		// host's projects, or all of them.
+		AllowMassRemoval bool `yaml:"allow_mass_removal"`
+	} `yaml:"prune"`
+	Status struct {
+		Branch string `yaml:"branch"`
+	} `yaml:"status"`
+}
+
+// DefaultHealthTimeout bounds how long apply waits for a project to become
+// healthy when neither app.yaml nor syncd.yaml says otherwise.
+const DefaultHealthTimeout = 3 * time.Minute
+
+// Host is hosts/<name>/host.yaml and the files beside it.
+type Host struct {
+	Name   string            `yaml:"-"`
+	Apps   []string          `yaml:"apps"`
+	Wave   int               `yaml:"wave"`
+	Vars   map[string]string `yaml:"vars"`
+	Backup *HostBackup       `yaml:"backup"`
+	Scan   *HostScan         `yaml:"scan"`
+
+	// SecretsFile is the repository-relative path of the host's SOPS file,
+	// or "" when it has none.
+	SecretsFile string `yaml:"-"`
+	// Overrides maps an app to the repository-relative path of this host's
+	// Compose override for it.
+	Overrides map[string]string `yaml:"-"`
+}
+
+// HostBackup is the restic configuration of a host. Credentials are named,
+// never written: they are keys of the host's secrets file.
+type HostBackup struct {
+	RepositorySecret string    `yaml:"repository_secret"`
+	PasswordSecret   string    `yaml:"password_secret"`
+	Schedule         string    `yaml:"schedule"`
+	CheckSchedule    string    `yaml:"check_schedule"`
+	Retention        Retention `yaml:"retention"`
+}
+
+// Retention is how many snapshots `restic forget` keeps.
+type Retention struct {
+	Daily   int `yaml:"daily"`
+	Weekly  int `yaml:"weekly"`
+	Monthly int `yaml:"monthly"`
+}
+
+// HostScan is the Trivy configuration of a host.
+type HostScan struct {
+	Schedule string `yaml:"schedule"`
+	// RefuseSeverity refuses to deploy an image with findings at or above it.
+	RefuseSeverity string `yaml:"refuse_severity"`
+}
+
+// App is apps/<name>/app.yaml plus where its compose file lives.
+type App struct {
+	Name          string        `yaml:"-"`
+	After         []string      `yaml:"after"`
+	Drift         string        `yaml:"drift"`
+	HealthTimeout time.Duration `yaml:"health_timeout"`
+	Backup        *AppBackup    `yaml:"backup"`
+	Probes        []Probe       `yaml:"probes"`
+	Deviations    []Deviation   `yaml:"deviations"`
+
+	// ComposeFile is the repository-relative path of the app's compose file.
+	ComposeFile string `yaml:"-"`
+	// settingsFile is app.yaml's path, or "" when the app has none.
+	settingsFile string
+	afterLine    map[string]int
+}
+
+// Drift policies.
+const (
+	DriftHeal   = "heal"
+	DriftReport = "report"
+)
+
+// AppBackup says what of an app restic saves.
+type AppBackup struct {
+	Schedule string   `yaml:"schedule"`
+	Volumes  []string `yaml:"volumes"`
+	Paths    []string `yaml:"paths"`
+	Dumps    []Dump   `yaml:"dumps"`
+}
+
+// Dump is a command run inside a service's container whose output is
+// streamed to `restic backup --stdin`.
+type Dump struct {
+	Service  string   `yaml:"service"`
+	Command  []string `yaml:"command"`
+	Filename string   `yaml:"filename"`
+}
+
+// Probe is one health probe of an app; exactly one of HTTP, TCP and
+// Container is set.
+type Probe struct {
+	Name      string          `yaml:"name"`
+	Schedule  string          `yaml:"schedule"`
+	HTTP      *HTTPProbe      `yaml:"http"`
+	TCP       *TCPProbe       `yaml:"tcp"`
+	Container *ContainerProbe `yaml:"container"`
+}
+
+// HTTPProbe checks a URL's status, body and TLS certificate.
+type HTTPProbe struct {
+	URL      string `yaml:"url"`
+	Status   int    `yaml:"status"`
+	Body     string `yaml:"body"`
+	CertDays int    `yaml:"cert_days"`
+}
+
+// TCPProbe checks that an address accepts connections.
+type TCPProbe struct {
+	Address string `yaml:"address"`
+}
+
+// ContainerProbe reports a service's own Compose healthcheck.
+type ContainerProbe struct {
+	Service string `yaml:"service"`
+}
+
+// Deviation acknowledges a hardening rule an app cannot meet, with a reason,
+// as seed fleets document theirs.
+type Deviation struct {
+	Rule    string `yaml:"rule"`
+	Service string `yaml:"service"`
+	Reason  string `yaml:"reason"`
+}
+
+// Rules are the ids of the hardening warnings `syncd validate` gives.
+var Rules = []string{
+	"no-new-privileges", "cap-drop-all", "pids-limit", "memory-limit", "healthcheck",
+	"read-only", "secret-in-env", "privileged", "docker-socket",
+}
+
+// Severities Trivy reports, lowest first.
+var Severities = []string{"UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
+
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	varRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	typeErrRE = regexp.MustCompile("^cannot unmarshal !!\\w+ `(.*)` into (.*)$")
+)
+
+// decodeStrict decodes one YAML document into v. Unknown fields are reported
+// at their line with the fields that are known; type errors at theirs.
+// It returns the document's root node (nil for an empty document).
+func decodeStrict(path string, data []byte, v any, ps *Problems) *yaml.Node {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		line, msg := splitYAMLError(err.Error())
+		ps.add(path, line, "invalid YAML: %s", msg)
+		return nil
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return nil
+	}
+	checkFields(path, root, reflect.TypeOf(v).Elem(), "", ps)
+	if err := root.Decode(v); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, e := range te.Errors {
+				line, msg := splitYAMLError(e)
+				if m := typeErrRE.FindStringSubmatch(msg); m != nil {
+					msg = fmt.Sprintf("expected %s, got %q", friendlyType(m[2]), m[1])
+				}
+				if key := keyAtLine(root, line, ""); key != "" {
+					msg = key + ": " + msg
+				}
+				ps.add(path, line, "%s", msg)
+			}
+		} else {
+			line, msg := splitYAMLError(err.Error())
+			ps.add(path, line, "%s", msg)
+		}
+	}
+	return root
+}
+
+// keyAtLine returns the dotted path of the mapping key whose value starts
+// on line, or "".
+func keyAtLine(n *yaml.Node, line int, where string) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(where, k.Value)
+			if v.Kind == yaml.ScalarNode && v.Line == line {
+				return p
+			}
+			if got := keyAtLine(v, line, p); got != "" {
+				return got
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", where, i)
+			if c.Kind == yaml.ScalarNode && c.Line == line {
+				return p
+			}
+			if got := keyAtLine(c, line, p); got != "" {
+				return got
+			}
+		}
+	}
+	return ""
+}
+
+func friendlyType(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "int"):
+		return "a whole number"
+	case goType == "bool":
+		return "true or false"
+	case goType == "time.Duration":
+		return "a duration like 90s, 5m or 1h"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["), strings.Contains(goType, "."):
+		return "a mapping"
+	}
+	return goType
+}
+
+func splitYAMLError(s string) (int, string) {
+	s = strings.TrimPrefix(s, "yaml: unmarshal errors:\n")
+	s = strings.TrimSpace(s)
+	if m := lineRE.FindStringSubmatch(s); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n, m[2]
+	}
+	return 0, strings.TrimPrefix(s, "yaml: ")
+}
+
+// checkFields walks n against the yaml tags of t and reports every mapping
+// key that t does not know.
+func checkFields(path string, n *yaml.Node, t reflect.Type, where string, ps *Problems) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if t == reflect.TypeOf(time.Duration(0)) || n.Kind != yaml.MappingNode {
+			return // Decode reports the type mismatch
+		}
+		known := map[string]reflect.Type{}
+		var names []string
+		for f := range t.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			known[name] = f.Type
+			names = append(names, name)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			ft, ok := known[k.Value]
+			if !ok {
+				ps.add(path, k.Line, "unknown field %q%s%s; known fields: %s",
+					k.Value, in(where), suggest(k.Value, names), strings.Join(names, ", "))
+				continue
+			}
+			checkFields(path, v, ft, join(where, k.Value), ps)
+		}
+	case reflect.Slice:
+		if n.Kind == yaml.SequenceNode {
+			for i, item := range n.Content {
+				checkFields(path, item, t.Elem(), fmt.Sprintf("%s[%d]", where, i), ps)
+			}
+		}
+	case reflect.Map:
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				checkFields(path, n.Content[i+1], t.Elem(), join(where, n.Content[i].Value), ps)
+			}
+		}
+	}
+}
+
+func in(where string) string {
+	if where == "" {
+		return ""
+	}
+	return " in " + where
+}
+
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "." + b
+}
+
+// suggest returns `, did you mean "x"?` for the closest known name, if any
+// is close enough to be a likely typo.
+func suggest(got string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(got, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(` (did you mean %q?)`, best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// lineOf returns the line of the value at the dotted key path below n, or
+// of the closest ancestor found.
+func lineOf(n *yaml.Node, keys ...string) int {
+	if n == nil {
+		return 0
+	}
+	line := n.Line
+	for _, k := range keys {
+		found := false
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					n, found = n.Content[i+1], true
+					line = n.Line
+					break
+				}
+			}
+		} else if n.Kind == yaml.SequenceNode {
+			if idx, err := strconv.Atoi(k); err == nil && idx < len(n.Content) {
+				n, found = n.Content[idx], true
+				line = n.Line
+			}
+		}
+		if !found {
+			break
+		}
+	}
+	return line
+}
+
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+func checkSchedule(path string, root *yaml.Node, spec string, ps *Problems, keys ...string) {
+	if spec == "" {
+		return
+	}
+	if _, err := cronParser.Parse(spec); err != nil {
+		ps.add(path, lineOf(root, keys...), "%s: invalid schedule %q: %v; use 5 cron fields (\"0 3 * * *\") or a descriptor (\"@daily\", \"@every 1h\")",
+			strings.Join(keys, "."), spec, err)
+	}
+}
+
+func checkVars(path string, root *yaml.Node, vars map[string]string, ps *Problems, keys ...string) {
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if !varRE.MatchString(k) {
+			ps.add(path, lineOf(root, append(keys, k)...), "variable name %q is not valid: use letters, digits and _, not starting with a digit", k)
+		}
+		if strings.HasPrefix(k, "SYNCD_") {
+			ps.add(path, lineOf(root, append(keys, k)...), "variable %q: names starting with SYNCD_ are reserved for syncd", k)
+		}
+	}
+}

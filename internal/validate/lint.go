@@ -1,0 +1,96 @@
+package validate
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/syncd-dev/syncd/internal/desired"
+)
+
+// rule is one hardening check of a service; ok reports whether the service
+// meets it.
+type rule struct {
+	id  string
+	ok  func(s types.ServiceConfig) bool
+	fix string
+}
+
+// rules follow seed 001's container hardening: what every managed
+// container enforces unless a documented deviation says why not.
+var rules = []rule{
+	{"no-new-privileges", func(s types.ServiceConfig) bool {
+		return slices.ContainsFunc(s.SecurityOpt, func(o string) bool {
+			o = strings.ReplaceAll(o, "=", ":")
+			return o == "no-new-privileges" || o == "no-new-privileges:true"
+		})
+	}, `add security_opt: ["no-new-privileges:true"]`},
+	{"cap-drop-all", func(s types.ServiceConfig) bool {
+		return slices.ContainsFunc(s.CapDrop, func(c string) bool { return strings.EqualFold(c, "ALL") })
+	}, "add cap_drop: [ALL] and cap_add only what the image needs"},
+	{"pids-limit", func(s types.ServiceConfig) bool {
+		return s.PidsLimit > 0 || s.Deploy != nil && s.Deploy.Resources.Limits != nil && s.Deploy.Resources.Limits.Pids > 0
+	}, "set pids_limit"},
+	{"memory-limit", func(s types.ServiceConfig) bool {
+		return s.MemLimit > 0 || s.Deploy != nil && s.Deploy.Resources.Limits != nil && s.Deploy.Resources.Limits.MemoryBytes > 0
+	}, "set mem_limit or deploy.resources.limits.memory"},
+	{"healthcheck", func(s types.ServiceConfig) bool {
+		return s.HealthCheck != nil && !s.HealthCheck.Disable && len(s.HealthCheck.Test) > 0
+	}, "add a healthcheck: syncd waits for it before calling a deploy good"},
+	{"privileged", func(s types.ServiceConfig) bool { return !s.Privileged }, "remove privileged: true"},
+	{"docker-socket", func(s types.ServiceConfig) bool {
+		return !slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool {
+			return strings.HasSuffix(v.Source, "/docker.sock")
+		})
+	}, "do not mount the Docker socket (it is root on the host); use a socket proxy"},
+}
+
+// Lint checks the images and hardening of a rendered project. An unpinned
+// image is an error: a host must run what the commit says. The rest are
+// warnings unless the app documents a deviation.
+func Lint(p *desired.Project) desired.Problems {
+	var ps desired.Problems
+	settings := fmt.Sprintf("apps/%s/app.yaml", p.App.Name)
+	for _, name := range slices.Sorted(maps.Keys(p.Compose.Services)) {
+		s := p.Compose.Services[name]
+		loc := p.ServiceLocation(name)
+		if msg := unpinned(s); msg != "" {
+			ps = append(ps, desired.Problem{Path: loc.Path, Line: loc.Line, Msg: fmt.Sprintf("service %q: %s", name, msg)})
+		}
+		for _, r := range rules {
+			if r.ok(s) || p.App.Deviates(r.id, name) {
+				continue
+			}
+			ps = append(ps, desired.Problem{Path: loc.Path, Line: loc.Line, Severity: desired.Warning, Rule: r.id,
+				Msg: fmt.Sprintf("service %q: %s, or document a deviation (rule %s, with a reason) in %s", name, r.fix, r.id, settings)})
+		}
+	}
+	return ps
+}
+
+// unpinned says what is wrong with a service's image reference, or "".
+func unpinned(s types.ServiceConfig) string {
+	if s.Image == "" {
+		if s.Build != nil {
+			return "has build: but no image; syncd deploys images: build and push it in CI, then pin it here"
+		}
+		return "has no image"
+	}
+	if strings.Contains(s.Image, "@sha256:") {
+		return ""
+	}
+	ref := s.Image
+	if i := strings.LastIndex(ref, "/"); i >= 0 {
+		ref = ref[i+1:]
+	}
+	_, tag, ok := strings.Cut(ref, ":")
+	switch {
+	case !ok:
+		return fmt.Sprintf("image %q is not pinned; name a version tag (%s:1.2.3) or a digest", s.Image, s.Image)
+	case tag == "latest" || tag == "stable" || tag == "edge" || tag == "main":
+		return fmt.Sprintf("image %q uses the moving tag %q; pin a version tag or a digest", s.Image, tag)
+	}
+	return ""
+}

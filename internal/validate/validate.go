@@ -1,0 +1,176 @@
+// Package validate checks a whole desired-state repository offline, as a
+// pre-commit hook or pull-request CI runs it: the schema of every file,
+// every *.sops.* file really encrypted, every host rendered (with
+// placeholder secrets unless a key is given), images pinned, and the
+// hardening rules that seed fleets hold their containers to.
+//
+// It reads secrets files through the small interfaces below, implemented by
+// package secrets; it must not import sops, the Compose SDK, go-git or
+// os/exec, and it changes nothing.
+package validate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/syncd-dev/syncd/internal/desired"
+)
+
+// Inspector reads the key names of a SOPS file without a key, and fails
+// when the file is not really encrypted.
+type Inspector interface {
+	Keys(name string, data []byte) ([]string, error)
+}
+
+// Decrypter decrypts a SOPS file; errors wrapping notRecipient mean the key
+// is simply not one of the file's recipients.
+type Decrypter interface {
+	Decrypt(name string, data []byte) (map[string]string, error)
+}
+
+// Options tune a check.
+type Options struct {
+	// Strict turns warnings into errors.
+	Strict bool
+	// Decrypter, when set, decrypts (and so MAC-verifies) every secrets
+	// file it is a recipient of, and renders those hosts with real values.
+	Decrypter Decrypter
+	// NotRecipient is the error a Decrypter wraps for a file it cannot
+	// open because it is not a recipient (not a problem of the file).
+	NotRecipient error
+}
+
+// Check validates the repository at dir and returns every problem, sorted.
+func Check(ctx context.Context, dir string, in Inspector, opts Options) desired.Problems {
+	repo, ps := desired.Load(dir)
+	if repo == nil {
+		return ps
+	}
+	keys := checkSopsFiles(repo, in, &ps)
+	for _, name := range sortedHosts(repo) {
+		h := repo.Hosts[name]
+		secrets := desired.Placeholders(keys[h.SecretsFile])
+		if opts.Decrypter != nil && h.SecretsFile != "" {
+			values, err := repo.HostSecrets(h, opts.Decrypter)
+			switch {
+			case err == nil:
+				secrets = values
+			case opts.NotRecipient != nil && errors.Is(err, opts.NotRecipient):
+			default:
+				ps = append(ps, desired.Problem{Path: h.SecretsFile, Msg: trimPath(err.Error(), h.SecretsFile)})
+			}
+		}
+		checkHostSecrets(h, secrets, &ps)
+		projects, rps := repo.Render(ctx, name, secrets)
+		ps = append(ps, rps...)
+		for _, p := range projects {
+			ps = append(ps, Lint(p)...)
+			checkAppRefs(p, &ps)
+		}
+	}
+	if opts.Strict {
+		for i := range ps {
+			ps[i].Severity = desired.Error
+		}
+	}
+	return ps.Sorted()
+}
+
+func sortedHosts(r *desired.Repo) []string {
+	var names []string
+	for n := range r.Hosts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// checkSopsFiles inspects every *.sops.* file of the repository and returns
+// the key names of each.
+func checkSopsFiles(repo *desired.Repo, in Inspector, ps *desired.Problems) map[string][]string {
+	keys := map[string][]string{}
+	root := repo.Root
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.Contains(d.Name(), ".sops.") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		rel = filepath.ToSlash(rel)
+		data, err := repo.ReadFile(rel)
+		if err != nil {
+			*ps = append(*ps, desired.Problem{Path: rel, Msg: err.Error()})
+			return nil
+		}
+		k, err := in.Keys(rel, data)
+		keys[rel] = k
+		for _, e := range unjoin(err) {
+			*ps = append(*ps, desired.Problem{Path: rel, Msg: trimPath(e.Error(), rel)})
+		}
+		return nil
+	})
+	return keys
+}
+
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// trimPath drops a leading "path: " from msg, since the problem names it.
+func trimPath(msg, path string) string {
+	return strings.TrimPrefix(msg, path+": ")
+}
+
+func checkHostSecrets(h *desired.Host, secrets desired.Secrets, ps *desired.Problems) {
+	b := h.Backup
+	if b == nil || h.SecretsFile == "" {
+		return
+	}
+	for field, key := range map[string]string{"backup.repository_secret": b.RepositorySecret, "backup.password_secret": b.PasswordSecret} {
+		if _, ok := secrets[key]; key != "" && !ok {
+			*ps = append(*ps, desired.Problem{Path: fmt.Sprintf("hosts/%s/host.yaml", h.Name),
+				Msg: fmt.Sprintf("%s names %q, which is not a key of %s; add it with `sops edit %s`", field, key, h.SecretsFile, h.SecretsFile)})
+		}
+	}
+}
+
+// checkAppRefs checks that what app.yaml names exists in the rendered
+// project: backup volumes, dump and probe services.
+func checkAppRefs(p *desired.Project, ps *desired.Problems) {
+	app := p.App
+	settings := fmt.Sprintf("apps/%s/app.yaml", app.Name)
+	hasService := func(s string) bool { _, ok := p.Compose.Services[s]; return ok }
+	if b := app.Backup; b != nil {
+		for _, v := range b.Volumes {
+			if _, ok := p.Compose.Volumes[v]; !ok {
+				*ps = append(*ps, desired.Problem{Path: settings, Msg: fmt.Sprintf("backup.volumes: %q is not a named volume of %s", v, app.ComposeFile)})
+			}
+		}
+		for _, d := range b.Dumps {
+			if d.Service != "" && !hasService(d.Service) {
+				*ps = append(*ps, desired.Problem{Path: settings, Msg: fmt.Sprintf("backup.dumps: service %q is not defined in %s", d.Service, app.ComposeFile)})
+			}
+		}
+	}
+	for _, pr := range app.Probes {
+		if pr.Container != nil && pr.Container.Service != "" && !hasService(pr.Container.Service) {
+			*ps = append(*ps, desired.Problem{Path: settings, Msg: fmt.Sprintf("probes (%s): service %q is not defined in %s", pr.Name, pr.Container.Service, app.ComposeFile)})
+		}
+	}
+}
