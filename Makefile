@@ -1,0 +1,41 @@
+# syncd: `make` lists the targets.
+SHELL := bash
+TOOLS ?= $(HOME)/.cache/syncd-tools
+export SYNCD_TOOLS := $(TOOLS)
+export PATH := $(TOOLS)/bin:$(PATH)
+GO ?= go
+# The tools the tests run: sops and age to encrypt, restic for backups, the Compose CLI for the
+# benchmark baseline. trivy is built on its own (`make tools TEST_TOOLS=trivy`): it takes long.
+TEST_TOOLS ?= age sops restic compose
+
+.DEFAULT_GOAL := help
+.PHONY: help build tools test lint bench demo golden clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+
+build: ## build bin/syncd
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/syncd ./cmd/syncd
+
+tools: ## build the pinned test tools into $(TOOLS) (cached)
+	scripts/tools.sh $(TEST_TOOLS)
+
+test: tools ## run every test (needs a Docker engine; fails, never skips, when a part is missing)
+	SYNCD_TEST_STRICT=1 $(GO) test -count=1 -timeout 25m ./...
+
+lint: ## gofmt, go vet, and `syncd validate --strict` of the example repository
+	@out=$$(gofmt -l cmd internal); [ -z "$$out" ] || { echo "not gofmt-formatted:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run ./cmd/syncd validate --strict --repo repo-layout
+
+bench: tools ## benchmarks: syncd against git pull + docker compose up -d, same run
+	SYNCD_TEST_STRICT=1 $(GO) test -run '^$$' -bench . -benchtime 5x -benchmem -timeout 60m ./...
+
+demo: build ## bring up the example fleet's demo host on the local Docker engine with syncd
+	scripts/demo.sh
+
+golden: ## rewrite the golden files after an intended change (review the diff)
+	$(GO) test ./internal/plan ./cmd/syncd -run 'Golden' -update
+
+clean: ## remove bin/ (the tool cache stays)
+	rm -rf bin
