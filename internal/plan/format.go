@@ -1,0 +1,42 @@
+package plan
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Write prints the plan for people: one line per project, one indented line
+// per service change with its reason.
+func (p Plan) Write(w io.Writer) {
+	changes := 0
+	for _, pr := range p.Projects {
+		line := fmt.Sprintf("%s: %s", pr.Name, pr.Action)
+		if pr.Reason != "" {
+			line += " (" + pr.Reason + ")"
+		}
+		fmt.Fprintln(w, line)
+		for _, c := range pr.Changes {
+			s := fmt.Sprintf("  %s: %s (%s)", c.Service, c.Action, c.Reason)
+			if c.Drift {
+				s += " [drift]"
+			}
+			fmt.Fprintln(w, s)
+		}
+		if pr.Action == Apply || pr.Action == Remove {
+			changes++
+		}
+	}
+	if changes == 0 {
+		fmt.Fprintf(w, "nothing to do at %s\n", short(p.Commit))
+		return
+	}
+	fmt.Fprintf(w, "%d project(s) to change at %s\n", changes, short(p.Commit))
+}
+
+// String is Write into a string.
+func (p Plan) String() string {
+	var b strings.Builder
+	p.Write(&b)
+	return b.String()
+}

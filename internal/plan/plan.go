@@ -1,0 +1,311 @@
+// Package plan decides what a cycle changes: a pure function of the desired
+// projects, what the engine reports, and what syncd remembers of its last
+// applies. `syncd plan` prints its result and reconcile executes it, so a dry
+// run is never a second implementation.
+//
+// It must not import the engine, the source, the state store or anything
+// that does I/O.
+package plan
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Desired is what the repository asks of the host, in apply order.
+type Desired struct {
+	Commit   string
+	Projects []DesiredProject
+	// AllowMassRemoval lifts the prune guard (syncd.yaml prune.allow_mass_removal).
+	AllowMassRemoval bool
+}
+
+// DesiredProject is one app's rendered project.
+type DesiredProject struct {
+	Name     string
+	After    []string
+	Drift    string // "heal" (default) or "report"
+	Services []DesiredService
+}
+
+// DesiredService is one service of a desired project.
+type DesiredService struct {
+	Name       string
+	ConfigHash string
+	Image      string
+	// Secrets maps each secret key the service uses to a keyed hash of its
+	// value; SecretsHash combines them and is what the container's label holds.
+	Secrets     map[string]string
+	SecretsHash string
+}
+
+// Memory is what syncd recorded of its own last applies, per project.
+type Memory map[string]Applied
+
+// Applied is the last apply of one project.
+type Applied struct {
+	Commit   string
+	Services map[string]AppliedService
+	// FailedCommit is a commit whose release failed for this project; it is
+	// not tried again until the desired commit moves on.
+	FailedCommit string
+	FailedError  string
+}
+
+// AppliedService is a service as syncd last created it.
+type AppliedService struct {
+	ConfigHash string
+	Image      string
+	Secrets    map[string]string
+}
+
+// Action is what happens to a project or a service.
+type Action string
+
+// Project actions.
+const (
+	Keep    Action = "keep"    // nothing to do
+	Apply   Action = "apply"   // converge the project (its services say what changes)
+	Remove  Action = "remove"  // take the project down, volumes kept
+	Hold    Action = "hold"    // its release failed at this commit: wait for a newer one
+	Refuse  Action = "refuse"  // a project of that name exists and syncd does not own it
+	Guarded Action = "guarded" // a removal stopped by the prune guard
+)
+
+// Service actions.
+const (
+	Create   Action = "create"
+	Recreate Action = "recreate"
+	Start    Action = "start"
+	Orphan   Action = "remove-orphan"
+	Report   Action = "report" // drift seen under `drift: report`: left as it is
+)
+
+// ServiceChange is one service that differs, and why.
+type ServiceChange struct {
+	Service string
+	Action  Action
+	Reason  string
+	// Drift marks a change made outside syncd (stopped, removed, edited).
+	Drift bool
+}
+
+// Project is the plan for one project.
+type Project struct {
+	Name    string
+	Action  Action
+	Reason  string
+	Changes []ServiceChange
+	// Force lists the services to recreate although Compose's config hash
+	// did not change (a rotated secret, a tag moved to another image).
+	Force []string
+	After []string
+}
+
+// Plan is the whole cycle's decision.
+type Plan struct {
+	Commit   string
+	Projects []Project
+}
+
+// Changes reports whether applying the plan would change anything.
+func (p Plan) Changes() bool {
+	for _, pr := range p.Projects {
+		if pr.Action == Apply || pr.Action == Remove {
+			return true
+		}
+	}
+	return false
+}
+
+// Drift counts the service changes made outside syncd, healed or reported.
+func (p Plan) Drift() int {
+	n := 0
+	for _, pr := range p.Projects {
+		for _, c := range pr.Changes {
+			if c.Drift {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Make computes the plan. It is pure: same inputs, same plan.
+func Make(d Desired, o Observed, mem Memory) Plan {
+	pl := Plan{Commit: d.Commit}
+	wanted := make(map[string]bool, len(d.Projects))
+	for _, dp := range d.Projects {
+		wanted[dp.Name] = true
+		pl.Projects = append(pl.Projects, project(d.Commit, dp, o, mem[dp.Name]))
+	}
+	pl.Projects = append(pl.Projects, prune(d, o, wanted)...)
+	return pl
+}
+
+func project(commit string, dp DesiredProject, o Observed, mem Applied) Project {
+	pr := Project{Name: dp.Name, Action: Keep, After: dp.After}
+	op := o.Projects[dp.Name]
+	if op != nil && !op.Owned {
+		pr.Action = Refuse
+		pr.Reason = fmt.Sprintf("a Compose project named %q already runs on this host and syncd did not create it; rename or remove it by hand", dp.Name)
+		return pr
+	}
+	if mem.FailedCommit != "" && mem.FailedCommit == commit {
+		pr.Action = Hold
+		pr.Reason = fmt.Sprintf("release of %s failed (%s); waiting for a newer commit", short(commit), mem.FailedError)
+		return pr
+	}
+	byService := map[string][]Container{}
+	if op != nil {
+		for _, c := range op.Containers {
+			byService[c.Service] = append(byService[c.Service], c)
+		}
+	}
+	report := dp.Drift == "report"
+	for _, ds := range dp.Services {
+		ch, force := service(ds, byService[ds.Name], o.Images, mem.Services[ds.Name], op != nil)
+		delete(byService, ds.Name)
+		if ch == nil {
+			continue
+		}
+		if ch.Drift && report {
+			ch.Action = Report
+			force = false
+		}
+		if force {
+			pr.Force = append(pr.Force, ds.Name)
+		}
+		pr.Changes = append(pr.Changes, *ch)
+	}
+	for _, name := range slices.Sorted(maps.Keys(byService)) {
+		pr.Changes = append(pr.Changes, ServiceChange{Service: name, Action: Orphan, Reason: "no longer in the compose file"})
+	}
+	for _, c := range pr.Changes {
+		if c.Action != Report {
+			pr.Action = Apply
+			break
+		}
+	}
+	return pr
+}
+
+// service compares one desired service with its containers. force is true
+// when Compose's config hash cannot see the difference.
+func service(ds DesiredService, cs []Container, images map[string]string, last AppliedService, projectExists bool) (*ServiceChange, bool) {
+	change := func(a Action, drift bool, format string, args ...any) *ServiceChange {
+		return &ServiceChange{Service: ds.Name, Action: a, Drift: drift, Reason: fmt.Sprintf(format, args...)}
+	}
+	if len(cs) == 0 {
+		if last.ConfigHash != "" {
+			return change(Create, true, "container removed by hand"), false
+		}
+		if projectExists {
+			return change(Create, false, "new service"), false
+		}
+		return change(Create, false, "new project"), false
+	}
+	slices.SortFunc(cs, func(a, b Container) int { return cmp.Compare(a.Name, b.Name) })
+	c := cs[0]
+	switch {
+	case c.Image != ds.Image:
+		return change(Recreate, false, "image changed %s → %s", c.Image, ds.Image), false
+	case c.ConfigHash != ds.ConfigHash:
+		if last.ConfigHash != "" && last.ConfigHash == ds.ConfigHash {
+			return change(Recreate, true, "configuration changed by hand"), false
+		}
+		return change(Recreate, false, "configuration changed"), false
+	case c.SecretsHash != ds.SecretsHash:
+		return change(Recreate, false, "%s", rotated(ds.Secrets, last.Secrets)), true
+	}
+	if id, ok := images[ds.Image]; ok && c.ImageID != "" && id != c.ImageID {
+		return change(Recreate, false, "%s now points to another image (%s → %s)", ds.Image, shortID(c.ImageID), shortID(id)), true
+	}
+	for _, c := range cs {
+		switch c.State {
+		case "running", "restarting", "removing":
+		case "paused":
+			return change(Start, true, "container %s paused by hand", c.Name), false
+		default:
+			return change(Start, true, "container %s %s", c.Name, c.State), false
+		}
+	}
+	return nil, false
+}
+
+// rotated names the secrets whose value changed since the last apply.
+func rotated(now, before map[string]string) string {
+	var keys []string
+	for k, h := range now {
+		if before[k] != h {
+			keys = append(keys, k)
+		}
+	}
+	for k := range before {
+		if _, ok := now[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 || before == nil {
+		return "secrets changed"
+	}
+	slices.Sort(keys)
+	return "secret rotated: " + strings.Join(keys, ", ")
+}
+
+// prune lists the owned projects no longer desired, refused as a whole when
+// they are more than half of the host's projects, or all of them.
+func prune(d Desired, o Observed, wanted map[string]bool) []Project {
+	owned, gone := 0, []string{}
+	for name, op := range o.Projects {
+		if !op.Owned {
+			continue
+		}
+		owned++
+		if !wanted[name] {
+			gone = append(gone, name)
+		}
+	}
+	slices.Sort(gone)
+	guard := len(gone) > 0 && (2*len(gone) > owned || len(gone) == owned) && !d.AllowMassRemoval
+	var out []Project
+	for _, name := range gone {
+		pr := Project{Name: name, Action: Remove, Reason: "no longer in host.yaml; volumes kept"}
+		if guard {
+			pr.Action = Guarded
+			pr.Reason = fmt.Sprintf("would remove %d of the host's %d projects (%s); if that is intended, set `prune: {allow_mass_removal: true}` in syncd.yaml for that commit",
+				len(gone), owned, strings.Join(gone, ", "))
+		}
+		out = append(out, pr)
+	}
+	return out
+}
+
+// Guarded reports the projects the prune guard kept, if any.
+func (p Plan) Guarded() []string {
+	var out []string
+	for _, pr := range p.Projects {
+		if pr.Action == Guarded {
+			out = append(out, pr.Name)
+		}
+	}
+	return out
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
