@@ -1,0 +1,258 @@
+// Package state owns syncd's state directory: what it last applied per
+// project, the last-known-good snapshots used for rollback, and the key of
+// the secret-value hashes. Every write is atomic (temp file, fsync, rename,
+// directory fsync), so a `kill -9` at any instant leaves either the old or
+// the new file. Nothing here ever holds a secret value: snapshots are copies
+// of the repository, whose secrets files are still SOPS-encrypted.
+//
+// It must not import the engine, the source or reconcile.
+package state
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Store is one state directory.
+type Store struct {
+	dir string
+}
+
+// Projects is projects.json: per project, what syncd last applied.
+type Projects map[string]*Project
+
+// Project is the record of one project.
+type Project struct {
+	Commit    string             `json:"commit"`
+	AppliedAt time.Time          `json:"applied_at"`
+	Services  map[string]Service `json:"services"`
+	// LastGood is the last commit this project was healthy at; its
+	// snapshot is what a failed release rolls back to.
+	LastGood string `json:"last_good,omitempty"`
+	// FailedCommit is held until a newer commit arrives.
+	FailedCommit string    `json:"failed_commit,omitempty"`
+	FailedError  string    `json:"failed_error,omitempty"`
+	FailedAt     time.Time `json:"failed_at,omitzero"`
+}
+
+// Service is a service as syncd last created it. Secrets holds keyed
+// hashes (HMAC with the store's key), never values.
+type Service struct {
+	ConfigHash string            `json:"config_hash"`
+	Image      string            `json:"image"`
+	Secrets    map[string]string `json:"secrets,omitempty"`
+}
+
+const (
+	projectsFile = "projects.json"
+	keyFile      = "secrets-hash.key"
+	snapshotsDir = "snapshots"
+	tmpSuffix    = ".syncd-tmp"
+)
+
+// Open makes dir (0700) if needed and removes what a killed write left.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, snapshotsDir), 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	s := &Store{dir: dir}
+	if err := s.cleanLeftovers(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dir is the state directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) cleanLeftovers() error {
+	return filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(d.Name(), tmpSuffix) {
+			if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("remove leftover %s: %w", p, err)
+			}
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+		}
+		return nil
+	})
+}
+
+// Projects reads projects.json; a missing file is an empty record.
+func (s *Store) Projects() (Projects, error) {
+	p := filepath.Join(s.dir, projectsFile)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Projects{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ps := Projects{}
+	if err := json.Unmarshal(data, &ps); err != nil {
+		return nil, fmt.Errorf("%s: %w (move it aside to start afresh; running projects are kept)", p, err)
+	}
+	return ps, nil
+}
+
+// SaveProjects writes projects.json atomically, and not at all when its
+// content would not change.
+func (s *Store) SaveProjects(ps Projects) error {
+	data, err := json.MarshalIndent(ps, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	p := filepath.Join(s.dir, projectsFile)
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	return WriteFile(p, data, 0o600)
+}
+
+// HashKey returns the key for hashing secret values, made on first use. A
+// keyed hash lets a plan tell that a value changed without storing anything
+// that helps guess it.
+func (s *Store) HashKey() ([]byte, error) {
+	p := filepath.Join(s.dir, keyFile)
+	key, err := os.ReadFile(p)
+	if err == nil && len(key) == 32 {
+		return key, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	key = make([]byte, 32)
+	rand.Read(key)
+	if err := WriteFile(p, key, 0o600); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// Snapshot returns the directory of commit's snapshot, and whether it exists.
+func (s *Store) Snapshot(commit string) (string, bool) {
+	p := filepath.Join(s.dir, snapshotsDir, safe(commit))
+	fi, err := os.Stat(p)
+	return p, err == nil && fi.IsDir()
+}
+
+// SaveSnapshot copies the repository at src as commit's snapshot (the
+// secrets files stay encrypted). The copy is made beside and renamed into
+// place, so a snapshot is either whole or absent.
+func (s *Store) SaveSnapshot(commit, src string) error {
+	dst, ok := s.Snapshot(commit)
+	if ok {
+		return nil
+	}
+	tmp := dst + tmpSuffix
+	os.RemoveAll(tmp)
+	if err := copyTree(src, tmp); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("snapshot %s: %w", commit, err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("snapshot %s: %w", commit, err)
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+// PruneSnapshots removes the snapshots of every commit not in keep.
+func (s *Store) PruneSnapshots(keep []string) error {
+	entries, err := os.ReadDir(filepath.Join(s.dir, snapshotsDir))
+	if err != nil {
+		return err
+	}
+	wanted := make([]string, 0, len(keep))
+	for _, k := range keep {
+		wanted = append(wanted, safe(k))
+	}
+	for _, e := range entries {
+		if !slices.Contains(wanted, e.Name()) {
+			if err := os.RemoveAll(filepath.Join(s.dir, snapshotsDir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// safe makes a commit id usable as a file name.
+func safe(commit string) string {
+	return strings.NewReplacer("/", "_", "\\", "_", "..", "_").Replace(commit)
+}
+
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o700)
+		case d.Type().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, 0o600)
+		default:
+			return nil // symlinks and devices are not part of a desired state
+		}
+	})
+}
+
+// WriteFile writes data to path atomically: a temp file beside it, fsync,
+// rename, then fsync of the directory.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	tmp := path + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
