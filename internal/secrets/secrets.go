@@ -101,14 +101,22 @@ func Decrypt(id *Identity, name string, data []byte) (values map[string]string, 
 	if err != nil {
 		return nil, err
 	}
+	if _, err := checkLeaves(name, tree); err != nil {
+		return nil, err
+	}
 	dataKey, err := dataKey(id, name, tree)
 	if err != nil {
 		return nil, err
 	}
 	cipher := aes.NewCipher()
+	if err := authenticateLeaves(name, tree, dataKey, cipher); err != nil {
+		return nil, err
+	}
+	// The library's errors may quote a value (aes: "Input string %s does
+	// not match"), so none of their text is passed on.
 	mac, err := tree.Decrypt(dataKey, cipher)
 	if err != nil {
-		return nil, fmt.Errorf("%s: a value cannot be decrypted (the file was edited by hand or damaged): %w", name, err)
+		return nil, fmt.Errorf("%s: a value cannot be decrypted (the file was edited by hand or damaged); restore it from Git or re-create it with `sops edit %s`", name, name)
 	}
 	stored, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
 	if err != nil || stored != mac {
@@ -138,14 +146,26 @@ func Inspect(name string, data []byte) (keys []string, err error) {
 	if err != nil {
 		return nil, err
 	}
+	return checkLeaves(name, tree)
+}
+
+// checkLeaves returns the sorted key names of tree, and an error naming
+// every key whose value is not what sops writes where the file's own rules
+// say it must be encrypted: a plaintext value, or a damaged ENC[...] one.
+// Empty and null values are what sops leaves unencrypted.
+func checkLeaves(name string, tree sops.Tree) ([]string, error) {
+	var keys []string
 	var errs []error
-	err = walkLeaves(name, tree, func(key string, v any) error {
+	err := walkLeaves(name, tree, func(key string, v any) error {
 		keys = append(keys, key)
 		s, isString := v.(string)
 		switch {
-		case !mustBeEncrypted(tree.Metadata, key):
+		case !mustBeEncrypted(tree.Metadata, key), v == nil, isString && s == "":
 		case !isString || !strings.HasPrefix(s, "ENC["):
-			errs = append(errs, fmt.Errorf("%s: key %q holds a plaintext value; encrypt the file with `sops encrypt --in-place %s` and rotate that secret, since it was in plaintext", name, key, name))
+			// `sops encrypt --in-place` refuses a file that is already
+			// encrypted, and `sops edit` cannot open one with a plaintext
+			// value: the line has to go first.
+			errs = append(errs, fmt.Errorf("%s: key %q holds a plaintext value in an encrypted file; delete that line (or restore the file from Git), set the value again with `sops edit %s`, and rotate that secret, since it was in plaintext", name, key, name))
 		case !encRE.MatchString(s):
 			errs = append(errs, fmt.Errorf("%s: key %q holds a damaged encrypted value (hand-edited?); restore it from Git or set it again with `sops edit %s`", name, key, name))
 		}
@@ -156,6 +176,28 @@ func Inspect(name string, data []byte) (keys []string, err error) {
 	}
 	slices.Sort(keys)
 	return keys, errors.Join(errs...)
+}
+
+// authenticateLeaves checks each encrypted value against the data key and
+// its key name (sops binds a value to its path): a value swapped with
+// another key's, or copied from another file, fails here, and the error can
+// name the key without quoting anything of the file.
+func authenticateLeaves(name string, tree sops.Tree, dataKey []byte, cipher sops.Cipher) error {
+	var errs []error
+	err := walkLeaves(name, tree, func(key string, v any) error {
+		s, _ := v.(string)
+		if s == "" || !mustBeEncrypted(tree.Metadata, key) {
+			return nil
+		}
+		if _, err := cipher.Decrypt(s, dataKey, key+":"); err != nil {
+			errs = append(errs, fmt.Errorf("%s: the value of key %q does not belong to this file (moved from another key or file, or damaged); restore it from Git or set it again with `sops edit %s`", name, key, name))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 var encRE = regexp.MustCompile(`^ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:(str|int|float|bool|bytes|comment)\]$`)
@@ -182,7 +224,7 @@ func load(name string, data []byte) (sops.Tree, error) {
 		if errors.Is(err, sops.MetadataNotFound) {
 			return sops.Tree{}, fmt.Errorf("%s is not encrypted with sops (it has no sops metadata); encrypt it with `sops encrypt --in-place %s` and rotate every value in it", name, name)
 		}
-		return sops.Tree{}, fmt.Errorf("%s: not a valid sops file: %s", name, firstLine(err.Error()))
+		return sops.Tree{}, fmt.Errorf("%s: not a valid sops file: %s", name, parseError(err, data))
 	}
 	return tree, nil
 }
@@ -266,6 +308,31 @@ func scalarString(v any) string {
 	default:
 		return fmt.Sprint(x)
 	}
+}
+
+// parseError says what a store's parse error says, without the text of the
+// file it may quote: the dotenv store, for one, quotes a whole line, which
+// may be a secret value.
+func parseError(err error, data []byte) string {
+	msg := firstLine(err.Error())
+	if strings.HasPrefix(msg, "invalid dotenv input line") {
+		for i, line := range strings.Split(string(data), "\n") {
+			if line != "" && line[0] != '#' && !strings.Contains(line, "=") {
+				return fmt.Sprintf("line %d is not NAME=value", i+1)
+			}
+		}
+		return "a line is not NAME=value"
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		_, value, _ := strings.Cut(line, ":")
+		for _, text := range []string{line, strings.TrimSpace(value)} {
+			if len(text) >= 4 && strings.Contains(msg, text) {
+				msg = strings.ReplaceAll(msg, text, fmt.Sprintf("<text of line %d>", i+1))
+			}
+		}
+	}
+	return msg
 }
 
 func firstLine(s string) string {
