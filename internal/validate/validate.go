@@ -102,7 +102,8 @@ func checkSopsFiles(repo *desired.Repo, in Inspector, ps *desired.Problems) map[
 		if d.IsDir() && d.Name() == ".git" {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || !strings.Contains(d.Name(), ".sops.") {
+		// .sops.yaml is sops's own configuration (creation rules), not a secrets file.
+		if d.IsDir() || !strings.Contains(d.Name(), ".sops.") || d.Name() == ".sops.yaml" || d.Name() == ".sops.yml" {
 			return nil
 		}
 		rel, _ := filepath.Rel(root, p)

@@ -1,0 +1,136 @@
+// Command demoweb is the demo app of syncd's example fleet (repo-layout/apps/demoweb): a page
+// that shows $DEMO_MESSAGE and whether the secret /run/secrets/$DEMO_SECRET arrived, never
+// its value. It is built into a FROM scratch image by scripts/demoweb-image.sh, so tests and
+// the demo need no registry.
+//
+//	demoweb              serve on :$PORT (default 8080)
+//	demoweb healthcheck  GET http://127.0.0.1:$PORT/healthz; exit 0 when it answers 200
+//
+// DEMO_UNHEALTHY=1 makes /healthz answer 500, to exercise a rollback.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+const secretsDir = "/run/secrets"
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "healthcheck":
+			os.Exit(healthcheck(port))
+		default:
+			fmt.Fprintf(os.Stderr, "usage: demoweb [healthcheck]\n")
+			os.Exit(2)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, net.JoinHostPort("", port)); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func serve(ctx context.Context, addr string) error {
+	srv := &http.Server{Addr: addr, Handler: handler(os.Getenv), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Printf("demoweb: listening on %s", addr)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+var page = template.Must(template.New("page").Parse(`<!doctype html>
+<title>syncd demo</title>
+<h1>{{.Message}}</h1>
+<p>host: {{.Host}}</p>
+{{if .Secret}}<p>secret {{.Secret}}: {{if .Present}}present{{else}}missing{{end}}</p>{{end}}
+`))
+
+func handler(getenv func(string) string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if getenv("DEMO_UNHEALTHY") == "1" {
+			http.Error(w, "unhealthy on purpose (DEMO_UNHEALTHY=1)", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		msg := getenv("DEMO_MESSAGE")
+		if msg == "" {
+			msg = "Hello from the syncd demo app"
+		}
+		host, _ := os.Hostname()
+		data := struct {
+			Message, Host, Secret string
+			Present               bool
+		}{Message: msg, Host: host, Secret: getenv("DEMO_SECRET")}
+		if data.Secret != "" {
+			data.Present = secretPresent(data.Secret)
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := page.Execute(w, data); err != nil {
+			log.Printf("demoweb: render: %v", err)
+		}
+	})
+	return mux
+}
+
+// secretPresent reports whether /run/secrets/<name> is a readable regular file. It opens the
+// file but never reads it: the page must not depend on, let alone show, the value.
+func secretPresent(name string) bool {
+	if name != filepath.Base(name) || name == "." || name == ".." {
+		return false
+	}
+	f, err := os.Open(filepath.Join(secretsDir, name))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	return err == nil && st.Mode().IsRegular()
+}
+
+func healthcheck(port string) int {
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get("http://" + net.JoinHostPort("127.0.0.1", port) + "/healthz")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "demoweb healthcheck: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(os.Stderr, "demoweb healthcheck: /healthz answered %s\n", resp.Status)
+		return 1
+	}
+	return 0
+}
