@@ -43,6 +43,10 @@ func scanVars(s string) []varRef {
 					break
 				}
 			}
+			if rest != "" && ref.Op == "" {
+				i = end
+				continue // ${A.B}: malformed; the Compose loader reports it
+			}
 			out = append(out, ref)
 			i = end
 		case isNameChar(c, true):

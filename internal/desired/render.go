@@ -3,8 +3,8 @@ package desired
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"maps"
 	"path"
 	"path/filepath"
@@ -336,12 +336,25 @@ func (s *scan) check(f string, line int, service string, ref varRef) {
 				service, ref.Name, ref.Name, ref.Name, s.appSettings())
 		}
 	}
-	switch {
-	case defined:
-	case ref.required():
+	if !defined && ref.required() {
 		s.ps.add(f, line, "variable ${%s} is not defined for host %q; define it under vars in hosts/%s/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${%s:-default})",
 			ref.Name, s.host.Name, s.host.Name, ref.Name)
-	case ref.Op == "-" || ref.Op == ":-":
+	}
+	// Compose interpolates the text after the operator when it uses it: a
+	// default when the name is unset (or empty, with :-), an alternative
+	// when it is set (and not empty, with :+).
+	used := false
+	switch ref.Op {
+	case "-":
+		used = !defined
+	case ":-":
+		used = !defined || b.value == ""
+	case "+":
+		used = defined
+	case ":+":
+		used = defined && b.value != ""
+	}
+	if used {
 		for _, inner := range scanVars(ref.Default) {
 			s.check(f, line, service, inner)
 		}
@@ -399,41 +412,104 @@ func (s *scan) attachSecrets() map[string]any {
 	return injected
 }
 
-var loaderPathRE = regexp.MustCompile(`^((?:services|networks|volumes|secrets|configs)(?:\.[A-Za-z0-9_.-]+)?)`)
+var (
+	// loaderPathRE finds the key path a Compose loader error is about, in
+	// the forms it writes: services.web.ports, 'services[web].mem_limit',
+	// "error while interpolating services.web.cpus: ...".
+	loaderPathRE = regexp.MustCompile(`^(?:error while interpolating |')?((?:services|networks|volumes|secrets|configs)(?:[.\[][A-Za-z0-9_.\[\]-]*)?)`)
+	// loaderExtraRE finds the key the Compose schema does not allow.
+	loaderExtraRE = regexp.MustCompile(`additional propert(?:y|ies) '([^',]+)'`)
+	// loaderHeaders are lines of a Compose loader error that only
+	// introduce the lines after them.
+	loaderHeaders = []string{"decoding failed due to the following error(s):"}
+)
 
 // loaderProblem turns an error of the Compose loader into problems: paths
-// made relative to the repository, a line found where the error names a
-// key path, secret values redacted.
+// made relative to the repository, the file and line found where the error
+// names a key path, secret values (and fragments of them) redacted.
 func (s *scan) loaderProblem(files []string, err error) {
-	msg := strings.ReplaceAll(err.Error(), s.repo.Root+string(filepath.Separator), "")
-	file := files[0]
+	// Redact before splitting: a multi-line value spans lines.
+	msg := s.secrets().RedactFragments(err.Error())
+	msg = strings.ReplaceAll(msg, s.repo.Root+string(filepath.Separator), "")
+	named := ""
 	for _, f := range files {
 		if strings.Contains(msg, f) {
-			file = f
+			named = f
 		}
 	}
 	for _, line := range strings.Split(msg, "\n") {
 		line = strings.TrimSpace(line)
-		if line == "" {
+		if line == "" || slices.Contains(loaderHeaders, line) {
 			continue
 		}
-		rest := strings.TrimPrefix(line, "validating "+file+": ")
-		n := 0
-		if m := loaderPathRE.FindStringSubmatch(rest); m != nil {
-			n = lineOf(s.nodes[file], strings.Split(m[1], ".")...)
+		file, rest := named, line
+		for _, f := range files {
+			if r, ok := strings.CutPrefix(line, "validating "+f+": "); ok {
+				file, rest = f, r
+			}
 		}
-		s.ps.add(file, n, "the Compose loader rejects this file: %s", s.redact(rest))
+		var keys []string
+		if m := loaderPathRE.FindStringSubmatch(rest); m != nil {
+			keys = loaderKeys(m[1])
+			if m := loaderExtraRE.FindStringSubmatch(rest); m != nil {
+				keys = append(keys, m[1])
+			}
+		}
+		if file == "" && keys != nil {
+			// The last file that sets the key is the one that wins the merge.
+			for _, f := range slices.Backward(files) {
+				if hasPath(s.nodes[f], keys) {
+					file = f
+					break
+				}
+			}
+		}
+		if file == "" {
+			file = files[0]
+		}
+		n := 0
+		if keys != nil {
+			n = lineOf(s.nodes[file], keys...)
+		}
+		s.ps.add(file, n, "the Compose loader rejects this file: %s", rest)
 	}
 }
 
-func (s *scan) redact(text string) string {
+// hasPath reports whether the key path exists below n.
+func hasPath(n *yaml.Node, keys []string) bool {
+	for _, k := range keys {
+		if n = child(n, k); n == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// loaderKeys splits a loader key path (services[web].ports.[].target) into
+// the keys lineOf follows.
+func loaderKeys(p string) []string {
+	p = strings.NewReplacer("[]", "", "[", ".", "]", "").Replace(p)
+	var keys []string
+	for _, k := range strings.Split(p, ".") {
+		if k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func (s *scan) secrets() Secrets {
 	secrets := Secrets{}
 	for k, b := range s.env {
 		if b.secret {
 			secrets[k] = b.value
 		}
 	}
-	return secrets.Redact(text)
+	return secrets
+}
+
+func (s *scan) redact(text string) string {
+	return s.secrets().RedactFragments(text)
 }
 
 // YAML returns the project as Compose YAML, every secret value replaced by
@@ -459,7 +535,7 @@ func (p *Project) YAML(secrets Secrets) ([]byte, error) {
 
 func redactNode(n *yaml.Node, secrets Secrets) {
 	if n.Kind == yaml.ScalarNode {
-		if v := secrets.Redact(n.Value); v != n.Value {
+		if v := secrets.redactScalar(n.Value); v != n.Value {
 			n.Value, n.Tag, n.Style = v, "!!str", 0
 		}
 	}

@@ -239,8 +239,10 @@ func (r *Repo) loadHost(root *os.Root, dir string, h *Host, ps *Problems) bool {
 	if !ok {
 		return false
 	}
+	before := len(*ps)
 	n := decodeStrict(p, data, h, ps)
-	if len(h.Apps) == 0 {
+	invalidYAML := n == nil && len(*ps) > before
+	if len(h.Apps) == 0 && !invalidYAML {
 		ps.add(p, lineOf(n, "apps"), "apps: list the apps this host runs, e.g. apps: [traefik]; an empty list would remove every project (see prune in syncd.yaml)")
 	}
 	seen := map[string]bool{}

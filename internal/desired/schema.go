@@ -163,10 +163,10 @@ var Rules = []string{
 var Severities = []string{"UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
 
 var (
-	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-	varRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	varRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	typeErrRE = regexp.MustCompile("^cannot unmarshal !!\\w+ `(.*)` into (.*)$")
+	typeErrRE = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.*)$")
 )
 
 // decodeStrict decodes one YAML document into v. Unknown fields are reported
@@ -192,10 +192,18 @@ func decodeStrict(path string, data []byte, v any, ps *Problems) *yaml.Node {
 		if errors.As(err, &te) {
 			for _, e := range te.Errors {
 				line, msg := splitYAMLError(e)
+				key := keyAtLine(root, line, "")
 				if m := typeErrRE.FindStringSubmatch(msg); m != nil {
-					msg = fmt.Sprintf("expected %s, got %q", friendlyType(m[2]), m[1])
+					got := fmt.Sprintf("%q", m[2])
+					switch m[1] {
+					case "seq":
+						got, key = "a list", keyOfKindAt(root, line, yaml.SequenceNode, "")
+					case "map":
+						got, key = "a mapping", keyOfKindAt(root, line, yaml.MappingNode, "")
+					}
+					msg = fmt.Sprintf("expected %s, got %s", friendlyType(m[3]), got)
 				}
-				if key := keyAtLine(root, line, ""); key != "" {
+				if key != "" {
 					msg = key + ": " + msg
 				}
 				ps.add(path, line, "%s", msg)
@@ -222,6 +230,7 @@ func keyAtLine(n *yaml.Node, line int, where string) string {
 			if got := keyAtLine(v, line, p); got != "" {
 				return got
 			}
+
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
@@ -232,6 +241,25 @@ func keyAtLine(n *yaml.Node, line int, where string) string {
 			if got := keyAtLine(c, line, p); got != "" {
 				return got
 			}
+		}
+	}
+	return ""
+}
+
+// keyOfKindAt returns the dotted path of the mapping key whose value is a
+// node of kind starting on line, or "".
+func keyOfKindAt(n *yaml.Node, line int, kind yaml.Kind, where string) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		p := join(where, k.Value)
+		if v.Kind == kind && v.Line == line {
+			return p
+		}
+		if got := keyOfKindAt(v, line, kind, p); got != "" {
+			return got
 		}
 	}
 	return ""

@@ -4,9 +4,13 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
 )
 
 // Secrets are the decrypted values of a host's secrets file, by key. They
@@ -25,27 +29,132 @@ func Redacted(value string) string {
 	return "<redacted sha256:" + hex.EncodeToString(sum[:4]) + ">"
 }
 
-// Redact replaces every secret value in text with its Redacted form.
+// Redact replaces every secret value in text with its Redacted form: the
+// value as it is, as Go's %q and JSON quote it (an error message often
+// does), and each line of a multi-line value.
 func (s Secrets) Redact(text string) string {
 	if len(s) == 0 || text == "" {
 		return text
 	}
-	for _, v := range s.byLength() {
-		if isPlaceholder(v) {
-			continue
+	for _, f := range s.forms() {
+		if f.text == text {
+			return Redacted(f.value)
 		}
-		if v == text {
-			return Redacted(v)
-		}
-		if len(v) >= minRedactLen {
-			text = strings.ReplaceAll(text, v, Redacted(v))
+		if len(f.text) >= minRedactLen {
+			text = strings.ReplaceAll(text, f.text, Redacted(f.value))
 		}
 	}
 	return text
 }
 
-// byLength returns the distinct non-empty values, longest first, so a value
+// FragmentLen is the shortest run of a secret value's bytes that
+// RedactFragments replaces.
+const FragmentLen = 8
+
+// RedactFragments is Redact, then also replaces every run of FragmentLen or
+// more bytes that text shares with a value (or its quoted form). It is for
+// text a library wrote, such as the Compose loader's errors, which may quote
+// a value cut short or split; it may over-redact, which in an error is
+// harmless.
+func (s Secrets) RedactFragments(text string) string {
+	text = s.Redact(text)
+	for _, f := range s.forms() {
+		if len(f.text) < FragmentLen {
+			continue
+		}
+		var b strings.Builder
+		for i := 0; i < len(text); {
+			n := 0
+			for i+n+FragmentLen <= len(text) && strings.Contains(f.text, text[i:i+n+FragmentLen]) {
+				n++
+			}
+			if n > 0 {
+				b.WriteString(Redacted(f.value))
+				i += n + FragmentLen - 1
+				continue
+			}
+			b.WriteByte(text[i])
+			i++
+		}
+		text = b.String()
+	}
+	return text
+}
+
+// redactScalar redacts one scalar of rendered output. Besides Redact, it
+// catches what Compose makes of a secret inside a string it splits into
+// words (command:, entrypoint:, a healthcheck test): each word of the value,
+// with the shell's quotes and backslashes removed.
+func (s Secrets) redactScalar(v string) string {
+	v = s.Redact(v)
+	if len(v) < minRedactLen {
+		return v
+	}
+	for _, val := range s.byLength() {
+		if isPlaceholder(val) {
+			continue
+		}
+		for _, w := range words(val) {
+			switch {
+			case len(w) < minRedactLen:
+			case v == w:
+				return Redacted(val)
+			case len(w) >= FragmentLen:
+				v = strings.ReplaceAll(v, w, Redacted(val))
+			}
+		}
+	}
+	return v
+}
+
+// words returns the words of a value as strings.Fields and as Compose's
+// shell splitting see them.
+func words(v string) []string {
+	out := strings.Fields(v)
+	var cmd types.ShellCommand
+	if err := cmd.DecodeMapstructure(v); err == nil {
+		out = append(out, cmd...)
+	}
+	return out
+}
+
+// form is one way a secret value may be written in a text.
+type form struct{ text, value string }
+
+// forms returns the ways each value may appear, longest first, so a value
 // that contains another is replaced whole.
+func (s Secrets) forms() []form {
+	var out []form
+	seen := map[string]bool{}
+	add := func(text, value string) {
+		if text != "" && !seen[text] {
+			seen[text] = true
+			out = append(out, form{text, value})
+		}
+	}
+	for _, v := range s.byLength() {
+		if isPlaceholder(v) {
+			continue
+		}
+		add(v, v)
+		q := strconv.Quote(v)
+		add(q[1:len(q)-1], v)
+		if j, err := json.Marshal(v); err == nil {
+			add(string(j[1:len(j)-1]), v)
+		}
+		if strings.Contains(v, "\n") {
+			for l := range strings.Lines(v) {
+				if l = strings.TrimSpace(l); len(l) >= FragmentLen {
+					add(l, v)
+				}
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b form) int { return cmp.Compare(len(b.text), len(a.text)) })
+	return out
+}
+
+// byLength returns the distinct non-empty values, longest first.
 func (s Secrets) byLength() []string {
 	vals := slices.Collect(maps.Values(s))
 	vals = slices.DeleteFunc(vals, func(v string) bool { return v == "" })
