@@ -69,8 +69,15 @@ func Check(ctx context.Context, dir string, in Inspector, opts Options) desired.
 		projects, rps := repo.Render(ctx, name, secrets)
 		ps = append(ps, rps...)
 		for _, p := range projects {
-			ps = append(ps, Lint(p)...)
-			checkAppRefs(p, &ps)
+			// Lint quotes what the project holds (an image reference), which
+			// may be made of a secret.
+			var lps desired.Problems
+			lps = append(lps, Lint(p)...)
+			checkAppRefs(p, &lps)
+			for _, lp := range lps {
+				lp.Msg = secrets.RedactFragments(lp.Msg)
+				ps = append(ps, lp)
+			}
 		}
 	}
 	if opts.Strict {

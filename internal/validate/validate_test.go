@@ -1,0 +1,198 @@
+package validate_test
+
+import (
+	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/secrets"
+	"github.com/syncd-dev/syncd/internal/secrets/secretstest"
+	"github.com/syncd-dev/syncd/internal/validate"
+)
+
+const exampleRepo = "../../repo-layout"
+
+// copyKey copies a demo age key of testdata/age to a 0600 file: Git does
+// not keep modes, and a readable key is refused.
+func copyKey(t *testing.T, host string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("../../testdata/age", host+".agekey"))
+	if err != nil {
+		t.Fatalf("demo key of %s: %v", host, err)
+	}
+	p := filepath.Join(t.TempDir(), host+".agekey")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func decrypter(t *testing.T, keyFile string) secrets.Decrypter {
+	t.Helper()
+	id, err := secrets.LoadIdentity(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secrets.Decrypter{Identity: id}
+}
+
+func TestCheckExampleRepository(t *testing.T) {
+	if _, err := os.Stat(exampleRepo); err != nil {
+		t.Fatalf("the example repository: %v", err)
+	}
+	ctx := context.Background()
+	ps := validate.Check(ctx, exampleRepo, secrets.Inspector{}, validate.Options{NotRecipient: secrets.ErrNotRecipient})
+	if ps.HasErrors() {
+		t.Fatalf("repo-layout is invalid:\n%v", ps)
+	}
+	// The example documents a deviation for every rule it does not meet.
+	if ps := validate.Check(ctx, exampleRepo, secrets.Inspector{}, validate.Options{Strict: true, NotRecipient: secrets.ErrNotRecipient}); len(ps) > 0 {
+		t.Errorf("repo-layout is not clean under --strict:\n%v", ps)
+	}
+	// With each host's key, its secrets are decrypted (so MAC-verified)
+	// and the other hosts' files are skipped, not reported.
+	for _, host := range []string{"demo", "alpha", "beta"} {
+		ps := validate.Check(ctx, exampleRepo, secrets.Inspector{}, validate.Options{
+			Decrypter: decrypter(t, copyKey(t, host)), NotRecipient: secrets.ErrNotRecipient})
+		if ps.HasErrors() {
+			t.Errorf("with %s's key:\n%v", host, ps)
+		}
+	}
+}
+
+const composeWithSecret = `services:
+  web:
+    image: nginx:1.27.3
+    secrets: [db_password]
+    security_opt: ["no-new-privileges:true"]
+    cap_drop: [ALL]
+    pids_limit: 64
+    mem_limit: 64m
+    read_only: true
+    healthcheck:
+      test: [CMD, "true"]
+`
+
+// repo writes a small repository whose host h has a secrets file made for
+// recipient with values, plus changes; "" removes a file.
+func repo(t *testing.T, recipient string, values string, changes map[string]string) string {
+	t.Helper()
+	files := map[string]string{
+		"apps/web/compose.yaml": composeWithSecret,
+		"hosts/h/host.yaml":     "apps: [web]\n",
+	}
+	if values != "" {
+		files["hosts/h/secrets.sops.yaml"] = string(secretstest.EncryptBytes(t, recipient, "yaml", []byte(values)))
+	}
+	maps.Copy(files, changes)
+	dir := t.TempDir()
+	for p, c := range files {
+		if c == "" {
+			continue
+		}
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestCheckProblems(t *testing.T) {
+	keyFile, recipient := secretstest.NewKey(t)
+	otherKey, _ := secretstest.NewKey(t)
+	const planted = "s3cr3t-Planted-Value-42"
+	values := "db_password: " + planted + "\n"
+	good := secretstest.EncryptBytes(t, recipient, "yaml", []byte(values))
+	tampered := strings.Replace(string(good), "db_password: ENC[", "other: x\ndb_password: ENC[", 1)
+	cases := []struct {
+		name    string
+		values  string
+		changes map[string]string
+		key     string
+		want    []string // substrings of the problems, in order of appearance not required
+	}{
+		{"valid without a key", values, nil, "", nil},
+		{"valid with the key", values, nil, keyFile, nil},
+		{"another host's key", values, nil, otherKey, nil},
+		{"plaintext secrets file", "", map[string]string{"hosts/h/secrets.sops.yaml": values}, "",
+			[]string{"hosts/h/secrets.sops.yaml: error: hosts/h/secrets.sops.yaml is not encrypted with sops"}},
+		{"plaintext value pasted in", "", map[string]string{"hosts/h/secrets.sops.yaml": tampered}, "",
+			[]string{`hosts/h/secrets.sops.yaml: error: key "other" holds a plaintext value in an encrypted file`}},
+		{"tampered, with the key", "", map[string]string{"hosts/h/secrets.sops.yaml": strings.Replace(string(good), "db_password: ENC[", "removed: ENC[", 1)}, keyFile,
+			[]string{"hosts/h/secrets.sops.yaml: error: ", "does not belong to this file"}},
+		{"secret the file lacks", "other: x\n", nil, "",
+			[]string{`apps/web/compose.yaml:4: error: service "web" uses secret "db_password", which is neither defined in the compose file nor a key of hosts/h/secrets.sops.yaml`}},
+		{"backup names a missing key", values, map[string]string{"hosts/h/host.yaml": "apps: [web]\nbackup:\n  repository_secret: restic_repository\n  password_secret: db_password\n"}, "",
+			[]string{`hosts/h/host.yaml: error: backup.repository_secret names "restic_repository", which is not a key of hosts/h/secrets.sops.yaml`}},
+		{"backup volume not defined", values, map[string]string{"apps/web/app.yaml": "backup:\n  volumes: [data]\n"}, "",
+			[]string{`apps/web/app.yaml: error: backup.volumes: "data" is not a named volume of apps/web/compose.yaml`}},
+		{"dump service not defined", values, map[string]string{"apps/web/app.yaml": "backup:\n  dumps:\n    - service: db\n      command: [pg_dump]\n      filename: x.sql\n"}, "",
+			[]string{`apps/web/app.yaml: error: backup.dumps: service "db" is not defined in apps/web/compose.yaml`}},
+		{"probe service not defined", values, map[string]string{"apps/web/app.yaml": "probes:\n  - name: p\n    container:\n      service: api\n"}, "",
+			[]string{`apps/web/app.yaml: error: probes (p): service "api" is not defined in apps/web/compose.yaml`}},
+		{"unpinned image", values, map[string]string{"apps/web/compose.yaml": strings.Replace(composeWithSecret, "nginx:1.27.3", "nginx", 1)}, "",
+			[]string{`apps/web/compose.yaml:2: error: service "web": image "nginx" is not pinned`}},
+		{"hardening warning", values, map[string]string{"apps/web/compose.yaml": strings.Replace(composeWithSecret, "    pids_limit: 64\n", "", 1)}, "",
+			[]string{`apps/web/compose.yaml:2: warning[pids-limit]: service "web": set pids_limit`}},
+		{"secret as the image, with the key", values, map[string]string{"apps/web/compose.yaml": strings.Replace(composeWithSecret, "nginx:1.27.3", "${db_password}", 1)}, keyFile,
+			[]string{`apps/web/compose.yaml:2: error: service "web": image "<redacted sha256:`}},
+		{"secret as a port, with the key", values, map[string]string{"apps/web/compose.yaml": composeWithSecret + "    ports: [\"${db_password}:80\"]\n"}, keyFile,
+			[]string{"apps/web/compose.yaml: error: the Compose loader rejects this file: invalid hostPort: <redacted sha256:"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := repo(t, recipient, c.values, c.changes)
+			opts := validate.Options{NotRecipient: secrets.ErrNotRecipient}
+			if c.key != "" {
+				opts.Decrypter = decrypter(t, c.key)
+			}
+			ps := validate.Check(context.Background(), dir, secrets.Inspector{}, opts)
+			text := ps.Error()
+			secretstest.AssertNoLeak(t, "the problems", text, planted)
+			if c.want == nil {
+				if ps.HasErrors() {
+					t.Fatalf("problems:\n%s", text)
+				}
+				return
+			}
+			for _, w := range c.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("problems lack %q:\n%s", w, text)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckStrict(t *testing.T) {
+	_, recipient := secretstest.NewKey(t)
+	dir := repo(t, recipient, "db_password: x\n", map[string]string{
+		"apps/web/compose.yaml": strings.Replace(composeWithSecret, "    pids_limit: 64\n", "", 1),
+	})
+	ps := validate.Check(context.Background(), dir, secrets.Inspector{}, validate.Options{})
+	if ps.HasErrors() || len(ps) != 1 {
+		t.Fatalf("want one warning, got:\n%v", ps)
+	}
+	ps = validate.Check(context.Background(), dir, secrets.Inspector{}, validate.Options{Strict: true})
+	if !ps.HasErrors() || ps[0].Severity != desired.Error || ps[0].Rule != "pids-limit" {
+		t.Fatalf("--strict did not make the warning an error:\n%v", ps)
+	}
+}
+
+func TestCheckSkipsSopsConfig(t *testing.T) {
+	_, recipient := secretstest.NewKey(t)
+	dir := repo(t, recipient, "db_password: x\n", map[string]string{
+		".sops.yaml": "creation_rules:\n  - path_regex: ^hosts/h/\n    age: " + recipient + "\n",
+	})
+	if ps := validate.Check(context.Background(), dir, secrets.Inspector{}, validate.Options{}); len(ps) > 0 {
+		t.Errorf(".sops.yaml was checked as a secrets file:\n%v", ps)
+	}
+}
