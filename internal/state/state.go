@@ -19,12 +19,16 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Store is one state directory.
 type Store struct {
 	dir string
+	// mu serialises snapshot writes: projects applied in parallel save
+	// the same commit's snapshot.
+	mu sync.Mutex
 }
 
 // Projects is projects.json: per project, what syncd last applied.
@@ -157,6 +161,8 @@ func (s *Store) Snapshot(commit string) (string, bool) {
 // secrets files stay encrypted). The copy is made beside and renamed into
 // place, so a snapshot is either whole or absent.
 func (s *Store) SaveSnapshot(commit, src string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	dst, ok := s.Snapshot(commit)
 	if ok {
 		return nil

@@ -1,0 +1,486 @@
+// Package reconcile runs one cycle: render the desired state of a host,
+// observe the engine, plan, and apply the plan project by project with a
+// health gate and rollback to the last-known-good commit.
+//
+// It owns the order of those steps and what is remembered between cycles;
+// it must not import the source or the agent. The engine sits behind the
+// small Engine interface below.
+package reconcile
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/engine"
+	"github.com/syncd-dev/syncd/internal/plan"
+	"github.com/syncd-dev/syncd/internal/state"
+)
+
+// Engine is what a cycle needs of Docker.
+type Engine interface {
+	Observe(ctx context.Context, host string) (plan.Observed, error)
+	Apply(ctx context.Context, p *types.Project, opts engine.ApplyOptions) error
+	Remove(ctx context.Context, name string) error
+}
+
+// Reconciler runs cycles for one host.
+type Reconciler struct {
+	Host      string
+	Engine    Engine
+	Store     *state.Store
+	Decrypter desired.Decrypter
+	Logger    *slog.Logger
+	// Parallel bounds how many independent projects apply at once (default 4).
+	Parallel int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Source is one checkout of the desired state.
+type Source struct {
+	Dir    string
+	Commit string
+}
+
+// Prepared is a planned cycle, ready to apply.
+type Prepared struct {
+	Plan     plan.Plan
+	Commit   string
+	dir      string
+	repo     *desired.Repo
+	secrets  desired.Secrets
+	projects map[string]*target
+}
+
+// target is one desired project with what a cycle needs to apply and record it.
+type target struct {
+	project *desired.Project
+	hashes  map[string]string
+	secrets map[string]map[string]string // service → key → keyed hash
+}
+
+// ErrInvalid marks a repository that cannot be rendered: a person must fix
+// it; nothing was changed.
+var ErrInvalid = errors.New("the repository is invalid; nothing was changed")
+
+// Prepare loads and renders src for the host, observes the engine and plans.
+// It changes nothing.
+func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error) {
+	repo, ps := desired.Load(src.Dir)
+	if ps.HasErrors() {
+		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
+	}
+	h, ok := repo.Hosts[r.Host]
+	if !ok {
+		_, ps := repo.Render(ctx, r.Host, nil)
+		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
+	}
+	secrets, err := repo.HostSecrets(h, r.Decrypter)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n%v", ErrInvalid, err)
+	}
+	targets, err := r.targets(ctx, repo, secrets, src.Commit)
+	if err != nil {
+		return nil, err
+	}
+	observed, err := r.Engine.Observe(ctx, r.Host)
+	if err != nil {
+		return nil, err
+	}
+	records, err := r.Store.Projects()
+	if err != nil {
+		return nil, err
+	}
+	d := plan.Desired{Commit: src.Commit, AllowMassRemoval: repo.Fleet.Prune.AllowMassRemoval}
+	for _, name := range repo.ApplyOrder(h) {
+		t := targets[name]
+		if t == nil {
+			continue
+		}
+		d.Projects = append(d.Projects, desiredProject(t))
+	}
+	return &Prepared{
+		Plan:     plan.Make(d, observed, memory(records)),
+		Commit:   src.Commit,
+		dir:      src.Dir,
+		repo:     repo,
+		secrets:  secrets,
+		projects: targets,
+	}, nil
+}
+
+// targets renders every project of the host at commit, labels it and
+// computes its hashes.
+func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets desired.Secrets, commit string) (map[string]*target, error) {
+	projects, ps := repo.Render(ctx, r.Host, secrets)
+	if ps.HasErrors() {
+		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
+	}
+	key, err := r.Store.HashKey()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*target, len(projects))
+	for _, p := range projects {
+		t := &target{project: p, secrets: map[string]map[string]string{}}
+		labels := map[string]string{}
+		for svc, keys := range p.SecretKeys {
+			m := map[string]string{}
+			for _, k := range keys {
+				m[k] = keyedHash(key, k+"\x00"+secrets[k])
+			}
+			t.secrets[svc] = m
+			labels[svc] = combined(key, m)
+		}
+		engine.Label(p.Compose, r.Host, commit, labels)
+		if t.hashes, err = engine.ServiceHashes(p.Compose); err != nil {
+			return nil, fmt.Errorf("%s: %s", p.Name(), secrets.Redact(err.Error()))
+		}
+		out[p.Name()] = t
+	}
+	return out, nil
+}
+
+func desiredProject(t *target) plan.DesiredProject {
+	p := t.project
+	dp := plan.DesiredProject{Name: p.Name(), After: p.App.After, Drift: p.App.Drift}
+	for _, name := range slices.Sorted(maps.Keys(p.Compose.Services)) {
+		s := p.Compose.Services[name]
+		ds := plan.DesiredService{Name: name, ConfigHash: t.hashes[name], Image: s.Image, Secrets: t.secrets[name]}
+		if len(ds.Secrets) > 0 {
+			ds.SecretsHash = s.CustomLabels[plan.LabelSecrets]
+		}
+		dp.Services = append(dp.Services, ds)
+	}
+	return dp
+}
+
+func memory(records state.Projects) plan.Memory {
+	m := plan.Memory{}
+	for name, rec := range records {
+		a := plan.Applied{Commit: rec.Commit, FailedCommit: rec.FailedCommit, FailedError: rec.FailedError, Services: map[string]plan.AppliedService{}}
+		for svc, s := range rec.Services {
+			a.Services[svc] = plan.AppliedService{ConfigHash: s.ConfigHash, Image: s.Image, Secrets: s.Secrets}
+		}
+		m[name] = a
+	}
+	return m
+}
+
+func keyedHash(key []byte, s string) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(s))
+	return hex.EncodeToString(mac.Sum(nil)[:16])
+}
+
+func combined(key []byte, hashes map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(hashes)) {
+		fmt.Fprintf(&b, "%s=%s\n", k, hashes[k])
+	}
+	return keyedHash(key, b.String())
+}
+
+// Outcome is what became of one project in a cycle.
+type Outcome struct {
+	Project string
+	Result  Result
+	// Err is the redacted reason of a failure.
+	Err error
+}
+
+// Result of one project in a cycle.
+type Result string
+
+// Results.
+const (
+	Unchanged  Result = "unchanged"
+	Applied    Result = "applied"
+	Removed    Result = "removed"
+	RolledBack Result = "rolled back"
+	TakenDown  Result = "taken down" // failed and had no healthy release to go back to
+	Failed     Result = "failed"
+	Held       Result = "held"
+	Skipped    Result = "skipped"
+	Refused    Result = "refused"
+)
+
+// Report is a cycle's result.
+type Report struct {
+	Commit   string
+	Plan     plan.Plan
+	Outcomes []Outcome
+}
+
+// ErrReleaseFailed marks a cycle in which a project's release failed (and
+// was rolled back); the commit is held for that project.
+var ErrReleaseFailed = errors.New("a release failed")
+
+// Sync prepares and applies one cycle.
+func (r *Reconciler) Sync(ctx context.Context, src Source) (Report, error) {
+	prep, err := r.Prepare(ctx, src)
+	if err != nil {
+		return Report{Commit: src.Commit}, err
+	}
+	return r.Apply(ctx, prep)
+}
+
+// Apply executes a prepared plan: projects in `after:` order, independent
+// ones in parallel (bounded), removals last. A project whose release fails
+// is rolled back; projects that follow it are skipped.
+func (r *Reconciler) Apply(ctx context.Context, prep *Prepared) (Report, error) {
+	rep := Report{Commit: prep.Commit, Plan: prep.Plan}
+	records, err := r.Store.Projects()
+	if err != nil {
+		return rep, err
+	}
+	var (
+		mu       sync.Mutex
+		outcomes = map[string]Outcome{}
+		done     = map[string]chan struct{}{}
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, r.parallel())
+	)
+	for _, pr := range prep.Plan.Projects {
+		if pr.Action == plan.Apply {
+			done[pr.Name] = make(chan struct{})
+		}
+	}
+	record := func(o Outcome, rec *state.Project) error {
+		mu.Lock()
+		defer mu.Unlock()
+		outcomes[o.Project] = o
+		if rec != nil {
+			records[o.Project] = rec
+		} else if o.Result == Removed {
+			delete(records, o.Project)
+		}
+		return r.Store.SaveProjects(records)
+	}
+	var saveErr error
+	for _, pr := range prep.Plan.Projects {
+		if pr.Action != plan.Apply {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[pr.Name])
+			for _, dep := range pr.After {
+				ch, ok := done[dep]
+				if !ok {
+					continue
+				}
+				<-ch
+				mu.Lock()
+				o := outcomes[dep]
+				mu.Unlock()
+				if o.Result != Applied {
+					r.log().Warn("skipped", "project", pr.Name, "after", dep, "because", o.Result)
+					record(Outcome{Project: pr.Name, Result: Skipped, Err: fmt.Errorf("skipped: %s, which it follows, %s", dep, o.Result)}, nil)
+					return
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				record(Outcome{Project: pr.Name, Result: Skipped, Err: ctx.Err()}, nil)
+				return
+			}
+			defer func() { <-sem }()
+			mu.Lock()
+			prev := records[pr.Name]
+			mu.Unlock()
+			o, rec := r.applyProject(ctx, prep, pr, prev)
+			if err := record(o, rec); err != nil {
+				mu.Lock()
+				saveErr = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if saveErr != nil {
+		return rep, saveErr
+	}
+	var errs []error
+	for _, pr := range prep.Plan.Projects {
+		var o Outcome
+		switch pr.Action {
+		case plan.Apply:
+			o = outcomes[pr.Name]
+		case plan.Remove:
+			o = Outcome{Project: pr.Name, Result: Removed}
+			if err := r.Engine.Remove(ctx, pr.Name); err != nil {
+				o = Outcome{Project: pr.Name, Result: Failed, Err: fmt.Errorf("remove %s: %w", pr.Name, err)}
+			} else {
+				r.log().Info("removed", "project", pr.Name, "reason", pr.Reason)
+				if err := record(o, nil); err != nil {
+					return rep, err
+				}
+			}
+		case plan.Hold:
+			o = Outcome{Project: pr.Name, Result: Held, Err: errors.New(pr.Reason)}
+		case plan.Refuse, plan.Guarded:
+			o = Outcome{Project: pr.Name, Result: Refused, Err: fmt.Errorf("%s: %s", pr.Name, pr.Reason)}
+		default:
+			o = Outcome{Project: pr.Name, Result: Unchanged}
+		}
+		rep.Outcomes = append(rep.Outcomes, o)
+		switch o.Result {
+		case Failed, Refused, Skipped:
+			errs = append(errs, o.Err)
+		case RolledBack, TakenDown:
+			errs = append(errs, fmt.Errorf("%w: %s: %v", ErrReleaseFailed, pr.Name, o.Err))
+		}
+	}
+	if err := r.Store.PruneSnapshots(lastGood(records)); err != nil {
+		errs = append(errs, err)
+	}
+	return rep, errors.Join(errs...)
+}
+
+// applyProject converges one project and, when its release fails, rolls it
+// back. It returns the record to keep, or nil to keep the previous one.
+func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.Project, prev *state.Project) (Outcome, *state.Project) {
+	t := prep.projects[pr.Name]
+	log := r.log().With("project", pr.Name, "commit", prep.Commit)
+	for _, c := range pr.Changes {
+		log.Info("change", "service", c.Service, "action", c.Action, "reason", c.Reason, "drift", c.Drift)
+	}
+	timeout := t.project.App.HealthTimeoutOr(prep.repo.Fleet)
+	err := r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: pr.Force, Timeout: timeout})
+	if err == nil {
+		if err := r.Store.SaveSnapshot(prep.Commit, prep.dir); err != nil {
+			return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
+		}
+		log.Info("applied")
+		return Outcome{Project: pr.Name, Result: Applied}, r.recordOf(prep.Commit, t)
+	}
+	if isEngineDown(ctx, err) {
+		// Not the release's fault: keep everything as it is and retry.
+		err = fmt.Errorf("%w: %s", engine.ErrEngine, prep.secrets.Redact(err.Error()))
+		log.Warn("engine unavailable; will retry", "err", err)
+		return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
+	}
+	err = errors.New(prep.secrets.Redact(err.Error()))
+	log.Error("release failed", "err", err)
+	rec := r.rollback(ctx, prep, pr.Name, prev, log)
+	rec.FailedCommit, rec.FailedError, rec.FailedAt = prep.Commit, firstLine(err.Error()), r.now()
+	if rec.LastGood == "" {
+		return Outcome{Project: pr.Name, Result: TakenDown, Err: err}, rec
+	}
+	return Outcome{Project: pr.Name, Result: RolledBack, Err: err}, rec
+}
+
+// rollback brings a failed project back to its last-known-good commit's
+// rendering, or takes it down (volumes kept) when it never had one.
+func (r *Reconciler) rollback(ctx context.Context, prep *Prepared, name string, prev *state.Project, log *slog.Logger) *state.Project {
+	if prev != nil && prev.LastGood != "" {
+		if dir, ok := r.Store.Snapshot(prev.LastGood); ok {
+			t, err := r.renderAt(ctx, dir, prev.LastGood, name)
+			if err == nil {
+				force := slices.Sorted(maps.Keys(t.project.Compose.Services))
+				err = r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: force, Timeout: t.project.App.HealthTimeoutOr(prep.repo.Fleet)})
+			}
+			if err == nil {
+				log.Warn("rolled back", "to", prev.LastGood)
+				return r.recordOf(prev.LastGood, t)
+			}
+			log.Error("rollback failed; taking the project down", "to", prev.LastGood, "err", prep.secrets.Redact(err.Error()))
+		}
+	}
+	if err := r.Engine.Remove(ctx, name); err != nil {
+		log.Error("take down failed", "err", prep.secrets.Redact(err.Error()))
+	} else {
+		log.Warn("taken down; volumes kept")
+	}
+	return &state.Project{Services: map[string]state.Service{}}
+}
+
+// renderAt renders one project of the host from a snapshot, with the
+// secrets decrypted from that commit.
+func (r *Reconciler) renderAt(ctx context.Context, dir, commit, name string) (*target, error) {
+	repo, ps := desired.Load(dir)
+	if ps.HasErrors() {
+		return nil, ps.Err()
+	}
+	h, ok := repo.Hosts[r.Host]
+	if !ok {
+		return nil, fmt.Errorf("host %s not in snapshot %s", r.Host, commit)
+	}
+	secrets, err := repo.HostSecrets(h, r.Decrypter)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := r.targets(ctx, repo, secrets, commit)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := targets[name]
+	if !ok {
+		return nil, fmt.Errorf("%s not in snapshot %s", name, commit)
+	}
+	return t, nil
+}
+
+func (r *Reconciler) recordOf(commit string, t *target) *state.Project {
+	rec := &state.Project{Commit: commit, AppliedAt: r.now(), LastGood: commit, Services: map[string]state.Service{}}
+	for name, s := range t.project.Compose.Services {
+		rec.Services[name] = state.Service{ConfigHash: t.hashes[name], Image: s.Image, Secrets: t.secrets[name]}
+	}
+	return rec
+}
+
+func lastGood(records state.Projects) []string {
+	var keep []string
+	for _, rec := range records {
+		if rec.LastGood != "" {
+			keep = append(keep, rec.LastGood)
+		}
+	}
+	return keep
+}
+
+func isEngineDown(ctx context.Context, err error) bool {
+	return errors.Is(err, engine.ErrEngine) || ctx.Err() != nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+func (r *Reconciler) log() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}
+
+func (r *Reconciler) parallel() int {
+	if r.Parallel <= 0 {
+		return 4
+	}
+	return r.Parallel
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now == nil {
+		return time.Now().UTC()
+	}
+	return r.Now()
+}

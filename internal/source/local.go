@@ -1,0 +1,59 @@
+// Package source owns where the desired state comes from and which
+// revision it is at. A local directory is identified by a hash of its
+// content, so an unchanged tree is the same "commit" on every cycle.
+//
+// It must not import the engine, the plan or reconcile.
+package source
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Local is a desired-state repository in a local directory.
+type Local struct {
+	Dir string
+}
+
+// maxTreeFile caps what is hashed of one file; the loader refuses larger
+// files anyway.
+const maxTreeFile = 8 << 20
+
+// Revision identifies the directory's content: "tree-" and 16 bytes of a
+// SHA-256 over every file's path, mode and content (.git left out).
+func (l Local) Revision() (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(l.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(l.Dir, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%o\x00%d\x00", filepath.ToSlash(rel), info.Mode().Perm()&0o111, info.Size())
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(h, io.LimitReader(f, maxTreeFile))
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", l.Dir, err)
+	}
+	return "tree-" + hex.EncodeToString(h.Sum(nil)[:16]), nil
+}
