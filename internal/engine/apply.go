@@ -1,0 +1,313 @@
+package engine
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/compose/v5/pkg/api"
+	"github.com/docker/compose/v5/pkg/compose"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/syncd-dev/syncd/internal/plan"
+)
+
+// Label puts syncd's labels on every service of p: managed, host, commit,
+// and the secrets hash of the services that have one in secrets. They are
+// Compose custom labels, which Compose leaves out of its config hash: a new
+// commit alone recreates nothing.
+func Label(p *types.Project, host, commit string, secrets map[string]string) {
+	for name, svc := range p.Services {
+		svc.CustomLabels = svc.CustomLabels.
+			Add(plan.LabelManaged, "true").
+			Add(plan.LabelHost, host).
+			Add(plan.LabelCommit, commit)
+		if h := secrets[name]; h != "" {
+			svc.CustomLabels = svc.CustomLabels.Add(plan.LabelSecrets, h)
+		} else {
+			delete(svc.CustomLabels, plan.LabelSecrets)
+		}
+		p.Services[name] = svc
+	}
+}
+
+// ServiceHashes returns, per service of p, the config hash Compose puts in
+// the com.docker.compose.config-hash label of the containers Apply creates
+// from p. Compare it with plan.Container.ConfigHash.
+//
+// A service that shares a namespace or volumes with another service
+// (network_mode, ipc or pid "service:x", volumes_from "x") is hashed by
+// Compose with x's container ID in place of the reference: here it cannot
+// match. ServiceHashesObserved resolves such references.
+func ServiceHashes(p *types.Project) (map[string]string, error) {
+	return ServiceHashesObserved(p, nil)
+}
+
+// ServiceHashesObserved is ServiceHashes with service references resolved
+// against the containers that run p now, as Compose resolves them when it
+// creates a container. With observed nil it is ServiceHashes.
+func ServiceHashesObserved(p *types.Project, observed *plan.ObservedProject) (map[string]string, error) {
+	var ids map[string]string // service -> the container ID Compose would pick
+	if observed != nil {
+		ids = map[string]string{}
+		byName := slices.Clone(observed.Containers)
+		slices.SortFunc(byName, func(a, b plan.Container) int { return cmp.Compare(a.Name, b.Name) })
+		for _, c := range byName {
+			if _, seen := ids[c.Service]; !seen {
+				ids[c.Service] = c.ID
+			}
+		}
+	}
+	out := make(map[string]string, len(p.Services))
+	for name, svc := range p.Services {
+		h, err := compose.ServiceHash(asCreated(svc, ids))
+		if err != nil {
+			return nil, fmt.Errorf("hash service %s: %w", name, err)
+		}
+		out[name] = h
+	}
+	return out, nil
+}
+
+// asCreated returns svc as Compose hashes it when it creates a container:
+// what `use_api_socket` adds (create.go, useAPISocket) and service
+// references resolved to container IDs (resolveServiceReferences). The
+// other changes Up makes before hashing are left out of the hash anyway:
+// pull policy, scale, depends_on, build, custom labels.
+func asCreated(svc types.ServiceConfig, ids map[string]string) types.ServiceConfig {
+	if svc.UseAPISocket {
+		svc.Volumes = append(slices.Clone(svc.Volumes), types.ServiceVolumeConfig{
+			Type:   types.VolumeTypeBind,
+			Source: "/var/run/docker.sock",
+			Target: "/var/run/docker.sock",
+		})
+		if _, set := svc.Environment["DOCKER_CONFIG"]; !set {
+			svc.Environment = maps.Clone(svc.Environment)
+			if svc.Environment == nil {
+				svc.Environment = types.MappingWithEquals{}
+			}
+			dir := "/run/secrets/docker"
+			svc.Environment["DOCKER_CONFIG"] = &dir
+		}
+		svc.Configs = append(slices.Clone(svc.Configs), types.ServiceConfigObjConfig{
+			Source: "#apisocket",
+			Target: "/run/secrets/docker/config.json",
+		})
+	}
+	if len(svc.VolumesFrom) > 0 {
+		svc.VolumesFrom = slices.Clone(svc.VolumesFrom)
+		for i, v := range svc.VolumesFrom {
+			spec := strings.Split(v, ":")
+			switch {
+			case spec[0] == "container" && len(spec) > 1:
+				svc.VolumesFrom[i] = spec[1]
+			case ids[spec[0]] != "":
+				svc.VolumesFrom[i] = ids[spec[0]]
+			}
+		}
+	}
+	for _, mode := range []*string{&svc.NetworkMode, &svc.Ipc, &svc.Pid} {
+		if dep, ok := strings.CutPrefix(*mode, types.ServicePrefix); ok && ids[dep] != "" {
+			*mode = types.ContainerPrefix + ids[dep]
+		}
+	}
+	return svc
+}
+
+// DefaultTimeout bounds the wait for health when ApplyOptions.Timeout is 0.
+const DefaultTimeout = 5 * time.Minute
+
+// ApplyOptions tunes Apply.
+type ApplyOptions struct {
+	// Force lists services to recreate even when their config hash did not
+	// change (a rotated secret value, which Compose does not hash).
+	Force []string
+	// Timeout bounds the wait for every service to run and be healthy;
+	// 0 means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Apply converges the engine to p as `docker compose up -d --wait
+// --remove-orphans` would: it creates what is missing, recreates what
+// changed (and the Force services), removes containers of services p no
+// longer has, and pulls only images that are not present locally (unless
+// a service's pull_policy says otherwise). Then it waits until every
+// service runs and, where it has a healthcheck, is healthy.
+//
+// A container that turns unhealthy or exits fails Apply at once, with an
+// *UnhealthyError (ErrUnhealthy) naming its service; so does health that
+// has not decided after the timeout. Failures to reach the engine wrap
+// ErrEngine. p is not modified.
+func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions) error {
+	if p == nil || p.Name == "" {
+		return fmt.Errorf("apply: a project with a name is required")
+	}
+	for _, svc := range opts.Force {
+		if _, ok := p.Services[svc]; !ok {
+			return fmt.Errorf("apply %s: cannot force service %q: the project has no such service", p.Name, svc)
+		}
+	}
+	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
+	r := secretValues(p)
+	proj := withComposeLabels(p)
+
+	create := api.CreateOptions{
+		RemoveOrphans:        true,
+		Recreate:             api.RecreateDiverged,
+		RecreateDependencies: api.RecreateDiverged,
+		Inherit:              true, // keep anonymous volumes across a recreate, as `up` does
+		QuietPull:            true,
+	}
+	if len(opts.Force) > 0 {
+		create.Services = slices.Clone(opts.Force)
+		create.Recreate = api.RecreateForce
+	}
+	// Up in detached mode is exactly Create then Start; calling them apart
+	// tells a failed create (not a health problem) from a failed start.
+	e.log.Debug("apply", "project", p.Name, "force", opts.Force)
+	if err := recovered(func() error { return e.compose.Create(ctx, proj, create) }); err != nil {
+		return e.wrap(ctx, "apply "+p.Name, err, r)
+	}
+	began := time.Now()
+	err := recovered(func() error {
+		return e.compose.Start(ctx, proj.Name, api.StartOptions{Project: proj, Wait: true, WaitTimeout: timeout})
+	})
+	if ctx.Err() != nil {
+		// Compose's wait returns nil when its context is cancelled.
+		return fmt.Errorf("apply %s: %w", p.Name, ctx.Err())
+	}
+	// A crash-looping container can look "running" at the instant the wait
+	// polls it: look once more, and learn which services failed and how.
+	st, listErr := e.serviceStates(ctx, proj)
+	switch {
+	case listErr != nil && err != nil:
+		return e.wrap(ctx, "apply "+p.Name, err, r)
+	case listErr != nil:
+		return e.wrap(ctx, "apply "+p.Name+": check health", listErr, r)
+	case len(st.failed) > 0:
+		return &UnhealthyError{Project: p.Name, Services: st.failed}
+	case err != nil && len(st.starting) > 0 && time.Since(began) >= timeout:
+		return &UnhealthyError{Project: p.Name, Services: st.starting, TimedOut: true}
+	case err != nil:
+		// Not a health verdict: a container that could not start (a port
+		// already taken, say), or the engine.
+		return e.wrap(ctx, "apply "+p.Name, err, r)
+	}
+	return nil
+}
+
+// withComposeLabels returns a copy of p whose services carry the labels
+// Compose's own project loader adds and its create relies on (project,
+// service, one-off...): a project loaded with compose-go alone has none.
+func withComposeLabels(p *types.Project) *types.Project {
+	proj := p.WithoutUnresolvedOptionalDependencies() // a deep copy
+	for name, svc := range proj.Services {
+		svc.CustomLabels = svc.CustomLabels.
+			Add(api.ProjectLabel, proj.Name).
+			Add(api.ServiceLabel, name).
+			Add(api.VersionLabel, api.ComposeVersion).
+			Add(api.WorkingDirLabel, proj.WorkingDir).
+			Add(api.ConfigFilesLabel, strings.Join(proj.ComposeFiles, ",")).
+			Add(api.OneoffLabel, "False")
+		if svc.UseAPISocket && svc.Environment == nil {
+			// Compose adds DOCKER_CONFIG to it without making it first; an
+			// empty map hashes as no map.
+			svc.Environment = types.MappingWithEquals{}
+		}
+		proj.Services[name] = svc
+	}
+	if proj.Configs == nil {
+		proj.Configs = types.Configs{} // the same, for use_api_socket's config
+	}
+	return proj
+}
+
+// states sorts the services whose containers are not running and healthy.
+type states struct {
+	failed   map[string]string // unhealthy, exited, restarting or dead
+	starting map[string]string // running, health not decided yet
+}
+
+// serviceStates lists p's containers and returns the services that are not
+// running and healthy, with what was seen of each.
+func (e *Engine) serviceStates(ctx context.Context, p *types.Project) (states, error) {
+	st := states{failed: map[string]string{}, starting: map[string]string{}}
+	res, err := e.api.ContainerList(ctx, client.ContainerListOptions{
+		All: true,
+		Filters: make(client.Filters).
+			Add("label", api.ProjectLabel+"="+p.Name).
+			Add("label", api.OneoffLabel+"=False"),
+	})
+	if err != nil {
+		return st, err
+	}
+	// A service others wait for with service_completed_successfully is a
+	// job: exiting 0 is its success, as in Compose's own wait.
+	jobs := map[string]bool{}
+	for _, svc := range p.Services {
+		for dep, d := range svc.DependsOn {
+			if d.Condition == types.ServiceConditionCompletedSuccessfully {
+				jobs[dep] = true
+			}
+		}
+	}
+	for _, c := range res.Items {
+		svc := c.Labels[api.ServiceLabel]
+		if _, ok := p.Services[svc]; !ok {
+			continue
+		}
+		h := health(c)
+		switch c.State {
+		case container.StateRunning:
+			switch h {
+			case string(container.Unhealthy):
+				st.failed[svc] = "unhealthy"
+			case string(container.Starting):
+				st.starting[svc] = "starting"
+			}
+		case container.StateExited:
+			if !jobs[svc] || !strings.HasPrefix(c.Status, "Exited (0)") {
+				st.failed[svc] = exited(c.Status)
+			}
+		case container.StateRestarting, container.StateDead:
+			st.failed[svc] = string(c.State)
+		}
+		// created, paused, removing: not a health verdict.
+	}
+	return st, nil
+}
+
+// exited turns a status such as "Exited (1) 3 seconds ago" into "exited (1)".
+func exited(status string) string {
+	if _, rest, ok := strings.Cut(status, "("); ok {
+		if code, _, ok := strings.Cut(rest, ")"); ok {
+			return "exited (" + code + ")"
+		}
+	}
+	return "exited"
+}
+
+// Remove takes the project name down: its containers (one-off ones too)
+// and networks. Its volumes are kept. Removing a project that does not
+// exist is not an error.
+func (e *Engine) Remove(ctx context.Context, name string) error {
+	err := recovered(func() error { return e.compose.Down(ctx, name, api.DownOptions{RemoveOrphans: true}) })
+	return e.wrap(ctx, "remove "+name, err, nil)
+}
+
+// recovered runs an SDK call and turns a panic in it (in its own goroutine)
+// into an error: a bug in the SDK must fail one apply, not the agent.
+func recovered(call func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("the Compose SDK panicked: %v", v)
+		}
+	}()
+	return call()
+}
