@@ -36,11 +36,10 @@ type Engine struct {
 // New connects to the engine the docker CLI would use. It succeeds when the
 // engine does not answer yet: Ping tells.
 func New(ctx context.Context, opts Options) (*Engine, error) {
-	log := opts.Logger
+	log := opts.Logger // the caller narrows it (With("component", ...))
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("component", "engine")
 
 	// The API client is made here rather than lazily by the CLI object,
 	// whose Client() calls os.Exit when the endpoint cannot be resolved.
