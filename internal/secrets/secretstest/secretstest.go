@@ -29,17 +29,32 @@ import (
 // identity's public recipient (age1...).
 func NewKey(t testing.TB) (identityFile, recipient string) {
 	t.Helper()
-	id, err := age.GenerateX25519Identity()
+	content, recipient, err := GenerateKey()
 	if err != nil {
-		t.Fatalf("secretstest: generate age identity: %v", err)
+		t.Fatalf("secretstest: %v", err)
 	}
-	recipient = id.Recipient().String()
 	identityFile = filepath.Join(t.TempDir(), "key.agekey")
-	content := fmt.Sprintf("# created: %s\n# public key: %s\n%s\n", time.Now().UTC().Format(time.RFC3339), recipient, id.String())
-	if err := os.WriteFile(identityFile, []byte(content), 0o600); err != nil {
+	if err := os.WriteFile(identityFile, content, 0o600); err != nil {
 		t.Fatalf("secretstest: write age identity: %v", err)
 	}
 	return identityFile, recipient
+}
+
+// GenerateKey returns a new age X25519 identity as age-keygen writes it,
+// and its recipient; for callers without a testing.TB (script commands).
+func GenerateKey() (identityFile []byte, recipient string, err error) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, "", fmt.Errorf("generate age identity: %v", err)
+	}
+	recipient = id.Recipient().String()
+	content := fmt.Sprintf("# created: %s\n# public key: %s\n%s\n", time.Now().UTC().Format(time.RFC3339), recipient, id.String())
+	return []byte(content), recipient, nil
+}
+
+// Encrypt is EncryptBytes for callers without a testing.TB.
+func Encrypt(recipients, format string, plaintext []byte) ([]byte, error) {
+	return encrypt(recipients, format, plaintext, Options{})
 }
 
 // Options change how EncryptBytesOpts encrypts, as the creation rules of a
