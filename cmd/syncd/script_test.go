@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/syncd-dev/syncd/internal/secrets/secretstest"
+	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
 // update rewrites golden files (testdata/render/*.golden) and the cmp
@@ -54,8 +54,10 @@ func TestMain(m *testing.M) {
 //	noleak VALUE FILE...    neither VALUE nor any 8 bytes of it are in the files
 //	                        (stdout and stderr name the last command's output)
 //
-// The environment has $REPO_LAYOUT (the example repository) and $AGE_DIR
-// (its demo keys, which need a chmod 600 copy before use).
+// The environment has $REPO_LAYOUT (the example repository), $AGE_DIR (its
+// demo keys, which need a chmod 600 copy before use) and $HOOKS_DIR; the
+// condition [strict] is SYNCD_TEST_STRICT=1, for a script to fail rather
+// than skip when a tool is missing.
 func TestScripts(t *testing.T) {
 	repoLayout, ageDir := exampleDirs(t)
 	testscript.Run(t, testscript.Params{
@@ -84,9 +86,8 @@ func TestScripts(t *testing.T) {
 			"noleak":  cmdNoLeak,
 		},
 		Condition: func(cond string) (bool, error) {
-			if name, ok := strings.CutPrefix(cond, "tool:"); ok {
-				_, err := exec.LookPath(name)
-				return err == nil, nil
+			if cond == "strict" {
+				return testenv.Strict(), nil
 			}
 			return false, errors.New("unknown condition " + cond)
 		},
