@@ -43,8 +43,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"agent", "run the reconcile loop", notBuilt},
-		{"sync", "run one cycle now, then exit (non-zero on failure)", notBuilt},
-		{"plan", "print what a cycle would do, change nothing", notBuilt},
+		{"sync", "run one cycle now, then exit (non-zero on failure)", runSync},
+		{"plan", "print what a cycle would do, change nothing", runPlan},
 		{"render", "print the final compose YAML per project for a host, secrets redacted", runRender},
 		{"validate", "check a whole repository offline (for hooks and pull-request CI)", runValidate},
 		{"diff", "per host, what a change between two commits would do", notBuilt},

@@ -210,8 +210,11 @@ func service(ds DesiredService, cs []Container, images map[string]string, last A
 	}
 	slices.SortFunc(cs, func(a, b Container) int { return cmp.Compare(a.Name, b.Name) })
 	c := cs[0]
+	// Docker reports an image ID instead of the reference once the tag
+	// has moved to another image.
+	movedTag := strings.HasPrefix(c.Image, "sha256:")
 	switch {
-	case c.Image != ds.Image:
+	case c.Image != ds.Image && !movedTag:
 		return change(Recreate, false, "image changed %s → %s", c.Image, ds.Image), false
 	case c.ConfigHash != ds.ConfigHash:
 		if last.ConfigHash != "" && last.ConfigHash == ds.ConfigHash {

@@ -92,11 +92,11 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w\n%v", ErrInvalid, err)
 	}
-	targets, err := r.targets(ctx, repo, secrets, src.Commit)
+	observed, err := r.Engine.Observe(ctx, r.Host)
 	if err != nil {
 		return nil, err
 	}
-	observed, err := r.Engine.Observe(ctx, r.Host)
+	targets, err := r.targets(ctx, repo, secrets, src.Commit, observed)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 
 // targets renders every project of the host at commit, labels it and
 // computes its hashes.
-func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets desired.Secrets, commit string) (map[string]*target, error) {
+func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets desired.Secrets, commit string, observed plan.Observed) (map[string]*target, error) {
 	projects, ps := repo.Render(ctx, r.Host, secrets)
 	if ps.HasErrors() {
 		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
@@ -146,7 +146,9 @@ func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets de
 			labels[svc] = combined(key, m)
 		}
 		engine.Label(p.Compose, r.Host, commit, labels)
-		if t.hashes, err = engine.ServiceHashes(p.Compose); err != nil {
+		// Compose hashes a reference to another service's container with
+		// that container's ID, so the running containers take part.
+		if t.hashes, err = engine.ServiceHashesObserved(p.Compose, observed.Projects[p.Name()]); err != nil {
 			return nil, fmt.Errorf("%s: %s", p.Name(), secrets.Redact(err.Error()))
 		}
 		out[p.Name()] = t
@@ -378,7 +380,7 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 	}
 	err = errors.New(prep.secrets.Redact(err.Error()))
 	log.Error("release failed", "err", err)
-	rec := r.rollback(ctx, prep, pr.Name, prev, log)
+	rec := r.rollback(ctx, prep, pr, prev, log)
 	rec.FailedCommit, rec.FailedError, rec.FailedAt = prep.Commit, firstLine(err.Error()), r.now()
 	if rec.LastGood == "" {
 		return Outcome{Project: pr.Name, Result: TakenDown, Err: err}, rec
@@ -388,12 +390,20 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 
 // rollback brings a failed project back to its last-known-good commit's
 // rendering, or takes it down (volumes kept) when it never had one.
-func (r *Reconciler) rollback(ctx context.Context, prep *Prepared, name string, prev *state.Project, log *slog.Logger) *state.Project {
+func (r *Reconciler) rollback(ctx context.Context, prep *Prepared, pr plan.Project, prev *state.Project, log *slog.Logger) *state.Project {
+	name := pr.Name
 	if prev != nil && prev.LastGood != "" {
 		if dir, ok := r.Store.Snapshot(prev.LastGood); ok {
 			t, err := r.renderAt(ctx, dir, prev.LastGood, name)
 			if err == nil {
-				force := slices.Sorted(maps.Keys(t.project.Compose.Services))
+				// Recreate what the failed release touched; Compose's hashes
+				// cannot see a secret or a moved tag going back.
+				var force []string
+				for _, c := range pr.Changes {
+					if _, ok := t.project.Compose.Services[c.Service]; ok {
+						force = append(force, c.Service)
+					}
+				}
 				err = r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: force, Timeout: t.project.App.HealthTimeoutOr(prep.repo.Fleet)})
 			}
 			if err == nil {
@@ -426,7 +436,7 @@ func (r *Reconciler) renderAt(ctx context.Context, dir, commit, name string) (*t
 	if err != nil {
 		return nil, err
 	}
-	targets, err := r.targets(ctx, repo, secrets, commit)
+	targets, err := r.targets(ctx, repo, secrets, commit, plan.Observed{})
 	if err != nil {
 		return nil, err
 	}
