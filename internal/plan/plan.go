@@ -239,24 +239,43 @@ func service(ds DesiredService, cs []Container, images map[string]string, last A
 	return nil, false
 }
 
-// rotated names the secrets whose value changed since the last apply.
+// rotated names the secrets, configs and files whose content changed since
+// the last apply.
 func rotated(now, before map[string]string) string {
-	var keys []string
-	for k, h := range now {
-		if before[k] != h {
-			keys = append(keys, k)
+	if before == nil {
+		return "secrets or config contents changed"
+	}
+	var secrets, files []string
+	for _, k := range slices.Sorted(maps.Keys(union(now, before))) {
+		if now[k] == before[k] {
+			continue
+		}
+		if strings.HasPrefix(k, "config ") || strings.HasPrefix(k, "file ") {
+			files = append(files, k)
+		} else {
+			secrets = append(secrets, k)
 		}
 	}
-	for k := range before {
-		if _, ok := now[k]; !ok {
-			keys = append(keys, k)
-		}
+	var parts []string
+	if len(secrets) > 0 {
+		parts = append(parts, "secret rotated: "+strings.Join(secrets, ", "))
 	}
-	if len(keys) == 0 || before == nil {
-		return "secrets changed"
+	if len(files) > 0 {
+		parts = append(parts, "content changed: "+strings.Join(files, ", "))
 	}
-	slices.Sort(keys)
-	return "secret rotated: " + strings.Join(keys, ", ")
+	if len(parts) == 0 {
+		return "secrets or config contents changed"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func union(a, b map[string]string) map[string]string {
+	out := maps.Clone(a)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, b)
+	return out
 }
 
 // prune lists the owned projects no longer desired, refused as a whole when

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -143,6 +144,13 @@ func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets de
 				m[k] = keyedHash(key, k+"\x00"+secrets[k])
 			}
 			t.secrets[svc] = m
+		}
+		// Compose's config hash leaves out what a config or file secret
+		// holds, so a change of content alone would go unseen.
+		if err := fileContents(p.Compose, key, t.secrets); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Name(), err)
+		}
+		for svc, m := range t.secrets {
 			labels[svc] = combined(key, m)
 		}
 		engine.Label(p.Compose, r.Host, commit, labels)
@@ -154,6 +162,58 @@ func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets de
 		out[p.Name()] = t
 	}
 	return out, nil
+}
+
+// fileContents adds, per service, a keyed hash of the content of each
+// config it mounts and of each secret it reads from a file, under the key
+// "config NAME" or "file NAME".
+func fileContents(p *types.Project, key []byte, into map[string]map[string]string) error {
+	content := func(o types.FileObjectConfig) (string, error) {
+		switch {
+		case o.Content != "":
+			return o.Content, nil
+		case o.Environment != "":
+			return p.Environment[o.Environment], nil
+		case o.File != "":
+			data, err := os.ReadFile(o.File)
+			if err != nil {
+				return "", err
+			}
+			return string(data), nil
+		}
+		return "", nil
+	}
+	for name, svc := range p.Services {
+		add := func(k, v string) {
+			if into[name] == nil {
+				into[name] = map[string]string{}
+			}
+			into[name][k] = keyedHash(key, k+"\x00"+v)
+		}
+		for _, ref := range svc.Configs {
+			c, ok := p.Configs[ref.Source]
+			if !ok || bool(c.External) {
+				continue
+			}
+			v, err := content(types.FileObjectConfig(c))
+			if err != nil {
+				return fmt.Errorf("config %s: %w", ref.Source, err)
+			}
+			add("config "+ref.Source, v)
+		}
+		for _, ref := range svc.Secrets {
+			s, ok := p.Secrets[ref.Source]
+			if !ok || bool(s.External) || s.File == "" {
+				continue // environment-sourced secrets are the host's: hashed above
+			}
+			v, err := content(types.FileObjectConfig(s))
+			if err != nil {
+				return fmt.Errorf("secret %s: %w", ref.Source, err)
+			}
+			add("file "+ref.Source, v)
+		}
+	}
+	return nil
 }
 
 func desiredProject(t *target) plan.DesiredProject {

@@ -306,3 +306,25 @@ func TestPruneRemovesAndForgets(t *testing.T) {
 		t.Error("removed project still recorded")
 	}
 }
+
+func TestConfigContentChangeRecreatesByForce(t *testing.T) {
+	f := newFixture(t)
+	f.write("apps/web/compose.yaml", "services:\n  app:\n    image: demoweb:1.0.0\n    configs: [motd]\nconfigs:\n  motd:\n    content: ${MSG}\n")
+	if _, err := f.sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.host("1.0.0", "changed")
+	rep, err := f.sync()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var web plan.Project
+	for _, p := range rep.Plan.Projects {
+		if p.Name == "web" {
+			web = p
+		}
+	}
+	if !slices.Equal(web.Force, []string{"app"}) || !strings.Contains(rep.Plan.String(), "app: recreate (content changed: config motd)") {
+		t.Errorf("force %v, plan:\n%s", web.Force, rep.Plan)
+	}
+}
