@@ -136,6 +136,9 @@ func runRender(ctx context.Context, c *cli, args []string) int {
 			return exitFailure
 		}
 		fmt.Fprintf(c.stdout, "# project %s on host %s, from %s\n", p.Name(), h.Name, strings.Join(p.Files, " + "))
+		if len(p.StandIns) > 0 {
+			fmt.Fprintf(c.stdout, "# without the host's key, the secrets %s show as 1: Compose wants a number, a size or a flag where they are used\n", strings.Join(p.StandIns, ", "))
+		}
 		fmt.Fprintf(c.stdout, "---\n%s", out)
 	}
 	if *only != "" && !found {

@@ -30,6 +30,10 @@ type Project struct {
 	// SecretKeys lists, per service, the keys of the host's secrets file it
 	// uses, as a file under /run/secrets or as a ${NAME} value.
 	SecretKeys map[string][]string
+	// StandIns lists the secrets rendered as "1" instead of their
+	// placeholder, because Compose refused the placeholder where it wants
+	// a number, a size or a flag. Only without real values.
+	StandIns []string
 
 	services map[string]Location
 }
@@ -162,7 +166,7 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 	if o, ok := h.Overrides[app.Name]; ok {
 		files = append(files, o)
 	}
-	s := &scan{repo: r, host: h, app: app, env: env, ps: ps, uses: map[string]map[string]bool{},
+	s := &scan{repo: r, host: h, app: app, env: env, ps: ps, uses: map[string]map[string]bool{}, used: map[string]bool{},
 		svcSecrets: map[string][]secretRef{}, topSecrets: map[string]topSecret{}, nodes: map[string]*yaml.Node{},
 		services: map[string]Location{}}
 	var configs []types.ConfigFile
@@ -191,23 +195,48 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 		configs = append(configs, types.ConfigFile{Filename: "syncd-secrets.yaml", Config: map[string]any{"secrets": injected}})
 	}
 
-	mapping := types.Mapping{}
-	for k, b := range env {
-		mapping[k] = b.value
+	load := func(standIn string) (*types.Project, []string, error) {
+		mapping := types.Mapping{}
+		var stood []string
+		for k, b := range env {
+			mapping[k] = b.value
+			if standIn != "" && b.secret && isPlaceholder(b.value) {
+				mapping[k] = standIn
+				if s.used[k] {
+					stood = append(stood, k)
+				}
+			}
+		}
+		details := types.ConfigDetails{
+			WorkingDir:  filepath.Join(r.Root, filepath.FromSlash(path.Dir(app.ComposeFile))),
+			ConfigFiles: slices.Clone(configs),
+			Environment: mapping,
+		}
+		proj, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
+			o.SetProjectName(app.Name, true)
+		})
+		slices.Sort(stood)
+		return proj, stood, err
 	}
-	details := types.ConfigDetails{
-		WorkingDir:  filepath.Join(r.Root, filepath.FromSlash(path.Dir(app.ComposeFile))),
-		ConfigFiles: configs,
-		Environment: mapping,
+	proj, _, err := load("")
+	var standIns []string
+	note := ""
+	if err != nil && s.placeholdersUsed() {
+		// Without the host's key, a secret is "<secret:NAME>", which Compose
+		// refuses where it wants a number, a size or a flag (a port, a
+		// mem_limit) although the real value may fit. Load again with a
+		// stand-in that fits those: what it refuses is wrong whatever the
+		// values are.
+		proj, standIns, err = load("1")
+		if err != nil && len(standIns) > 0 {
+			note = fmt.Sprintf(" (checked without the host's key: %s stood in as 1)", strings.Join(standIns, ", "))
+		}
 	}
-	proj, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
-		o.SetProjectName(app.Name, true)
-	})
 	if err != nil {
-		s.loaderProblem(files, err)
+		s.loaderProblem(files, err, note)
 		return nil
 	}
-	p := &Project{App: app, Host: h, Compose: proj, Files: files, SecretKeys: map[string][]string{}, services: s.services}
+	p := &Project{App: app, Host: h, Compose: proj, Files: files, SecretKeys: map[string][]string{}, StandIns: standIns, services: s.services}
 	for svc, keys := range s.uses {
 		if _, ok := proj.Services[svc]; ok {
 			p.SecretKeys[svc] = slices.Sorted(maps.Keys(keys))
@@ -229,6 +258,7 @@ type scan struct {
 	nodes map[string]*yaml.Node // file -> root node
 	// uses: service -> secret keys it uses
 	uses       map[string]map[string]bool
+	used       map[string]bool // every secret key used as ${NAME}, in a service or not
 	svcSecrets map[string][]secretRef
 	topSecrets map[string]topSecret
 	services   map[string]Location
@@ -329,6 +359,7 @@ func (s *scan) walk(f string, n *yaml.Node, keys []string) {
 func (s *scan) check(f string, line int, service string, ref varRef) {
 	b, defined := s.env[ref.Name]
 	if defined && b.secret {
+		s.used[ref.Name] = true
 		s.use(service, ref.Name)
 		if service != "" && !s.app.Deviates("secret-in-env", service) {
 			s.ps.warn(f, line, "secret-in-env",
@@ -427,7 +458,7 @@ var (
 // loaderProblem turns an error of the Compose loader into problems: paths
 // made relative to the repository, the file and line found where the error
 // names a key path, secret values (and fragments of them) redacted.
-func (s *scan) loaderProblem(files []string, err error) {
+func (s *scan) loaderProblem(files []string, err error, note string) {
 	// Redact before splitting: a multi-line value spans lines.
 	msg := s.secrets().RedactFragments(err.Error())
 	msg = strings.ReplaceAll(msg, s.repo.Root+string(filepath.Separator), "")
@@ -471,7 +502,7 @@ func (s *scan) loaderProblem(files []string, err error) {
 		if keys != nil {
 			n = lineOf(s.nodes[file], keys...)
 		}
-		s.ps.add(file, n, "the Compose loader rejects this file: %s", rest)
+		s.ps.add(file, n, "the Compose loader rejects this file: %s%s", rest, note)
 	}
 }
 
@@ -496,6 +527,17 @@ func loaderKeys(p string) []string {
 		}
 	}
 	return keys
+}
+
+// placeholdersUsed reports whether the host's secrets are placeholders,
+// not values (rendering without the host's key).
+func (s *scan) placeholdersUsed() bool {
+	for _, b := range s.env {
+		if b.secret && isPlaceholder(b.value) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *scan) secrets() Secrets {

@@ -356,3 +356,45 @@ func TestRenderYAMLIsStable(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderStandIns: without the host's key a secret is a placeholder,
+// which Compose refuses where it wants a number; the file is checked with a
+// stand-in instead of being refused for it.
+func TestRenderStandIns(t *testing.T) {
+	port := "services:\n  web:\n    image: nginx:1.27.3\n    ports: [\"${PORT}:80\"]\n    environment:\n      KEY: ${API_KEY}\n"
+	files := with(baseRepo, map[string]string{
+		"apps/web/compose.yaml":        port,
+		"hosts/beta/secrets.sops.yaml": "x: y\n",
+	})
+	r := mustLoad(t, files)
+	placeholders := Placeholders([]string{"PORT", "API_KEY", "UNUSED"})
+	projects, ps := r.Render(context.Background(), "beta", placeholders)
+	if ps.HasErrors() {
+		t.Fatalf("placeholders refused: %v", ps)
+	}
+	p := projects[0]
+	if !slices.Equal(p.StandIns, []string{"API_KEY", "PORT"}) {
+		t.Errorf("StandIns = %v, want the secrets used as ${NAME}", p.StandIns)
+	}
+	if got := p.Compose.Services["web"].Ports[0].Published; got != "1" {
+		t.Errorf("published port = %q, want the stand-in", got)
+	}
+
+	// With values, no stand-in: the real value is what is checked.
+	projects, ps = r.Render(context.Background(), "beta", Secrets{"PORT": "8080", "API_KEY": "k-123456789"})
+	if ps.HasErrors() || len(projects[0].StandIns) != 0 {
+		t.Fatalf("with values: %v, stand-ins %v", ps, projects[0].StandIns)
+	}
+	_, ps = r.Render(context.Background(), "beta", Secrets{"PORT": "eighty", "API_KEY": "k-123456789"})
+	if !strings.Contains(ps.Error(), "the Compose loader rejects this file") || strings.Contains(ps.Error(), "stood in") {
+		t.Errorf("a bad real value: %v", ps)
+	}
+
+	// A real error beside the placeholder is reported, not the placeholder's.
+	files["apps/web/compose.yaml"] = port + "    mem_limit: lots\n"
+	_, ps = mustLoad(t, files).Render(context.Background(), "beta", placeholders)
+	want := "apps/web/compose.yaml:7: error: the Compose loader rejects this file: 'services[web].mem_limit' invalid size: 'lots' (checked without the host's key: API_KEY, PORT stood in as 1)"
+	if ps.Error() == "" || !strings.Contains(ps.Error(), want) || strings.Contains(ps.Error(), "<secret") {
+		t.Errorf("problems:\n%v\nwant %s", ps, want)
+	}
+}
