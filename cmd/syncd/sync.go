@@ -31,7 +31,7 @@ func (f *cycleFlags) register(fs *flag.FlagSet) {
 }
 
 // reconciler wires a Reconciler from the flags.
-func (f *cycleFlags) reconciler(ctx context.Context, c *cli) (*reconcile.Reconciler, func(), error) {
+func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconcile.Reconciler, func(), error) {
 	log, err := newLogger(c, f.logFormat)
 	if err != nil {
 		return nil, nil, err
@@ -40,8 +40,15 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli) (*reconcile.Reconci
 	if err != nil {
 		return nil, nil, err
 	}
+	unlock := func() {}
+	if lock {
+		if unlock, err = store.Lock(); err != nil {
+			return nil, nil, err
+		}
+	}
 	eng, err := engine.New(ctx, engine.Options{Logger: log.With("component", "engine")})
 	if err != nil {
+		unlock()
 		return nil, nil, err
 	}
 	r := &reconcile.Reconciler{
@@ -51,7 +58,7 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli) (*reconcile.Reconci
 		Decrypter: &lazyDecrypter{path: f.ageKey},
 		Logger:    log,
 	}
-	return r, func() { eng.Close() }, nil
+	return r, func() { eng.Close(); unlock() }, nil
 }
 
 func (f *cycleFlags) source() (reconcile.Source, error) {
@@ -97,7 +104,7 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	r, closeEngine, err := f.reconciler(ctx, c)
+	r, closeEngine, err := f.reconciler(ctx, c, true)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "syncd sync: %v\n", err)
 		return exitFailure
@@ -131,7 +138,7 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	r, closeEngine, err := f.reconciler(ctx, c)
+	r, closeEngine, err := f.reconciler(ctx, c, false)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "syncd plan: %v\n", err)
 		return exitFailure
