@@ -1,0 +1,162 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+	"time"
+)
+
+// syncReplyJSON is what POST /sync on the socket answers.
+type syncReplyJSON struct {
+	OK      bool   `json:"ok"`
+	Commit  string `json:"commit,omitempty"`
+	Changed int    `json:"changed"`
+	Drift   int    `json:"drift"`
+	Output  string `json:"output,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// ServeSocket serves POST /sync → a.Sync on a unix socket at path (mode
+// 0600) until ctx ends, and removes the socket on return. A socket file
+// left by a killed agent is replaced; a socket another process still
+// listens on, or a file that is not a socket, is an error. Put it in a
+// directory only the agent's user can enter (e.g. /run/syncd, 0700): the
+// socket exists for a moment before its mode is set.
+func ServeSocket(ctx context.Context, path string, a *Agent) error {
+	if err := removeStale(ctx, path); err != nil {
+		return err
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", path, err)
+	}
+	defer os.Remove(path) // the listener unlinks it too; this covers a failed chmod
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("chmod %s: %w", path, err)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /sync", func(w http.ResponseWriter, r *http.Request) {
+		res, err := a.Sync(r.Context())
+		reply := syncReplyJSON{OK: err == nil, Commit: res.Commit, Changed: res.Changed, Drift: res.Drift, Output: res.Output}
+		status := http.StatusOK
+		if err != nil {
+			reply.Error = err.Error()
+			if errors.Is(err, ErrStopped) {
+				status = http.StatusServiceUnavailable
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(reply)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", path, err)
+	case <-ctx.Done():
+	}
+	// A /sync waiting for a cycle gets ErrStopped once Run returns; give it
+	// a moment to be told, then close.
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	return nil
+}
+
+// removeStale removes a socket file nobody listens on.
+func removeStale(ctx context.Context, path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket; not replacing it", path)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(dctx, "unix", path)
+	if err == nil {
+		conn.Close()
+		return fmt.Errorf("%s: another agent is listening on it", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("probe %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
+	return nil
+}
+
+// RequestSync asks the agent listening on path for a cycle and returns its
+// result (an error for a failed cycle). agentRunning is false when no agent
+// listens there (no file, or a stale socket): the caller then reconciles
+// itself. Any other failure to reach the socket (e.g. permission denied)
+// reports agentRunning true with the error: an agent is probably there,
+// and reconciling beside it would race it.
+func RequestSync(ctx context.Context, path string) (Result, error, bool /*agentRunning*/) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		return Result{}, nil, false
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("connect to the agent at %s: %w", path, err), true
+	}
+	defer conn.Close()
+	// The request goes over the connection dialled above, so that "nobody
+	// listens" is decided before anything is sent; ctx ending closes it.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://syncd/sync", http.NoBody)
+	if err != nil {
+		return Result{}, err, true
+	}
+	if err := req.Write(conn); err != nil {
+		return Result{}, fmt.Errorf("ask the agent at %s: %w", path, ctxErr(ctx, err)), true
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return Result{}, fmt.Errorf("ask the agent at %s: %w", path, ctxErr(ctx, err)), true
+	}
+	defer resp.Body.Close()
+	var reply syncReplyJSON
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&reply); err != nil {
+		return Result{}, fmt.Errorf("agent at %s answered %s: %w", path, resp.Status, err), true
+	}
+	res := Result{Commit: reply.Commit, Changed: reply.Changed, Drift: reply.Drift, Output: reply.Output}
+	if !reply.OK {
+		msg := reply.Error
+		if msg == "" {
+			msg = "cycle failed (" + resp.Status + ")"
+		}
+		return res, errors.New(msg), true
+	}
+	return res, nil, true
+}
+
+// ctxErr prefers ctx's error to the one closing the connection caused.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
