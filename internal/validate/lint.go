@@ -39,6 +39,7 @@ var rules = []rule{
 	{"healthcheck", func(s types.ServiceConfig) bool {
 		return s.HealthCheck != nil && !s.HealthCheck.Disable && len(s.HealthCheck.Test) > 0
 	}, "add a healthcheck: syncd waits for it before calling a deploy good"},
+	{"read-only", func(s types.ServiceConfig) bool { return s.ReadOnly }, "set read_only: true (with tmpfs: for the paths it writes)"},
 	{"privileged", func(s types.ServiceConfig) bool { return !s.Privileged }, "remove privileged: true"},
 	{"docker-socket", func(s types.ServiceConfig) bool {
 		return !slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool {
@@ -59,6 +60,9 @@ func Lint(p *desired.Project) desired.Problems {
 		if msg := unpinned(s); msg != "" {
 			ps = append(ps, desired.Problem{Path: loc.Path, Line: loc.Line, Msg: fmt.Sprintf("service %q: %s", name, msg)})
 		}
+		if msg := unwritable(p.Compose, s); msg != "" {
+			ps = append(ps, desired.Problem{Path: loc.Path, Line: loc.Line, Msg: fmt.Sprintf("service %q: %s", name, msg)})
+		}
 		for _, r := range rules {
 			if r.ok(s) || p.App.Deviates(r.id, name) {
 				continue
@@ -68,6 +72,30 @@ func Lint(p *desired.Project) desired.Problems {
 		}
 	}
 	return ps
+}
+
+// unwritable reports a read_only service given a secret or config that
+// Compose must write into the container (an environment: or content:
+// source): Compose refuses to create it, so the deploy would fail.
+func unwritable(p *types.Project, s types.ServiceConfig) string {
+	if !s.ReadOnly {
+		return ""
+	}
+	var bad []string
+	for _, ref := range s.Secrets {
+		if o, ok := p.Secrets[ref.Source]; ok && (o.Environment != "" || o.Content != "") {
+			bad = append(bad, "secret "+ref.Source)
+		}
+	}
+	for _, ref := range s.Configs {
+		if o, ok := p.Configs[ref.Source]; ok && (o.Environment != "" || o.Content != "") {
+			bad = append(bad, "config "+ref.Source)
+		}
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("is read_only but uses %s, which Compose writes into the container and cannot in a read-only one; drop read_only (document the read-only deviation) or mount the file from a volume", strings.Join(bad, ", "))
 }
 
 // unpinned says what is wrong with a service's image reference, or "".

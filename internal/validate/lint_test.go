@@ -72,7 +72,7 @@ func TestLintHardeningRules(t *testing.T) {
 		}, []string{"docker-socket"}},
 		{"everything wrong", func(s *types.ServiceConfig) {
 			*s = types.ServiceConfig{Name: "web", Image: "nginx:1.27.3", Privileged: true}
-		}, []string{"cap-drop-all", "healthcheck", "memory-limit", "no-new-privileges", "pids-limit", "privileged"}},
+		}, []string{"cap-drop-all", "healthcheck", "memory-limit", "no-new-privileges", "pids-limit", "privileged", "read-only"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -72,7 +72,6 @@ const composeWithSecret = `services:
     cap_drop: [ALL]
     pids_limit: 64
     mem_limit: 64m
-    read_only: true
     healthcheck:
       test: [CMD, "true"]
 `
@@ -83,6 +82,7 @@ func repo(t *testing.T, recipient string, values string, changes map[string]stri
 	t.Helper()
 	files := map[string]string{
 		"apps/web/compose.yaml": composeWithSecret,
+		"apps/web/app.yaml":     "deviations:\n  - rule: read-only\n    reason: Compose writes the secret into the container\n",
 		"hosts/h/host.yaml":     "apps: [web]\n",
 	}
 	if values != "" {
