@@ -157,7 +157,7 @@ func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets de
 		// Compose hashes a reference to another service's container with
 		// that container's ID, so the running containers take part.
 		if t.hashes, err = engine.ServiceHashesObserved(p.Compose, observed.Projects[p.Name()]); err != nil {
-			return nil, fmt.Errorf("%s: %s", p.Name(), secrets.Redact(err.Error()))
+			return nil, fmt.Errorf("%s: %s", p.Name(), secrets.RedactFragments(err.Error()))
 		}
 		out[p.Name()] = t
 	}
@@ -434,11 +434,11 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 	}
 	if isEngineDown(ctx, err) {
 		// Not the release's fault: keep everything as it is and retry.
-		err = fmt.Errorf("%w: %s", engine.ErrEngine, prep.secrets.Redact(err.Error()))
+		err = fmt.Errorf("%w: %s", engine.ErrEngine, prep.secrets.RedactFragments(err.Error()))
 		log.Warn("engine unavailable; will retry", "err", err)
 		return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
 	}
-	err = errors.New(prep.secrets.Redact(err.Error()))
+	err = errors.New(prep.secrets.RedactFragments(err.Error()))
 	log.Error("release failed", "err", err)
 	rec := r.rollback(ctx, prep, pr, prev, log)
 	rec.FailedCommit, rec.FailedError, rec.FailedAt = prep.Commit, firstLine(err.Error()), r.now()
@@ -470,11 +470,11 @@ func (r *Reconciler) rollback(ctx context.Context, prep *Prepared, pr plan.Proje
 				log.Warn("rolled back", "to", prev.LastGood)
 				return r.recordOf(prev.LastGood, t)
 			}
-			log.Error("rollback failed; taking the project down", "to", prev.LastGood, "err", prep.secrets.Redact(err.Error()))
+			log.Error("rollback failed; taking the project down", "to", prev.LastGood, "err", prep.secrets.RedactFragments(err.Error()))
 		}
 	}
 	if err := r.Engine.Remove(ctx, name); err != nil {
-		log.Error("take down failed", "err", prep.secrets.Redact(err.Error()))
+		log.Error("take down failed", "err", prep.secrets.RedactFragments(err.Error()))
 	} else {
 		log.Warn("taken down; volumes kept")
 	}
