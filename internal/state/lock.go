@@ -1,0 +1,31 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ErrLocked means another syncd process works on the same state directory.
+var ErrLocked = errors.New("another syncd holds the state directory")
+
+// Lock takes the state directory for this process: one agent or one sync
+// at a time. The kernel drops the lock when the process dies, `kill -9`
+// included, so a crash never leaves it taken.
+func (s *Store) Lock() (unlock func(), err error) {
+	p := filepath.Join(s.dir, "syncd.lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (%s); stop it, or run `syncd sync` with the agent up to ask it for a cycle", ErrLocked, s.dir)
+		}
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
