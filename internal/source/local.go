@@ -1,8 +1,16 @@
 // Package source owns where the desired state comes from and which
-// revision it is at. A local directory is identified by a hash of its
-// content, so an unchanged tree is the same "commit" on every cycle.
+// revision it is at. A local directory (Local) is identified by a hash of
+// its content, so an unchanged tree is the same "commit" on every cycle,
+// and Watch tells when it changes. A Git URL (Git) is polled with one
+// ls-remote (Head) and fetched shallow into a stable checkout only when
+// its head moved (Checkout), after its signature is checked against the
+// trusted keys (Signers: SSH allowed_signers, OpenPGP keyrings) when there
+// are any. Git credentials (a token file, a deploy key with known_hosts)
+// stay here: Git.Auth hands them to the status branch's writer, and no
+// error of this package carries a token or a credential-bearing URL.
 //
-// It must not import the engine, the plan or reconcile.
+// It is an adapter: with internal/status, the only package that imports
+// go-git. It must not import the engine, the plan or reconcile.
 package source
 
 import (
