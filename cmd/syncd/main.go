@@ -42,13 +42,13 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"agent", "run the reconcile loop", notBuilt},
+		{"agent", "run the reconcile loop", runAgent},
 		{"sync", "run one cycle now, then exit (non-zero on failure)", runSync},
 		{"plan", "print what a cycle would do, change nothing", runPlan},
 		{"render", "print the final compose YAML per project for a host, secrets redacted", runRender},
 		{"validate", "check a whole repository offline (for hooks and pull-request CI)", runValidate},
 		{"diff", "per host, what a change between two commits would do", notBuilt},
-		{"status", "this host, or the fleet from the status branch", notBuilt},
+		{"status", "this host, or the fleet from the status branch", runStatus},
 		{"backup", "run the backup job now", notBuilt},
 		{"restore", "restore an app's backup", notBuilt},
 		{"scan", "run the image scan now", notBuilt},

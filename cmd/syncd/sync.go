@@ -8,11 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
+	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/secrets"
-	"github.com/syncd-dev/syncd/internal/source"
 	"github.com/syncd-dev/syncd/internal/state"
 )
 
@@ -61,15 +62,6 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconc
 	return r, func() { eng.Close(); unlock() }, nil
 }
 
-func (f *cycleFlags) source() (reconcile.Source, error) {
-	dir, err := filepath.Abs(f.repo)
-	if err != nil {
-		return reconcile.Source{}, err
-	}
-	rev, err := source.Local{Dir: dir}.Revision()
-	return reconcile.Source{Dir: dir, Commit: rev}, err
-}
-
 func newLogger(c *cli, format string) (*slog.Logger, error) {
 	switch format {
 	case "text":
@@ -97,12 +89,28 @@ func (d *lazyDecrypter) Decrypt(name string, data []byte) (map[string]string, er
 	return secrets.Decrypter{Identity: d.id}.Decrypt(name, data)
 }
 
+// socketPath is where a running agent listens for `syncd sync`.
+func socketPath(stateDir string) string { return filepath.Join(stateDir, "agent.sock") }
+
 func runSync(ctx context.Context, c *cli, args []string) int {
 	var f cycleFlags
-	fs := newFlags(c, "sync", "--repo DIR --host NAME [--age-key FILE] [--state-dir DIR]")
+	var g gitFlags
+	fs := newFlags(c, "sync", "--repo DIR|URL --host NAME [--age-key FILE] [--state-dir DIR] [git flags]")
 	f.register(fs)
+	g.register(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	// With an agent up on this state directory, it runs the cycle: two
+	// reconcilers side by side would fight.
+	if res, err, running := agent.RequestSync(ctx, socketPath(f.stateDir)); running {
+		fmt.Fprint(c.stdout, res.Output)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "syncd sync (by the running agent): %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintf(c.stdout, "host %s converged to %s (cycle run by the agent)\n", f.host, res.Commit)
+		return exitOK
 	}
 	r, closeEngine, err := f.reconciler(ctx, c, true)
 	if err != nil {
@@ -110,30 +118,29 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 		return exitFailure
 	}
 	defer closeEngine()
-	src, err := f.source()
+	src, err := newSource(f.repo, f.stateDir, g)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "syncd sync: %v\n", err)
 		return exitFailure
 	}
-	rep, err := r.Sync(ctx, src)
-	rep.Plan.Write(c.stdout)
-	for _, o := range rep.Outcomes {
-		if o.Result != reconcile.Unchanged {
-			fmt.Fprintf(c.stdout, "%s: %s\n", o.Project, o.Result)
-		}
-	}
+	rep := &reporter{host: f.host, version: version(), engine: r.Engine, store: r.Store, log: r.Logger, now: time.Now}
+	run := &runner{host: f.host, src: src, rec: r, report: rep.report}
+	res, err := run.cycle(ctx, agent.ReasonRequest)
+	fmt.Fprint(c.stdout, res.Output)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "syncd sync: host %s at %s: %v\n", f.host, src.Commit, err)
+		fmt.Fprintf(c.stderr, "syncd sync: host %s at %s: %v\n", f.host, res.Commit, err)
 		return exitFailure
 	}
-	fmt.Fprintf(c.stdout, "host %s converged to %s\n", f.host, src.Commit)
+	fmt.Fprintf(c.stdout, "host %s converged to %s\n", f.host, res.Commit)
 	return exitOK
 }
 
 func runPlan(ctx context.Context, c *cli, args []string) int {
 	var f cycleFlags
-	fs := newFlags(c, "plan", "--repo DIR --host NAME [--age-key FILE] [--state-dir DIR] [--detailed-exitcode]")
+	var g gitFlags
+	fs := newFlags(c, "plan", "--repo DIR|URL --host NAME [--age-key FILE] [--state-dir DIR] [--detailed-exitcode]")
 	f.register(fs)
+	g.register(fs)
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when there is nothing to do, 2 when there are changes, 1 on error")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -144,12 +151,21 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 		return exitFailure
 	}
 	defer closeEngine()
-	src, err := f.source()
-	if err != nil {
-		fmt.Fprintf(c.stderr, "syncd plan: %v\n", err)
-		return exitFailure
-	}
-	prep, err := r.Prepare(ctx, src)
+	prep, err := func() (*reconcile.Prepared, error) {
+		src, err := newSource(f.repo, f.stateDir, g)
+		if err != nil {
+			return nil, err
+		}
+		head, err := src.Head(ctx)
+		if err != nil {
+			return nil, err
+		}
+		dir, err := src.Checkout(ctx, head)
+		if err != nil {
+			return nil, err
+		}
+		return r.Prepare(ctx, reconcile.Source{Dir: dir, Commit: head})
+	}()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "syncd plan: %v\n", err)
 		return exitFailure

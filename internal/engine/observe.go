@@ -32,7 +32,7 @@ func (e *Engine) Observe(ctx context.Context, host string) (plan.Observed, error
 		return plan.Observed{}, e.wrap(ctx, "list images", err, nil)
 	}
 
-	obs := plan.Observed{Projects: map[string]*plan.ObservedProject{}, Images: map[string]string{}}
+	obs := plan.Observed{Projects: map[string]*plan.ObservedProject{}, Images: map[string]string{}, Digests: map[string]string{}}
 	for _, c := range res.Items {
 		if strings.EqualFold(c.Labels[api.OneoffLabel], "True") || c.Labels[api.HookLabel] != "" {
 			continue // `compose run` and lifecycle-hook containers come and go
@@ -55,6 +55,12 @@ func (e *Engine) Observe(ctx context.Context, host string) (plan.Observed, error
 		for _, ref := range img.RepoTags {
 			if ref != "<none>:<none>" {
 				obs.Images[ref] = img.ID
+			}
+		}
+		for _, d := range img.RepoDigests {
+			if _, digest, ok := strings.Cut(d, "@"); ok && digest != "" {
+				obs.Digests[img.ID] = digest
+				break
 			}
 		}
 	}

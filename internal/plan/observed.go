@@ -47,4 +47,7 @@ type Observed struct {
 	// Images maps an image reference present on the engine to the ID it
 	// points to now, so a tag moved to another image is seen.
 	Images map[string]string
+	// Digests maps an image ID to its repository digest, for the images
+	// that came from a registry (a locally built image has none).
+	Digests map[string]string
 }

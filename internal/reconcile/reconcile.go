@@ -58,8 +58,10 @@ type Source struct {
 
 // Prepared is a planned cycle, ready to apply.
 type Prepared struct {
-	Plan     plan.Plan
-	Commit   string
+	Plan   plan.Plan
+	Commit string
+	// Wave is the host's rollout ring from host.yaml.
+	Wave     int
 	dir      string
 	repo     *desired.Repo
 	secrets  desired.Secrets
@@ -77,6 +79,11 @@ type target struct {
 // it; nothing was changed.
 var ErrInvalid = errors.New("the repository is invalid; nothing was changed")
 
+// ErrSecrets marks a cycle stopped because the host's secrets cannot be
+// decrypted (no key, the wrong key, a file that fails its MAC); nothing was
+// changed.
+var ErrSecrets = errors.New("cannot decrypt the host's secrets; nothing was changed")
+
 // Prepare loads and renders src for the host, observes the engine and plans.
 // It changes nothing.
 func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error) {
@@ -91,7 +98,7 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 	}
 	secrets, err := repo.HostSecrets(h, r.Decrypter)
 	if err != nil {
-		return nil, fmt.Errorf("%w\n%v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %v", ErrSecrets, err)
 	}
 	observed, err := r.Engine.Observe(ctx, r.Host)
 	if err != nil {
@@ -116,6 +123,7 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 	return &Prepared{
 		Plan:     plan.Make(d, observed, memory(records)),
 		Commit:   src.Commit,
+		Wave:     h.Wave,
 		dir:      src.Dir,
 		repo:     repo,
 		secrets:  secrets,
@@ -283,6 +291,7 @@ const (
 // Report is a cycle's result.
 type Report struct {
 	Commit   string
+	Wave     int
 	Plan     plan.Plan
 	Outcomes []Outcome
 }
@@ -304,7 +313,7 @@ func (r *Reconciler) Sync(ctx context.Context, src Source) (Report, error) {
 // ones in parallel (bounded), removals last. A project whose release fails
 // is rolled back; projects that follow it are skipped.
 func (r *Reconciler) Apply(ctx context.Context, prep *Prepared) (Report, error) {
-	rep := Report{Commit: prep.Commit, Plan: prep.Plan}
+	rep := Report{Commit: prep.Commit, Wave: prep.Wave, Plan: prep.Plan}
 	records, err := r.Store.Projects()
 	if err != nil {
 		return rep, err

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/syncd-dev/syncd/internal/agent"
+	"github.com/syncd-dev/syncd/internal/source"
+	"github.com/syncd-dev/syncd/internal/status"
+)
+
+func runAgent(ctx context.Context, c *cli, args []string) int {
+	var f cycleFlags
+	var g gitFlags
+	fs := newFlags(c, "agent", "[--config FILE] [--repo DIR|URL] [flags]")
+	f.register(fs)
+	g.register(fs)
+	config := fs.String("config", "/etc/syncd/syncd.yaml", "settings `file` (YAML; keys are these flags' names); flags override it")
+	poll := fs.Duration("poll", time.Minute, "how often to look for a new commit (one ls-remote)")
+	drift := fs.Duration("drift", 5*time.Minute, "how often to run a full cycle without a new commit, to find and heal drift")
+	listen := fs.String("listen", "127.0.0.1:9750", "`address` for /metrics, /healthz and /webhook (\"\" to disable)")
+	webhookSecretFile := fs.String("webhook-secret-file", "", "`file` holding the webhook's HMAC secret (GitHub, Gitea, Forgejo); none: no webhook")
+	statusBranch := fs.String("status-branch", "syncd/status", "`branch` the host's status is pushed to (Git sources; \"\" keeps it local)")
+	grace := fs.Duration("grace", 2*time.Minute, "on SIGTERM, how long a running apply may go on to finish or roll back")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	given := false
+	fs.Visit(func(fl *flag.Flag) { given = given || fl.Name == "config" })
+	fail := func(err error) int {
+		fmt.Fprintf(c.stderr, "syncd agent: %v\n", err)
+		return exitFailure
+	}
+	if err := applyConfigFile(fs, *config, given); err != nil {
+		return fail(err)
+	}
+	var secret []byte
+	if *webhookSecretFile != "" {
+		b, err := os.ReadFile(*webhookSecretFile)
+		if err != nil {
+			return fail(fmt.Errorf("--webhook-secret-file: %w", err))
+		}
+		if secret = []byte(strings.TrimSpace(string(b))); len(secret) == 0 {
+			return fail(fmt.Errorf("--webhook-secret-file %s is empty", *webhookSecretFile))
+		}
+	}
+
+	rec, closeEngine, err := f.reconciler(ctx, c, true)
+	if err != nil {
+		return fail(err)
+	}
+	defer closeEngine()
+	src, err := newSource(f.repo, f.stateDir, g)
+	if err != nil {
+		return fail(err)
+	}
+	log := rec.Logger
+	rep := &reporter{host: f.host, version: version(), engine: rec.Engine, store: rec.Store, log: log.With("component", "status"), now: time.Now}
+	if gs, ok := src.(*source.Git); ok && *statusBranch != "" {
+		auth, err := gs.Auth()
+		if err != nil {
+			return fail(err)
+		}
+		rep.writer = &status.Writer{URL: gs.URL, Branch: *statusBranch, Auth: auth, Dir: filepath.Join(f.stateDir, "status-repo"),
+			StateDir: f.stateDir, Host: f.host, Logger: log.With("component", "status")}
+	}
+	run := &runner{host: f.host, src: src, rec: rec, report: rep.report}
+	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent")}, run.cycle)
+
+	// Triggers beside the loop's own timers: SIGHUP, the socket, the
+	// webhook, and changes to a local repository.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.Trigger("signal")
+			}
+		}
+	}()
+	go func() {
+		if err := agent.ServeSocket(ctx, socketPath(f.stateDir), a); err != nil && ctx.Err() == nil {
+			log.Error("socket", "err", err)
+		}
+	}()
+	if l, ok := src.(localSource); ok {
+		go func() {
+			if err := l.Watch(ctx, 500*time.Millisecond, func() { a.Trigger("watch") }); err != nil && ctx.Err() == nil {
+				log.Warn("watch: changes to the repository are seen at the next poll", "err", err)
+			}
+		}()
+	}
+	if *listen != "" {
+		ln, err := net.Listen("tcp", *listen)
+		if err != nil {
+			return fail(fmt.Errorf("--listen: %w", err))
+		}
+		srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("listening", "addr", ln.Addr().String(), "webhook", len(secret) > 0)
+	}
+
+	log.Info("agent started", "host", f.host, "repo", displayRepo(f.repo), "poll", *poll, "drift", *drift)
+	sdNotify(c.getenv, "READY=1")
+	err = a.Run(ctx)
+	sdNotify(c.getenv, "STOPPING=1")
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fail(err)
+	}
+	log.Info("agent stopped")
+	return exitOK
+}
+
+// displayRepo shows a repository without credentials someone put in it.
+func displayRepo(repo string) string {
+	if i := strings.Index(repo, "://"); i >= 0 {
+		if j := strings.Index(repo[i+3:], "@"); j >= 0 && !strings.Contains(repo[i+3:i+3+j], "/") {
+			return repo[:i+3] + "***@" + repo[i+3+j+1:]
+		}
+	}
+	return repo
+}
+
+// version is syncd's module version, "(devel)" for a local build.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

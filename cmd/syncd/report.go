@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/syncd-dev/syncd/internal/engine"
+	"github.com/syncd-dev/syncd/internal/plan"
+	"github.com/syncd-dev/syncd/internal/reconcile"
+	"github.com/syncd-dev/syncd/internal/state"
+	"github.com/syncd-dev/syncd/internal/status"
+)
+
+// reporter turns each cycle into the host's status document: written to
+// the state directory always, and pushed to the status branch when a
+// writer is set.
+type reporter struct {
+	host    string
+	version string
+	engine  interface {
+		Observe(ctx context.Context, host string) (plan.Observed, error)
+	}
+	store  *state.Store
+	writer *status.Writer // nil: local only
+	log    *slog.Logger
+	now    func() time.Time
+
+	once     sync.Once // the read-only warning is given once
+	wave     int
+	lastGood string
+}
+
+func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) {
+	doc := r.document(ctx, head, rep, cycleErr, took)
+	if r.writer == nil {
+		if err := status.WriteLocal(r.store.Dir(), doc); err != nil {
+			r.log.Warn("status: write", "err", err)
+		}
+		return
+	}
+	committed, err := r.writer.Write(ctx, doc)
+	switch {
+	case errors.Is(err, status.ErrReadOnly):
+		r.once.Do(func() {
+			r.log.Warn("status: the remote refuses this host's pushes; the status stays local (state/status.json)", "branch", r.writer.Branch, "err", err)
+		})
+	case err != nil:
+		r.log.Warn("status: push failed; retried next cycle", "err", err)
+	case committed:
+		r.log.Info("status: committed", "branch", r.writer.Branch, "state", doc.State)
+	}
+}
+
+// document builds the status from the cycle's report, what syncd recorded
+// and one more look at the engine.
+func (r *reporter) document(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) status.Host {
+	if len(rep.Plan.Projects) > 0 || rep.Wave != 0 {
+		r.wave = rep.Wave
+	}
+	doc := status.Host{
+		Host: r.host, Wave: r.wave, DesiredCommit: head, SyncdVersion: r.version, UpdatedAt: r.now(),
+		Drift:     rep.Plan.Drift(),
+		LastCycle: status.Cycle{At: r.now(), DurationMS: took.Milliseconds(), Result: "ok"},
+	}
+	if cycleErr != nil {
+		doc.LastCycle.Result = "error"
+		doc.LastCycle.Error = firstLine(cycleErr.Error())
+	}
+	records, _ := r.store.Projects()
+	observed, obsErr := r.engine.Observe(ctx, r.host)
+	outcomes := map[string]reconcile.Outcome{}
+	for _, o := range rep.Outcomes {
+		outcomes[o.Project] = o
+	}
+	names := map[string]bool{}
+	for n := range records {
+		names[n] = true
+	}
+	for n := range outcomes {
+		names[n] = true
+	}
+	worst := status.Converged
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		p := status.Project{Name: name, State: status.Converged, Health: status.NoHealth}
+		if rec := records[name]; rec != nil {
+			p.Commit = rec.Commit
+			p.ConfigHash = map[string]string{}
+			for svc, s := range rec.Services {
+				p.ConfigHash[svc] = s.ConfigHash
+			}
+			if rec.FailedCommit != "" && rec.FailedCommit == head {
+				p.State, p.LastError = status.Held, rec.FailedError
+			}
+		}
+		if o, ok := outcomes[name]; ok && o.Err != nil {
+			p.LastError = firstLine(o.Err.Error())
+			switch o.Result {
+			case reconcile.Held:
+				p.State = status.Held
+			case reconcile.Failed, reconcile.RolledBack, reconcile.TakenDown, reconcile.Refused, reconcile.Skipped:
+				p.State = status.Failed
+			}
+		}
+		if op := observed.Projects[name]; op != nil && obsErr == nil {
+			p.Health = health(op)
+			for _, c := range op.Containers {
+				p.Images = append(p.Images, status.Image{Service: c.Service, Ref: c.Image, ID: c.ImageID, Digest: observed.Digests[c.ImageID]})
+			}
+			if p.State == status.Converged && (p.Health == status.Unhealthy || !allRunning(op)) {
+				p.State = status.Degraded
+			}
+		}
+		doc.Projects = append(doc.Projects, p)
+		worst = worse(worst, p.State)
+	}
+	switch {
+	case errors.Is(cycleErr, reconcile.ErrInvalid), errors.Is(cycleErr, reconcile.ErrSecrets):
+		doc.State = status.Invalid
+	case errors.Is(cycleErr, engine.ErrEngine) || obsErr != nil || head == "":
+		doc.State = status.Unreachable
+	case cycleErr != nil && worst == status.Converged:
+		doc.State = status.Failed
+	default:
+		doc.State = worst
+	}
+	if doc.State == status.Converged || doc.State == status.Degraded || doc.State == status.Held {
+		r.lastGood = head
+	}
+	doc.AppliedCommit = r.lastGood
+	return doc
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+func health(op *plan.ObservedProject) status.Health {
+	h := status.NoHealth
+	for _, c := range op.Containers {
+		switch c.Health {
+		case "unhealthy":
+			return status.Unhealthy
+		case "starting":
+			h = status.Starting
+		case "healthy":
+			if h == status.NoHealth {
+				h = status.Healthy
+			}
+		}
+	}
+	return h
+}
+
+func allRunning(op *plan.ObservedProject) bool {
+	for _, c := range op.Containers {
+		if c.State != "running" {
+			return false
+		}
+	}
+	return true
+}
+
+// worse orders project states for the host's: the worst one wins.
+func worse(a, b status.State) status.State {
+	rank := map[status.State]int{status.Converged: 0, status.Degraded: 1, status.Held: 2, status.Failed: 3}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
