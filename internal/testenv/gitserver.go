@@ -23,6 +23,8 @@ type GitServer struct {
 	Token string
 	// ReadOnly refuses pushes with 403, as a deploy key without write access.
 	ReadOnly atomic.Bool
+	// Down answers every request 503, as a forge in maintenance.
+	Down atomic.Bool
 	// Requests and ResponseBytes count what clients asked and got.
 	Requests      atomic.Int64
 	ResponseBytes atomic.Int64
@@ -44,6 +46,10 @@ func NewGitServer(t testing.TB) *GitServer {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.Requests.Add(1)
+		if s.Down.Load() {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
 		if s.Token != "" {
 			if _, pass, ok := r.BasicAuth(); !ok || pass != s.Token {
 				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
