@@ -44,7 +44,7 @@ func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report
 		}
 		return
 	}
-	committed, err := r.writer.Write(ctx, doc)
+	_, err := r.writer.Write(ctx, doc)
 	switch {
 	case errors.Is(err, status.ErrReadOnly):
 		r.once.Do(func() {
@@ -52,8 +52,6 @@ func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report
 		})
 	case err != nil:
 		r.log.Warn("status: push failed; retried next cycle", "err", err)
-	case committed:
-		r.log.Info("status: committed", "branch", r.writer.Branch, "state", doc.State)
 	}
 }
 
