@@ -23,8 +23,9 @@ tools: ## build the pinned test tools into $(TOOLS) (cached)
 test: tools ## run every test (needs a Docker engine; fails, never skips, when a part is missing)
 	SYNCD_TEST_STRICT=1 $(GO) test -count=1 -timeout 25m ./...
 
-lint: ## gofmt, go vet, and `syncd validate --strict` of the example repository
+lint: ## gofmt, go.mod tidy, go vet, and `syncd validate --strict` of the example repository
 	@out=$$(gofmt -l cmd internal); [ -z "$$out" ] || { echo "not gofmt-formatted:"; echo "$$out"; exit 1; }
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) run ./cmd/syncd validate --strict --repo repo-layout
 
