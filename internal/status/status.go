@@ -1,0 +1,249 @@
+// Package status owns the status document of a host and the branch of the
+// desired-state repository it is pushed to (DESIGN §4): one file per host,
+// hosts/<host>.yaml on syncd/status, committed only when its content changes
+// (plus an hourly heartbeat), pushed concurrently by every host of a fleet
+// without a lost update. It also keeps the same document locally for
+// `syncd status` on the host.
+//
+// It defines its own document types; the caller (cmd/syncd wiring) fills
+// them from what a cycle produced. It is a Git adapter (it imports go-git)
+// and must not import the engine, reconcile or the agent.
+//
+// Never a secret value: the caller passes errors already redacted, and the
+// Writer applies its own Redact to every error string again before writing.
+package status
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/syncd-dev/syncd/internal/state"
+)
+
+// State is what a host, or one of its projects, is doing.
+type State string
+
+// States.
+const (
+	Converged   State = "converged"   // running what the desired commit says
+	Applying    State = "applying"    // a cycle is changing things
+	Degraded    State = "degraded"    // running, but something is unhealthy or drifted
+	Failed      State = "failed"      // a release failed (rolled back or taken down)
+	Held        State = "held"        // a failed commit is held until a newer one arrives
+	Invalid     State = "invalid"     // the repository cannot be rendered; nothing changed
+	Unreachable State = "unreachable" // the source or the engine cannot be reached
+)
+
+// Health of a project's containers.
+type Health string
+
+// Healths.
+const (
+	Healthy   Health = "healthy"
+	Unhealthy Health = "unhealthy"
+	Starting  Health = "starting"
+	NoHealth  Health = "none" // no healthcheck
+)
+
+// Host is the status document of one host: hosts/<host>.yaml on the status
+// branch, state/status.json on the host.
+type Host struct {
+	Host          string `yaml:"host" json:"host"`
+	Wave          int    `yaml:"wave" json:"wave"`
+	DesiredCommit string `yaml:"desired_commit" json:"desired_commit"`
+	AppliedCommit string `yaml:"applied_commit" json:"applied_commit"`
+	State         State  `yaml:"state" json:"state"`
+	// UpdatedAt is when the document was written: the heartbeat. Equal
+	// leaves it out.
+	UpdatedAt    time.Time `yaml:"updated_at" json:"updated_at"`
+	SyncdVersion string    `yaml:"syncd_version,omitempty" json:"syncd_version,omitempty"`
+	LastCycle    Cycle     `yaml:"last_cycle,omitempty" json:"last_cycle,omitzero"`
+	// Drift is how many containers the last cycle found changed by hand.
+	Drift    int       `yaml:"drift" json:"drift"`
+	Projects []Project `yaml:"projects,omitempty" json:"projects,omitempty"`
+	// Jobs holds the last result of each day-2 job (backup, scan, probe).
+	Jobs []Job `yaml:"jobs,omitempty" json:"jobs,omitempty"`
+}
+
+// Cycle is the last reconcile cycle. Equal leaves out At and DurationMS.
+type Cycle struct {
+	At         time.Time `yaml:"at,omitempty" json:"at,omitzero"`
+	DurationMS int64     `yaml:"duration_ms,omitempty" json:"duration_ms,omitempty"`
+	Result     string    `yaml:"result,omitempty" json:"result,omitempty"`
+	// Error is redacted.
+	Error string `yaml:"error,omitempty" json:"error,omitempty"`
+}
+
+// Project is one Compose project of the host.
+type Project struct {
+	Name   string `yaml:"name" json:"name"`
+	State  State  `yaml:"state" json:"state"`
+	Commit string `yaml:"commit,omitempty" json:"commit,omitempty"`
+	// ConfigHash maps a service to Compose's config hash.
+	ConfigHash map[string]string `yaml:"config_hash,omitempty" json:"config_hash,omitempty"`
+	Images     []Image           `yaml:"images,omitempty" json:"images,omitempty"`
+	Health     Health            `yaml:"health,omitempty" json:"health,omitempty"`
+	// LastError is redacted.
+	LastError string `yaml:"last_error,omitempty" json:"last_error,omitempty"`
+}
+
+// Image is what one service runs.
+type Image struct {
+	Service string `yaml:"service" json:"service"`
+	Ref     string `yaml:"ref" json:"ref"`
+	ID      string `yaml:"id" json:"id"` // sha256:…
+	// Digest is the repository digest, when the engine knows one.
+	Digest string `yaml:"digest,omitempty" json:"digest,omitempty"`
+}
+
+// Job is the last run of one day-2 job. Equal leaves out At and DurationMS.
+type Job struct {
+	Name       string    `yaml:"name" json:"name"`
+	At         time.Time `yaml:"at,omitempty" json:"at,omitzero"`
+	DurationMS int64     `yaml:"duration_ms,omitempty" json:"duration_ms,omitempty"`
+	Result     string    `yaml:"result" json:"result"`
+	// Error is redacted.
+	Error string `yaml:"error,omitempty" json:"error,omitempty"`
+}
+
+// Equal reports whether a and b say the same thing: the heartbeat time and
+// the times and durations of the last cycle and jobs are left out, so a
+// poll that changed nothing commits nothing.
+func Equal(a, b Host) bool {
+	ya, erra := marshal(significant(a))
+	yb, errb := marshal(significant(b))
+	return erra == nil && errb == nil && bytes.Equal(ya, yb)
+}
+
+// significant is h without what Equal leaves out.
+func significant(h Host) Host {
+	h = normalise(h)
+	h.UpdatedAt = time.Time{}
+	h.LastCycle.At, h.LastCycle.DurationMS = time.Time{}, 0
+	for i := range h.Jobs {
+		h.Jobs[i].At, h.Jobs[i].DurationMS = time.Time{}, 0
+	}
+	return h
+}
+
+// normalise returns a deep copy of h in its canonical order (projects and
+// jobs by name, images by service), times in UTC to the second.
+func normalise(h Host) Host {
+	h.UpdatedAt = h.UpdatedAt.UTC().Truncate(time.Second)
+	h.LastCycle.At = h.LastCycle.At.UTC().Truncate(time.Second)
+	h.Projects = slices.Clone(h.Projects)
+	for i := range h.Projects {
+		p := &h.Projects[i]
+		if len(p.ConfigHash) > 0 {
+			m := make(map[string]string, len(p.ConfigHash))
+			for k, v := range p.ConfigHash {
+				m[k] = v
+			}
+			p.ConfigHash = m
+		}
+		p.Images = slices.Clone(p.Images)
+		slices.SortStableFunc(p.Images, func(a, b Image) int {
+			if c := strings.Compare(a.Service, b.Service); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Ref, b.Ref)
+		})
+	}
+	slices.SortStableFunc(h.Projects, func(a, b Project) int { return strings.Compare(a.Name, b.Name) })
+	h.Jobs = slices.Clone(h.Jobs)
+	for i := range h.Jobs {
+		h.Jobs[i].At = h.Jobs[i].At.UTC().Truncate(time.Second)
+	}
+	slices.SortStableFunc(h.Jobs, func(a, b Job) int { return strings.Compare(a.Name, b.Name) })
+	return h
+}
+
+// redacted applies redact to every error string of h (already a copy).
+func redacted(h Host, redact func(string) string) Host {
+	if redact == nil {
+		return h
+	}
+	if h.LastCycle.Error != "" {
+		h.LastCycle.Error = redact(h.LastCycle.Error)
+	}
+	for i := range h.Projects {
+		if h.Projects[i].LastError != "" {
+			h.Projects[i].LastError = redact(h.Projects[i].LastError)
+		}
+	}
+	for i := range h.Jobs {
+		if h.Jobs[i].Error != "" {
+			h.Jobs[i].Error = redact(h.Jobs[i].Error)
+		}
+	}
+	return h
+}
+
+func marshal(h Host) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(h); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// maxDocument caps what is read of one status file: a host's document is a
+// few kilobytes; anything far larger is not one.
+const maxDocument = 1 << 20
+
+func unmarshal(data []byte) (Host, error) {
+	var h Host
+	if len(data) > maxDocument {
+		return h, fmt.Errorf("%d bytes, more than a status document can be (%d)", len(data), maxDocument)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(false) // a newer syncd may add fields
+	if err := dec.Decode(&h); err != nil {
+		return Host{}, err
+	}
+	return h, nil
+}
+
+const localFile = "status.json"
+
+// WriteLocal writes h as stateDir/status.json, atomically, mode 0600. The
+// caller passes a redacted document (Writer.Write does this for it).
+func WriteLocal(stateDir string, h Host) error {
+	data, err := json.MarshalIndent(normalise(h), "", "  ")
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	return state.WriteFile(filepath.Join(stateDir, localFile), append(data, '\n'), 0o600)
+}
+
+// ReadLocal reads stateDir/status.json, for `syncd status` on the host.
+func ReadLocal(stateDir string) (Host, error) {
+	p := filepath.Join(stateDir, localFile)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Host{}, fmt.Errorf("read %s: %w (has the agent run a cycle yet?)", p, err)
+	}
+	if err != nil {
+		return Host{}, fmt.Errorf("read %s: %w", p, err)
+	}
+	var h Host
+	if err := json.Unmarshal(data, &h); err != nil {
+		return Host{}, fmt.Errorf("read %s: %w", p, err)
+	}
+	return h, nil
+}
