@@ -1,0 +1,508 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/transport/http"
+	"gopkg.in/yaml.v3"
+
+	"github.com/syncd-dev/syncd/internal/testenv"
+)
+
+// fleet is a status repository on a real Git server (git http-backend on
+// loopback).
+type fleet struct {
+	srv  *testenv.GitServer
+	url  string
+	bare string
+}
+
+func newFleet(t *testing.T) *fleet {
+	t.Helper()
+	srv := testenv.NewGitServer(t)
+	srv.Token = "status-test-token"
+	url := srv.InitBare(t, "fleet")
+	return &fleet{srv: srv, url: url, bare: filepath.Join(srv.Root, "fleet.git")}
+}
+
+// pushURL is the repository's URL with the token, for the git command.
+func (f *fleet) pushURL() string {
+	return "http://x:" + f.srv.Token + "@" + strings.TrimPrefix(f.url, "http://")
+}
+
+// clock is an injected time that tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func (f *fleet) writer(t *testing.T, host string, now func() time.Time) *Writer {
+	return &Writer{
+		URL:      f.url,
+		Auth:     &http.BasicAuth{Username: "syncd", Password: f.srv.Token},
+		Dir:      filepath.Join(t.TempDir(), "status-repo"),
+		StateDir: t.TempDir(),
+		Host:     host,
+		Now:      now,
+	}
+}
+
+// commits counts the commits of the status branch on the server.
+func (f *fleet) commits(t *testing.T) int {
+	t.Helper()
+	n, err := strconv.Atoi(testenv.Git(t, f.bare, "rev-list", "--count", DefaultBranch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// file is one file of the status branch's tip, as the server has it.
+func (f *fleet) file(t *testing.T, name string) string {
+	t.Helper()
+	return testenv.Git(t, f.bare, "show", DefaultBranch+":"+name)
+}
+
+func (f *fleet) host(t *testing.T, name string) Host {
+	t.Helper()
+	h, err := unmarshal([]byte(f.file(t, "hosts/"+name+".yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func write(t *testing.T, w *Writer, h Host) bool {
+	t.Helper()
+	committed, err := w.Write(context.Background(), h)
+	if err != nil {
+		t.Fatalf("Write %s: %v", w.Host, err)
+	}
+	return committed
+}
+
+func TestFirstWriteCreatesTheBranch(t *testing.T) {
+	f := newFleet(t)
+	// The desired state is on main; the status branch is not there yet.
+	work := filepath.Join(t.TempDir(), "w")
+	testenv.Git(t, "", "init", "-q", "-b", "main", work)
+	os.WriteFile(filepath.Join(work, "syncd.yaml"), []byte("waves: {}\n"), 0o644)
+	testenv.Git(t, work, "add", ".")
+	testenv.Git(t, work, "commit", "-qm", "fleet")
+	testenv.Git(t, work, "push", "-q", f.pushURL(), "main")
+	mainBefore := testenv.Git(t, f.bare, "rev-parse", "main")
+
+	c := &clock{t: t0}
+	w := f.writer(t, "alpha", c.Now)
+	if !write(t, w, sample("alpha")) {
+		t.Fatal("the first write made no commit")
+	}
+	if n := f.commits(t); n != 1 {
+		t.Fatalf("%d commits, want 1", n)
+	}
+	if files := testenv.Git(t, f.bare, "ls-tree", "-r", "--name-only", DefaultBranch); files != "hosts/alpha.yaml" {
+		t.Errorf("the branch holds %q, want only hosts/alpha.yaml", files)
+	}
+	if parents := testenv.Git(t, f.bare, "log", "-1", "--format=%P", DefaultBranch); parents != "" {
+		t.Errorf("the first commit has parents %s, want an orphan", parents)
+	}
+	if msg := testenv.Git(t, f.bare, "log", "-1", "--format=%s", DefaultBranch); msg != "status: alpha converged at 0123456789ab" {
+		t.Errorf("commit message %q", msg)
+	}
+	if main := testenv.Git(t, f.bare, "rev-parse", "main"); main != mainBefore {
+		t.Errorf("main moved from %s to %s", mainBefore, main)
+	}
+	got := f.host(t, "alpha")
+	if !Equal(got, sample("alpha")) || !got.UpdatedAt.Equal(t0) {
+		t.Errorf("pushed %+v", got)
+	}
+	local, err := ReadLocal(w.StateDir)
+	if err != nil || !Equal(local, got) {
+		t.Errorf("local status %+v, %v", local, err)
+	}
+	testenv.Git(t, f.bare, "fsck", "--strict", "--no-dangling")
+}
+
+func TestUnchangedDocumentMakesNoCommit(t *testing.T) {
+	f := newFleet(t)
+	c := &clock{t: t0}
+	w := f.writer(t, "alpha", c.Now)
+	write(t, w, sample("alpha"))
+	before := f.srv.Requests.Load()
+	for range 3 {
+		c.Add(10 * time.Minute)
+		h := sample("alpha")
+		h.LastCycle.At = c.Now() // a new poll, same outcome
+		h.LastCycle.DurationMS = 17
+		if write(t, w, h) {
+			t.Fatal("an unchanged document made a commit")
+		}
+	}
+	if n := f.commits(t); n != 1 {
+		t.Errorf("%d commits, want 1", n)
+	}
+	if got := f.srv.Requests.Load() - before; got != 0 {
+		t.Errorf("an unchanged document cost %d requests, want none", got)
+	}
+	// The local status still follows every poll.
+	local, err := ReadLocal(w.StateDir)
+	if err != nil || !local.UpdatedAt.Equal(t0.Add(30*time.Minute)) {
+		t.Errorf("local status at %v (%v), want the last poll", local.UpdatedAt, err)
+	}
+}
+
+func TestChangedDocumentMakesOneCommit(t *testing.T) {
+	f := newFleet(t)
+	c := &clock{t: t0}
+	w := f.writer(t, "alpha", c.Now)
+	write(t, w, sample("alpha"))
+	c.Add(time.Minute)
+	h := sample("alpha")
+	h.State = Degraded
+	h.Projects[0].Health = Unhealthy
+	if !write(t, w, h) {
+		t.Fatal("a changed document made no commit")
+	}
+	if n := f.commits(t); n != 2 {
+		t.Errorf("%d commits, want 2", n)
+	}
+	if got := f.host(t, "alpha"); got.State != Degraded || !got.UpdatedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("pushed state %s at %v", got.State, got.UpdatedAt)
+	}
+	if msg := testenv.Git(t, f.bare, "log", "-1", "--format=%s", DefaultBranch); msg != "status: alpha degraded at 0123456789ab" {
+		t.Errorf("commit message %q", msg)
+	}
+}
+
+func TestHeartbeatAfterTheInterval(t *testing.T) {
+	f := newFleet(t)
+	c := &clock{t: t0}
+	w := f.writer(t, "alpha", c.Now)
+	w.Heartbeat = 30 * time.Minute
+	write(t, w, sample("alpha"))
+	c.Add(29 * time.Minute)
+	if write(t, w, sample("alpha")) {
+		t.Fatal("a commit before the heartbeat was due")
+	}
+	c.Add(time.Minute)
+	if !write(t, w, sample("alpha")) {
+		t.Fatal("no heartbeat commit after the interval")
+	}
+	if n := f.commits(t); n != 2 {
+		t.Errorf("%d commits, want 2", n)
+	}
+	if got := f.host(t, "alpha"); !got.UpdatedAt.Equal(t0.Add(30 * time.Minute)) {
+		t.Errorf("heartbeat at %v", got.UpdatedAt)
+	}
+	// The interval counts from the heartbeat, not from the first commit.
+	c.Add(29 * time.Minute)
+	if write(t, w, sample("alpha")) {
+		t.Error("a commit 29m after the heartbeat")
+	}
+}
+
+// TestWriteKeepsEveryOtherFile: the branch holds other hosts' files and
+// files syncd did not write; a write replaces only its own, in a tree Git
+// accepts (entries in Git's order: "hosts-x" < "hosts.txt" < "hosts/").
+func TestWriteKeepsEveryOtherFile(t *testing.T) {
+	f := newFleet(t)
+	work := filepath.Join(t.TempDir(), "w")
+	testenv.Git(t, "", "init", "-q", "-b", DefaultBranch, work)
+	others := map[string]string{
+		"README.md":        "status of the fleet\n",
+		"hosts-x":          "not a directory\n",
+		"hosts.txt":        "a file beside hosts/\n",
+		"hosts/beta.yaml":  "host: beta\nstate: converged # a comment syncd would not write\n",
+		"hosts/zulu.yaml":  "host: zulu\nstate: failed\n",
+		"hosts/a/b/c.yaml": "nested\n",
+	}
+	for name, content := range others {
+		os.MkdirAll(filepath.Join(work, filepath.Dir(name)), 0o755)
+		os.WriteFile(filepath.Join(work, name), []byte(content), 0o644)
+	}
+	os.WriteFile(filepath.Join(work, "run.sh"), []byte("#!/bin/sh\n"), 0o755)
+	testenv.Git(t, work, "add", ".")
+	testenv.Git(t, work, "commit", "-qm", "by hand")
+	testenv.Git(t, work, "push", "-q", f.pushURL(), DefaultBranch)
+	modeBefore := testenv.Git(t, f.bare, "ls-tree", DefaultBranch, "run.sh")
+
+	w := f.writer(t, "alpha", (&clock{t: t0}).Now)
+	write(t, w, sample("alpha"))
+	if n := f.commits(t); n != 2 {
+		t.Fatalf("%d commits, want 2", n)
+	}
+	for name, content := range others {
+		if got := f.file(t, name); got != strings.TrimSpace(content) {
+			t.Errorf("%s became %q", name, got)
+		}
+	}
+	if got := testenv.Git(t, f.bare, "ls-tree", DefaultBranch, "run.sh"); got != modeBefore {
+		t.Errorf("run.sh became %s", got)
+	}
+	if changed := testenv.Git(t, f.bare, "diff", "--name-only", DefaultBranch+"~1", DefaultBranch); changed != "hosts/alpha.yaml" {
+		t.Errorf("the write changed %q", changed)
+	}
+	testenv.Git(t, f.bare, "fsck", "--strict", "--no-dangling")
+}
+
+// TestConcurrentWritersLoseNoUpdate: 20 hosts, each with its own writer
+// and directory, write twice at once to one repository. Every push that
+// loses the race is retried on the new tip; none is lost, none overwrites
+// another host's file.
+func TestConcurrentWritersLoseNoUpdate(t *testing.T) {
+	const hosts = 20
+	f := newFleet(t)
+	start := time.Now()
+	var (
+		wg      sync.WaitGroup
+		errs    = make(chan error, 2*hosts)
+		release = make(chan struct{})
+	)
+	for i := range hosts {
+		name := fmt.Sprintf("host-%02d", i)
+		w := f.writer(t, name, nil)
+		w.MaxAttempts = 30
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-release // start together: the most contention
+			for round := 1; round <= 2; round++ {
+				h := sample(name)
+				h.Drift = round
+				committed, err := w.Write(context.Background(), h)
+				if err == nil && !committed {
+					err = errors.New("no commit")
+				}
+				if err != nil {
+					errs <- fmt.Errorf("%s round %d: %w", name, round, err)
+				}
+			}
+		}()
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Logf("%d hosts × 2 writes in %v (%d HTTP requests)", hosts, time.Since(start).Round(time.Millisecond), f.srv.Requests.Load())
+	if n := f.commits(t); n != 2*hosts {
+		t.Errorf("%d commits, want %d", n, 2*hosts)
+	}
+	files := strings.Fields(testenv.Git(t, f.bare, "ls-tree", "-r", "--name-only", DefaultBranch))
+	if len(files) != hosts {
+		t.Errorf("%d files on the branch, want %d: %v", len(files), hosts, files)
+	}
+	for i := range hosts {
+		name := fmt.Sprintf("host-%02d", i)
+		if h := f.host(t, name); h.Host != name || h.Drift != 2 {
+			t.Errorf("%s: the branch has host %q at round %d, want round 2", name, h.Host, h.Drift)
+		}
+	}
+	// Each commit changed exactly its host's file: two per host.
+	touched := map[string]int{}
+	for _, line := range strings.Split(testenv.Git(t, f.bare, "log", "--format=%s", "--name-only", DefaultBranch), "\n") {
+		if strings.HasPrefix(line, "hosts/") {
+			touched[line]++
+		}
+	}
+	for i := range hosts {
+		if n := touched[fmt.Sprintf("hosts/host-%02d.yaml", i)]; n != 2 {
+			t.Errorf("host-%02d's file changed by %d commits, want 2", i, n)
+		}
+	}
+	if len(touched) != hosts {
+		t.Errorf("commits touched %d files, want %d", len(touched), hosts)
+	}
+	testenv.Git(t, f.bare, "fsck", "--strict", "--no-dangling")
+}
+
+func TestReadOnlyRemote(t *testing.T) {
+	f := newFleet(t)
+	f.srv.ReadOnly.Store(true)
+	c := &clock{t: t0}
+	w := f.writer(t, "alpha", c.Now)
+	_, err := w.Write(context.Background(), sample("alpha"))
+	if !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Write to a read-only remote: %v, want ErrReadOnly", err)
+	}
+	if strings.Contains(err.Error(), f.srv.Token) {
+		t.Errorf("the error quotes the token: %v", err)
+	}
+	if local, err := ReadLocal(w.StateDir); err != nil || !Equal(local, sample("alpha")) {
+		t.Errorf("no local status after a read-only push: %+v, %v", local, err)
+	}
+	if refs := testenv.Git(t, f.bare, "for-each-ref"); refs != "" {
+		t.Errorf("the read-only server got refs: %s", refs)
+	}
+	// Once write access is granted, the same document is pushed: a refused
+	// push was not remembered as done.
+	f.srv.ReadOnly.Store(false)
+	if !write(t, w, sample("alpha")) {
+		t.Error("no commit once the remote accepts pushes")
+	}
+
+	// A branch that exists, and a remote that turns read-only.
+	f.srv.ReadOnly.Store(true)
+	h := sample("alpha")
+	h.State = Failed
+	if _, err := w.Write(context.Background(), h); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Write to a read-only remote with a branch: %v, want ErrReadOnly", err)
+	}
+	if n := f.commits(t); n != 1 {
+		t.Errorf("%d commits, want 1", n)
+	}
+}
+
+func TestWrongTokenIsNotReadOnly(t *testing.T) {
+	f := newFleet(t)
+	w := f.writer(t, "alpha", nil)
+	w.Auth = &http.BasicAuth{Username: "syncd", Password: "wrong"}
+	_, err := w.Write(context.Background(), sample("alpha"))
+	if err == nil || errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Write with a wrong token: %v, want an authentication error", err)
+	}
+	if strings.Contains(err.Error(), "wrong") || strings.Contains(err.Error(), f.srv.Token) {
+		t.Errorf("the error quotes a credential: %v", err)
+	}
+}
+
+func TestCredentialInURLIsNotInErrors(t *testing.T) {
+	f := newFleet(t)
+	f.srv.ReadOnly.Store(true)
+	w := f.writer(t, "alpha", nil)
+	w.Auth = nil
+	w.URL = "http://syncd:" + f.srv.Token + "@" + strings.TrimPrefix(f.url, "http://")
+	_, err := w.Write(context.Background(), sample("alpha"))
+	if !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Write: %v, want ErrReadOnly", err)
+	}
+	if strings.Contains(err.Error(), f.srv.Token) {
+		t.Errorf("the error quotes the token: %v", err)
+	}
+	data, _ := os.ReadFile(filepath.Join(w.Dir, lastFile))
+	if strings.Contains(string(data), f.srv.Token) {
+		t.Error("last.yaml holds the token")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for _, tc := range []struct {
+		attempt  int
+		took     time.Duration
+		min, max time.Duration
+	}{
+		{1, time.Millisecond, 12 * time.Millisecond, 50 * time.Millisecond},
+		{3, time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond},
+		{10, time.Millisecond, 500 * time.Millisecond, 2 * time.Second},
+		{1, time.Second, 250 * time.Millisecond, time.Second},
+		{10, time.Second, 4 * time.Second, 16 * time.Second},
+		{1000, time.Millisecond, 500 * time.Millisecond, 2 * time.Second},
+	} {
+		for range 100 {
+			if d := backoff(tc.attempt, tc.took); d < tc.min || d > tc.max {
+				t.Fatalf("backoff(%d, %v) = %v, want within [%v, %v]", tc.attempt, tc.took, d, tc.min, tc.max)
+			}
+		}
+	}
+}
+
+func TestBadHostName(t *testing.T) {
+	for _, name := range []string{"", "../x", "a/b", ".hidden", "a..b"} {
+		w := &Writer{URL: "http://127.0.0.1:1/none.git", Host: name, Dir: t.TempDir()}
+		if _, err := w.Write(context.Background(), Host{}); err == nil {
+			t.Errorf("host %q accepted", name)
+		}
+	}
+	w := &Writer{URL: "http://127.0.0.1:1/none.git", Host: "alpha", Dir: t.TempDir()}
+	if _, err := w.Write(context.Background(), sample("beta")); err == nil {
+		t.Error("the writer of alpha wrote beta's document")
+	}
+	w = &Writer{URL: "http://127.0.0.1:1/none.git", Host: "alpha"}
+	if _, err := w.Write(context.Background(), sample("alpha")); err == nil {
+		t.Error("a writer without a directory wrote")
+	}
+}
+
+// TestNoSecretInStatus: a document whose errors quote a secret value
+// (testdata/secret-host.yaml) reaches neither the local status, nor the
+// writer's directory, nor any object on the server: Writer.Redact blanks
+// every error string first.
+func TestNoSecretInStatus(t *testing.T) {
+	const secret = "planted-Secret-4711"
+	data, err := os.ReadFile("testdata/secret-host.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h Host
+	if err := yaml.Unmarshal(data, &h); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(h.LastCycle.Error+h.Projects[0].LastError+h.Jobs[0].Error, secret) {
+		t.Fatal("the fixture lost its planted secret")
+	}
+	f := newFleet(t)
+	w := f.writer(t, "leaky", (&clock{t: t0}).Now)
+	w.Redact = func(s string) string { return strings.ReplaceAll(s, secret, "[redacted]") }
+	write(t, w, h)
+
+	got := f.host(t, "leaky")
+	for _, s := range []string{got.LastCycle.Error, got.Projects[0].LastError, got.Jobs[0].Error} {
+		if !strings.Contains(s, "[redacted]") {
+			t.Errorf("error %q was not redacted", s)
+		}
+	}
+	if h.Projects[0].LastError != "health check: login with "+secret+" failed" {
+		t.Error("Write changed the caller's document")
+	}
+	check := func(where string, b []byte) {
+		t.Helper()
+		if strings.Contains(string(b), secret) {
+			t.Errorf("%s holds the secret value", where)
+		}
+	}
+	filepath.Walk(w.StateDir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			b, _ := os.ReadFile(p)
+			check(p, b)
+		}
+		return nil
+	})
+	filepath.Walk(w.Dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			b, _ := os.ReadFile(p)
+			check(p, b)
+		}
+		return nil
+	})
+	// Every object the server stores, decompressed.
+	cmd := exec.Command("git", "cat-file", "--batch-all-objects", "--batch")
+	cmd.Dir = f.bare
+	objects, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(objects), "[redacted]") {
+		t.Fatal("cat-file shows no status document")
+	}
+	check("the server's objects", objects)
+
+	// The same document from the local status, for `syncd status`.
+	local, err := ReadLocal(w.StateDir)
+	if err != nil || local.Projects[0].LastError != "health check: login with [redacted] failed" {
+		t.Errorf("local: %q, %v", local.Projects[0].LastError, err)
+	}
+}
