@@ -32,13 +32,16 @@ type reporter struct {
 	now    func() time.Time
 
 	once     sync.Once // the read-only warning is given once
+	// readOnlyUntil pauses pushes after the remote refused one: the status
+	// stays local, and write access is tried again an hour later.
+	readOnlyUntil time.Time
 	wave     int
 	lastGood string
 }
 
 func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) {
 	doc := r.document(ctx, head, rep, cycleErr, took)
-	if r.writer == nil {
+	if r.writer == nil || r.now().Before(r.readOnlyUntil) {
 		if err := status.WriteLocal(r.store.Dir(), doc); err != nil {
 			r.log.Warn("status: write", "err", err)
 		}
@@ -47,6 +50,7 @@ func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report
 	_, err := r.writer.Write(ctx, doc)
 	switch {
 	case errors.Is(err, status.ErrReadOnly):
+		r.readOnlyUntil = r.now().Add(time.Hour)
 		r.once.Do(func() {
 			r.log.Warn("status: the remote refuses this host's pushes; the status stays local (state/status.json)", "branch", r.writer.Branch, "err", err)
 		})

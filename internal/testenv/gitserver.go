@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -41,6 +42,8 @@ func NewGitServer(t testing.TB) *GitServer {
 	backend := &cgi.Handler{
 		Path: git,
 		Args: []string{"http-backend"},
+		// Lost races of concurrent pushes ("cannot lock ref") are expected.
+		Stderr: io.Discard,
 		// REMOTE_USER: http-backend accepts pushes only from a known user.
 		Env: []string{"GIT_PROJECT_ROOT=" + s.Root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=syncd"},
 	}
