@@ -31,12 +31,12 @@ type reporter struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	once     sync.Once // the read-only warning is given once
+	once sync.Once // the read-only warning is given once
 	// readOnlyUntil pauses pushes after the remote refused one: the status
 	// stays local, and write access is tried again an hour later.
 	readOnlyUntil time.Time
-	wave     int
-	lastGood string
+	wave          int
+	lastGood      string
 }
 
 func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) {
