@@ -53,6 +53,7 @@ func newGitRemote(t *testing.T, f *fleet) *gitRemote {
 	t.Helper()
 	g := &gitRemote{server: testenv.NewGitServer(t)}
 	g.server.Token = "tok-Git-9d8f7a6s5d4f"
+	g.server.Maintainer = "dev"
 	g.url = g.server.InitBare(t, "fleet")
 	g.tokenFile = filepath.Join(t.TempDir(), "token")
 	os.WriteFile(g.tokenFile, []byte(g.server.Token+"\n"), 0o600)
@@ -65,7 +66,7 @@ func (g *gitRemote) push(t *testing.T, f *fleet, msg string, force bool) string 
 	t.Helper()
 	testenv.Git(t, f.repo, "add", "-A")
 	testenv.Git(t, f.repo, append(append([]string{}, g.signWith...), "commit", "-q", "--allow-empty", "-m", msg)...)
-	auth := strings.Replace(g.url, "http://", "http://syncd:"+g.server.Token+"@", 1)
+	auth := strings.Replace(g.url, "http://", "http://dev:"+g.server.Token+"@", 1)
 	args := []string{"push", "-q", auth, "HEAD:main"}
 	if force {
 		args = append(args, "--force")
@@ -221,6 +222,8 @@ func TestAgentE2EWebhookSignalAndSocket(t *testing.T) {
 	c1 := g.push(t, f, "first", false)
 	secretFile := filepath.Join(t.TempDir(), "hook")
 	os.WriteFile(secretFile, []byte("hook-Secret-55aa\n"), 0o600)
+	// This host may read but not push: its status stays local.
+	g.server.ReadOnly.Store(true)
 	// Polls far apart: only a trigger can bring a new commit in.
 	a := startAgent(t, f, g.url, "--poll", "1h", "--token-file", g.tokenFile, "--webhook-secret-file", secretFile)
 	waitStatus(t, f, a, "the first commit", applied(c1))
@@ -277,6 +280,12 @@ func TestAgentE2EWebhookSignalAndSocket(t *testing.T) {
 	}
 	if resp, err := http.Get("http://" + a.addr + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("/healthz: %v %v", resp, err)
+	}
+	if n := strings.Count(a.log.String(), "refuses this host's pushes"); n != 1 {
+		t.Errorf("read-only remote warned %d times over three cycles, want once:\n%s", n, a.log)
+	}
+	if out, err := exec.Command("git", "-C", filepath.Join(g.server.Root, "fleet.git"), "branch", "--list", "syncd/status").Output(); err != nil || len(out) != 0 {
+		t.Errorf("a read-only remote got a status branch: %q %v", out, err)
 	}
 	_ = app
 }

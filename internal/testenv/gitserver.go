@@ -24,6 +24,9 @@ type GitServer struct {
 	Token string
 	// ReadOnly refuses pushes with 403, as a deploy key without write access.
 	ReadOnly atomic.Bool
+	// Maintainer, when set, is a basic-auth user whose pushes ReadOnly
+	// lets through: the developer pushing commits while hosts may only read.
+	Maintainer string
 	// Down answers every request 503, as a forge in maintenance.
 	Down atomic.Bool
 	// Requests and ResponseBytes count what clients asked and got.
@@ -60,7 +63,8 @@ func NewGitServer(t testing.TB) *GitServer {
 				return
 			}
 		}
-		if s.ReadOnly.Load() && (strings.HasSuffix(r.URL.Path, "/git-receive-pack") || r.URL.Query().Get("service") == "git-receive-pack") {
+		user, _, _ := r.BasicAuth()
+		if s.ReadOnly.Load() && (s.Maintainer == "" || user != s.Maintainer) && (strings.HasSuffix(r.URL.Path, "/git-receive-pack") || r.URL.Query().Get("service") == "git-receive-pack") {
 			http.Error(w, "read-only", http.StatusForbidden)
 			return
 		}
