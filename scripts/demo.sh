@@ -28,5 +28,7 @@ Change something and watch it converge:
   \$EDITOR $work/repo/hosts/demo/host.yaml      # e.g. DEMO_MESSAGE
   bin/syncd plan --repo $work/repo --host demo --age-key $work/age.key --state-dir $work/state
   make demo                                     # applies exactly that change
-Take it down: docker rm -f $(docker ps -aq --filter label=com.docker.compose.project=demoweb)
+Or let the agent watch the directory, so every save converges (Ctrl-C stops it):
+  bin/syncd agent --repo $work/repo --host demo --age-key $work/age.key --state-dir $work/state --config /dev/null
+Take it down: docker rm -f \$(docker ps -aq --filter label=com.docker.compose.project=demoweb)
 MSG
