@@ -19,7 +19,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -131,31 +130,13 @@ func buildSyncd(b *testing.B) string {
 	return bin
 }
 
-// benchLog is a subprocess's log, read while it runs.
-type benchLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *benchLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *benchLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // benchAgent is `syncd agent` running as a subprocess.
 type benchAgent struct {
 	cmd    *exec.Cmd
 	state  string
 	addr   string // of /metrics, /healthz, /webhook
 	secret string
-	log    *benchLog
+	log    *lockedBuffer
 	exited chan struct{}
 }
 
@@ -166,7 +147,7 @@ var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
 func startBenchAgent(b *testing.B, bin string, f *benchFleet, extra ...string) *benchAgent {
 	b.Helper()
 	dir := b.TempDir()
-	a := &benchAgent{state: filepath.Join(dir, "state"), secret: benchRandom(16), log: &benchLog{}, exited: make(chan struct{})}
+	a := &benchAgent{state: filepath.Join(dir, "state"), secret: benchRandom(16), log: &lockedBuffer{}, exited: make(chan struct{})}
 	config, secretFile := filepath.Join(dir, "syncd.yaml"), filepath.Join(dir, "webhook.secret")
 	benchWrite(b, config, "")
 	benchWrite(b, secretFile, a.secret+"\n")
