@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -265,6 +266,15 @@ func TestAgentE2EWebhookSignalAndSocket(t *testing.T) {
 		t.Errorf("applied %s after sync through the agent, want %s", h.AppliedCommit, c3)
 	}
 
+	// SIGHUP asks for a cycle (this test binary's agent has it registered).
+	f.vars["MSG"] = "hung up"
+	f.commit()
+	c4 := g.push(t, f, "fourth", false)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, f, a, "the commit SIGHUP brought in", applied(c4))
+
 	// Metrics and health.
 	resp, err := http.Get("http://" + a.addr + "/metrics")
 	if err != nil {
@@ -282,7 +292,7 @@ func TestAgentE2EWebhookSignalAndSocket(t *testing.T) {
 		t.Errorf("/healthz: %v %v", resp, err)
 	}
 	if n := strings.Count(a.log.String(), "refuses this host's pushes"); n != 1 {
-		t.Errorf("read-only remote warned %d times over three cycles, want once:\n%s", n, a.log)
+		t.Errorf("read-only remote warned %d times over four cycles, want once:\n%s", n, a.log)
 	}
 	if out, err := exec.Command("git", "-C", filepath.Join(g.server.Root, "fleet.git"), "branch", "--list", "syncd/status").Output(); err != nil || len(out) != 0 {
 		t.Errorf("a read-only remote got a status branch: %q %v", out, err)
