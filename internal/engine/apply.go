@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -168,6 +169,9 @@ func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions)
 		create.Services = slices.Clone(opts.Force)
 		create.Recreate = api.RecreateForce
 	}
+	if err := e.removeInterrupted(ctx, p.Name); err != nil {
+		return e.wrap(ctx, "apply "+p.Name, err, r)
+	}
 	// Up in detached mode is exactly Create then Start; calling them apart
 	// tells a failed create (not a health problem) from a failed start.
 	e.log.Debug("apply", "project", p.Name, "force", opts.Force)
@@ -198,6 +202,35 @@ func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions)
 		// Not a health verdict: a container that could not start (a port
 		// already taken, say), or the engine.
 		return e.wrap(ctx, "apply "+p.Name, err, r)
+	}
+	return nil
+}
+
+// interruptedName is the name Compose gives a container it is replacing
+// ("<12 hex of its ID>_<name>") until the new one is created and the old
+// one removed.
+var interruptedName = regexp.MustCompile(`^/?[0-9a-f]{12}_`)
+
+// removeInterrupted removes the containers of project that a recreate
+// interrupted (syncd killed, the engine lost) left under their temporary
+// name: Compose would remove them next, and while they hold that name it
+// cannot recreate the service again.
+func (e *Engine) removeInterrupted(ctx context.Context, project string) error {
+	res, err := e.api.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", api.ProjectLabel+"="+project),
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range res.Items {
+		if len(c.Names) == 0 || !interruptedName.MatchString(c.Names[0]) {
+			continue
+		}
+		e.log.Info("removing a container an interrupted recreate left", "project", project, "container", strings.TrimPrefix(c.Names[0], "/"))
+		if _, err := e.api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+			return err
+		}
 	}
 	return nil
 }

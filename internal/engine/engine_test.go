@@ -489,3 +489,31 @@ secrets:
 		t.Errorf("a refused request is neither the engine's fault nor a health verdict: %v", err)
 	}
 }
+
+// TestApplyAfterAnInterruptedRecreate: Compose recreates a service by
+// creating the new container under "<old ID[:12]>_<name>", then removing the
+// old one and renaming. Killed in between, that container blocks the next
+// recreate; Apply must get past it.
+func TestApplyAfterAnInterruptedRecreate(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	testenv.DemoImage(t, healthyImage, false)
+	name := testenv.ProjectName(t)
+	compose := `
+services:
+  web:
+    image: HEALTHY_IMAGE
+    environment:
+      DEMO_MESSAGE: ${MSG}` + healthcheck + "\n"
+	apply(t, e, load(t, name, compose, map[string]string{"MSG": "one"}), engine.ApplyOptions{})
+	old := observe(t, e, name).Containers[0]
+	labels := testenv.DockerCLI(t, "inspect", "--format", `{{range $k, $v := .Config.Labels}}--label={{$k}}={{$v}} {{end}}`, old.ID)
+	args := append([]string{"create", "--name", old.ID[:12] + "_" + old.Name}, strings.Fields(labels)...)
+	testenv.DockerCLI(t, append(args, healthyImage)...)
+
+	apply(t, e, load(t, name, compose, map[string]string{"MSG": "two"}), engine.ApplyOptions{})
+	got := observe(t, e, name)
+	if len(got.Containers) != 1 || got.Containers[0].ID == old.ID || got.Containers[0].State != "running" {
+		t.Fatalf("after the interrupted recreate: %+v", got.Containers)
+	}
+}
