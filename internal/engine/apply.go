@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/containerd/errdefs"
 	"github.com/docker/compose/v5/pkg/api"
 	"github.com/docker/compose/v5/pkg/compose"
 	"github.com/moby/moby/api/types/container"
@@ -169,13 +170,28 @@ func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions)
 		create.Services = slices.Clone(opts.Force)
 		create.Recreate = api.RecreateForce
 	}
-	if err := e.removeInterrupted(ctx, p.Name); err != nil {
-		return e.wrap(ctx, "apply "+p.Name, err, r)
-	}
 	// Up in detached mode is exactly Create then Start; calling them apart
 	// tells a failed create (not a health problem) from a failed start.
 	e.log.Debug("apply", "project", p.Name, "force", opts.Force)
-	if err := recovered(func() error { return e.compose.Create(ctx, proj, create) }); err != nil {
+	for attempt := 1; ; attempt++ {
+		err := e.removeInterrupted(ctx, p.Name)
+		if err == nil {
+			err = recovered(func() error { return e.compose.Create(ctx, proj, create) })
+		}
+		if err == nil {
+			break
+		}
+		// A container that vanished or a name still taken: the engine is
+		// finishing what an interrupted run asked of it. Converging again
+		// is safe; blaming the release is not.
+		if attempt < 3 && raced(err) && ctx.Err() == nil {
+			e.log.Info("engine busy with an interrupted run's containers; trying again", "project", p.Name, "err", r.redact(err.Error()))
+			select {
+			case <-time.After(time.Duration(attempt) * time.Second):
+			case <-ctx.Done():
+			}
+			continue
+		}
 		return e.wrap(ctx, "apply "+p.Name, err, r)
 	}
 	began := time.Now()
@@ -204,6 +220,18 @@ func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions)
 		return e.wrap(ctx, "apply "+p.Name, err, r)
 	}
 	return nil
+}
+
+// raced reports an error of the engine still carrying out an interrupted
+// run's requests: a container gone between list and use, a name or a
+// removal still in progress.
+func raced(err error) bool {
+	if errdefs.IsNotFound(err) || errdefs.IsConflict(err) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "No such container") || strings.Contains(msg, "is already in use by container") ||
+		strings.Contains(msg, "is already in progress")
 }
 
 // interruptedName is the name Compose gives a container it is replacing
