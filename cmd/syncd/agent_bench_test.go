@@ -115,7 +115,7 @@ func (f *benchFleet) commit(b *testing.B, vars map[string]string) string {
 }
 
 // buildSyncd builds the syncd binary as `make build` does.
-func buildSyncd(b *testing.B) string {
+func buildSyncd(b testing.TB) string {
 	b.Helper()
 	bin := filepath.Join(b.TempDir(), "syncd")
 	gobin, err := exec.LookPath("go")

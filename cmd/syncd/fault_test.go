@@ -23,11 +23,7 @@ func TestSyncE2EKill9(t *testing.T) {
 	f := newFleet(t)
 	apps := []string{f.app(), f.app(), f.app()}
 	f.commit()
-	bin := filepath.Join(t.TempDir(), "syncd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSyncd(t)
 	// Points from "still rendering" to "in the middle of the health wait".
 	for i, after := range []time.Duration{50 * time.Millisecond, 400 * time.Millisecond, 900 * time.Millisecond, 1500 * time.Millisecond, 2500 * time.Millisecond} {
 		f.vars["MSG"] = "round " + after.String()

@@ -27,11 +27,6 @@ type Container struct {
 	Health  string // "", starting, healthy, unhealthy
 }
 
-// Running reports whether the container runs and is not unhealthy.
-func (c Container) Running() bool {
-	return c.State == "running" && c.Health != "unhealthy"
-}
-
 // ObservedProject is what runs under one Compose project name.
 type ObservedProject struct {
 	Name string

@@ -306,17 +306,6 @@ func prune(d Desired, o Observed, wanted map[string]bool) []Project {
 	return out
 }
 
-// Guarded reports the projects the prune guard kept, if any.
-func (p Plan) Guarded() []string {
-	var out []string
-	for _, pr := range p.Projects {
-		if pr.Action == Guarded {
-			out = append(out, pr.Name)
-		}
-	}
-	return out
-}
-
 func short(commit string) string {
 	if len(commit) > 12 {
 		return commit[:12]
