@@ -92,6 +92,7 @@ func (r *reporter) document(ctx context.Context, head string, rep reconcile.Repo
 		p := status.Project{Name: name, State: status.Converged, Health: status.NoHealth}
 		if rec := records[name]; rec != nil {
 			p.Commit = rec.Commit
+			p.Data = rec.Data
 			p.ConfigHash = map[string]string{}
 			for svc, s := range rec.Services {
 				p.ConfigHash[svc] = s.ConfigHash

@@ -46,6 +46,10 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconc
 		if unlock, err = store.Lock(); err != nil {
 			return nil, nil, err
 		}
+		if err := store.Upgrade(); err != nil {
+			unlock()
+			return nil, nil, err
+		}
 	}
 	eng, err := engine.New(ctx, engine.Options{Logger: log.With("component", "engine")})
 	if err != nil {

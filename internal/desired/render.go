@@ -34,6 +34,10 @@ type Project struct {
 	// placeholder, because Compose refused the placeholder where it wants
 	// a number, a size or a flag. Only without real values.
 	StandIns []string
+	// Dir is the project's stable directory, its Compose working directory.
+	Dir string
+	// Mounts are the paths in Dir that its services mount or read, sorted.
+	Mounts []Mount
 
 	services map[string]Location
 }
@@ -82,6 +86,7 @@ func (r *Repo) Render(ctx context.Context, host string, secrets Secrets) ([]*Pro
 			out = append(out, p)
 		}
 	}
+	checkClashes(host, out, &ps)
 	if ps.HasErrors() {
 		return nil, ps.Sorted()
 	}
@@ -124,6 +129,7 @@ func (r *Repo) ApplyOrder(h *Host) []string {
 type binding struct {
 	value  string
 	secret bool
+	dotenv bool // from the app's .env
 }
 
 // environment merges, for one host, the names compose files may use:
@@ -161,6 +167,11 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 	env := maps.Clone(base)
 	env["SYNCD_HOST"] = binding{value: h.Name}
 	env["SYNCD_APP"] = binding{value: app.Name}
+	// Compose always defines the project name; the CLI would take it from
+	// the environment, but here the project is the app, whatever a var says.
+	env["COMPOSE_PROJECT_NAME"] = binding{value: app.Name}
+	r.dotEnv(app, env, ps)
+	profiles := r.profiles(h, app, env)
 
 	files := []string{app.ComposeFile}
 	if o, ok := h.Overrides[app.Name]; ok {
@@ -214,6 +225,7 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 		}
 		proj, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
 			o.SetProjectName(app.Name, true)
+			o.Profiles = profiles
 		})
 		slices.Sort(stood)
 		return proj, stood, err
@@ -236,7 +248,14 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 		s.loaderProblem(files, err, note)
 		return nil
 	}
-	p := &Project{App: app, Host: h, Compose: proj, Files: files, SecretKeys: map[string][]string{}, StandIns: standIns, services: s.services}
+	s.checkProfiles(proj, h.Profiles[app.Name])
+	dir := r.projectDir(app.Name)
+	mounts := s.relocate(proj, dir)
+	if len(*ps) > before && Problems((*ps)[before:]).HasErrors() {
+		return nil
+	}
+	p := &Project{App: app, Host: h, Compose: proj, Files: files, SecretKeys: map[string][]string{}, StandIns: standIns,
+		Dir: dir, Mounts: mounts, services: s.services}
 	for svc, keys := range s.uses {
 		if _, ok := proj.Services[svc]; ok {
 			p.SecretKeys[svc] = slices.Sorted(maps.Keys(keys))
@@ -262,6 +281,8 @@ type scan struct {
 	svcSecrets map[string][]secretRef
 	topSecrets map[string]topSecret
 	services   map[string]Location
+	// followed are the files reached by include: and extends:, scanned once.
+	followed map[string]bool
 }
 
 type secretRef struct {
@@ -290,6 +311,7 @@ func (s *scan) file(f string, data []byte) bool {
 	root := doc.Content[0]
 	s.nodes[f] = root
 	s.walk(f, root, nil)
+	s.follow(f, root)
 	if svcs := child(root, "services"); svcs != nil && svcs.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(svcs.Content); i += 2 {
 			name := svcs.Content[i].Value
@@ -335,24 +357,55 @@ func child(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
+// maxWalkDepth bounds the walk, so aliases nested without end (a "billion
+// laughs" file) cannot exhaust the stack.
+const maxWalkDepth = 64
+
 func (s *scan) walk(f string, n *yaml.Node, keys []string) {
+	if len(keys) > maxWalkDepth {
+		return
+	}
+	service := ""
+	if len(keys) >= 2 && keys[0] == "services" {
+		service = keys[1]
+	}
+	// environment: of a service, also when merged in with <<: *anchor.
+	inEnv := service != "" && len(keys) >= 3 && keys[len(keys)-1] == "environment"
 	switch n.Kind {
+	case yaml.AliasNode:
+		// The anchor's content as it appears here, in this service.
+		if n.Alias != nil {
+			s.walk(f, n.Alias, keys)
+		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			s.walk(f, n.Content[i+1], append(keys, n.Content[i].Value))
+			k, v := n.Content[i], n.Content[i+1]
+			if inEnv && v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+				s.bareEnv(f, k.Line, service, k.Value)
+			}
+			s.walk(f, v, append(keys, k.Value))
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
+			if inEnv && c.Kind == yaml.ScalarNode && !strings.Contains(c.Value, "=") {
+				s.bareEnv(f, c.Line, service, c.Value)
+			}
 			s.walk(f, c, append(keys, fmt.Sprint(i)))
 		}
 	case yaml.ScalarNode:
-		service := ""
-		if len(keys) >= 2 && keys[0] == "services" {
-			service = keys[1]
-		}
 		for _, ref := range scanVars(n.Value) {
 			s.check(f, n.Line, service, ref)
 		}
+	}
+}
+
+// bareEnv handles `environment: [NAME]` (or NAME with no value): Compose
+// fills it from the variables, so a secret key lands in the container's
+// environment just as ${NAME} does.
+func (s *scan) bareEnv(f string, line int, service, name string) {
+	name = strings.TrimSpace(name)
+	if b, ok := s.env[name]; ok && b.secret {
+		s.check(f, line, service, varRef{Name: name, Op: ":-"})
 	}
 }
 
@@ -566,6 +619,7 @@ func (p *Project) YAML(secrets Secrets) ([]byte, error) {
 		return nil, fmt.Errorf("re-read project %s: %s", p.Name(), secrets.Redact(err.Error()))
 	}
 	redactNode(&doc, secrets)
+	escapeDollars(&doc)
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -573,6 +627,26 @@ func (p *Project) YAML(secrets Secrets) ([]byte, error) {
 		return nil, fmt.Errorf("marshal project %s: %s", p.Name(), secrets.Redact(err.Error()))
 	}
 	return buf.Bytes(), nil
+}
+
+// escapeDollars writes every $ of a value as $$, as `docker compose config`
+// does: the model holds values after interpolation, and the YAML must mean
+// the same when Compose reads it again.
+func escapeDollars(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if strings.Contains(n.Value, "$") {
+			n.Value = strings.ReplaceAll(n.Value, "$", "$$")
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			escapeDollars(n.Content[i])
+		}
+	default:
+		for _, c := range n.Content {
+			escapeDollars(c)
+		}
+	}
 }
 
 func redactNode(n *yaml.Node, secrets Secrets) {

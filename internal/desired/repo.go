@@ -19,10 +19,15 @@ import (
 // Repo is a loaded desired-state repository.
 type Repo struct {
 	// Root is the absolute directory of the checkout.
-	Root  string
-	Fleet Fleet
-	Apps  map[string]*App
-	Hosts map[string]*Host
+	Root string
+	// ProjectsDir holds each project's stable directory (ProjectsDir/<app>),
+	// where relative paths of its compose files resolve; "" means
+	// DefaultProjectsDir. Rendering only names paths there; the caller that
+	// applies creates them.
+	ProjectsDir string
+	Fleet       Fleet
+	Apps        map[string]*App
+	Hosts       map[string]*Host
 }
 
 // maxFileSize caps every file syncd reads from a repository, so a hostile
@@ -255,6 +260,11 @@ func (r *Repo) loadHost(root *os.Root, dir string, h *Host, ps *Problems) bool {
 		if _, ok := r.Apps[app]; !ok {
 			ps.add(p, line, "unknown app %q%s: there is no apps/%s/compose.yaml; known apps: %s",
 				app, suggest(app, slices.Sorted(maps.Keys(r.Apps))), app, strings.Join(slices.Sorted(maps.Keys(r.Apps)), ", "))
+		}
+	}
+	for _, app := range slices.Sorted(maps.Keys(h.Profiles)) {
+		if !seen[app] {
+			ps.add(p, lineOf(n, "profiles", app), "profiles: host %q does not run app %q; add it to apps or remove its profiles", h.Name, app)
 		}
 	}
 	if h.Wave < 0 {

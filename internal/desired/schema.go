@@ -45,6 +45,8 @@ type Host struct {
 	Vars   map[string]string `yaml:"vars"`
 	Backup *HostBackup       `yaml:"backup"`
 	Scan   *HostScan         `yaml:"scan"`
+	// Profiles enables Compose profiles per app: {nextcloud: [cron]}.
+	Profiles map[string][]string `yaml:"profiles"`
 
 	// SecretsFile is the repository-relative path of the host's SOPS file,
 	// or "" when it has none.

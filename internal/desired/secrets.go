@@ -2,8 +2,6 @@ package desired
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -22,12 +20,10 @@ type Secrets map[string]string
 // value, since "on" or "1" inside other words is not a leak.
 const minRedactLen = 4
 
-// Redacted is how a secret value is shown: a short fingerprint that tells
-// whether two renders used the same value, and nothing more.
-func Redacted(value string) string {
-	sum := sha256.Sum256([]byte(value))
-	return "<redacted sha256:" + hex.EncodeToString(sum[:4]) + ">"
-}
+// Redacted is how a secret value is shown. It carries nothing derived from
+// the value: even a fingerprint lets whoever reads a render confirm a
+// guessed password offline.
+func Redacted(value string) string { return "<redacted>" }
 
 // Redact replaces every secret value in text with its Redacted form: the
 // value as it is, as Go's %q and JSON quote it (an error message often

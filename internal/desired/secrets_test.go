@@ -66,8 +66,10 @@ func TestRedact(t *testing.T) {
 	if got := Secrets(nil).Redact(pw); got != pw {
 		t.Errorf("nil Secrets changed the text: %q", got)
 	}
-	if a, b := Redacted(pw), Redacted(pw+"x"); a == b || !strings.HasPrefix(a, "<redacted sha256:") {
-		t.Errorf("Redacted: %q, %q", a, b)
+	// Nothing derived from the value: a fingerprint would let a reader
+	// of render output confirm a guess.
+	if a, b := Redacted(pw), Redacted("guess"); a != b || a != "<redacted>" {
+		t.Errorf("Redacted depends on the value: %q, %q", a, b)
 	}
 }
 

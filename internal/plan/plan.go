@@ -250,7 +250,7 @@ func rotated(now, before map[string]string) string {
 		if now[k] == before[k] {
 			continue
 		}
-		if strings.HasPrefix(k, "config ") || strings.HasPrefix(k, "file ") {
+		if strings.HasPrefix(k, "config ") || strings.HasPrefix(k, "file ") || strings.HasPrefix(k, "mount ") {
 			files = append(files, k)
 		} else {
 			secrets = append(secrets, k)

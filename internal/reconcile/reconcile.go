@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -91,6 +92,7 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 	if ps.HasErrors() {
 		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
 	}
+	repo.ProjectsDir = r.Store.ProjectsDir()
 	h, ok := repo.Hosts[r.Host]
 	if !ok {
 		_, ps := repo.Render(ctx, r.Host, nil)
@@ -155,7 +157,7 @@ func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets de
 		}
 		// Compose's config hash leaves out what a config or file secret
 		// holds, so a change of content alone would go unseen.
-		if err := fileContents(p.Compose, key, t.secrets); err != nil {
+		if err := fileContents(p, key, t.secrets); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.Name(), err)
 		}
 		for svc, m := range t.secrets {
@@ -173,9 +175,11 @@ func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets de
 }
 
 // fileContents adds, per service, a keyed hash of the content of each
-// config it mounts and of each secret it reads from a file, under the key
-// "config NAME" or "file NAME".
-func fileContents(p *types.Project, key []byte, into map[string]map[string]string) error {
+// config it mounts, of each secret it reads from a file, and of each
+// repository file or directory it bind-mounts from the project directory,
+// under the key "config NAME", "file NAME" or "mount PATH".
+func fileContents(dp *desired.Project, key []byte, into map[string]map[string]string) error {
+	p := dp.Compose
 	content := func(o types.FileObjectConfig) (string, error) {
 		switch {
 		case o.Content != "":
@@ -183,7 +187,7 @@ func fileContents(p *types.Project, key []byte, into map[string]map[string]strin
 		case o.Environment != "":
 			return p.Environment[o.Environment], nil
 		case o.File != "":
-			data, err := os.ReadFile(o.File)
+			data, err := os.ReadFile(dp.SourceOf(o.File))
 			if err != nil {
 				return "", err
 			}
@@ -219,6 +223,34 @@ func fileContents(p *types.Project, key []byte, into map[string]map[string]strin
 				return fmt.Errorf("secret %s: %w", ref.Source, err)
 			}
 			add("file "+ref.Source, v)
+		}
+	}
+	for _, m := range dp.Mounts {
+		if m.Data() || m.Config != "" {
+			continue // data is not content; configs are hashed above
+		}
+		digest, err := state.Digest(m.Source, m.Dir)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.Rel, err)
+		}
+		rel, _ := filepath.Rel(dp.Dir, m.Path)
+		for _, svc := range m.Services {
+			if into[svc] == nil {
+				into[svc] = map[string]string{}
+			}
+			into[svc]["mount ./"+filepath.ToSlash(rel)] = keyedHash(key, "mount\x00"+digest)
+		}
+	}
+	return nil
+}
+
+// materialise makes a project's directory ready: the repository's files
+// copied in, data directories created (and moved in from an older syncd's
+// checkout).
+func (r *Reconciler) materialise(p *desired.Project) error {
+	for _, m := range p.Mounts {
+		if err := r.Store.Materialise(m.Path, m.Rel, m.Source, m.Dir); err != nil {
+			return fmt.Errorf("project directory of %s: %w", p.Name(), err)
 		}
 	}
 	return nil
@@ -433,6 +465,11 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 		log.Info("change", "service", c.Service, "action", c.Action, "reason", c.Reason, "drift", c.Drift)
 	}
 	timeout := t.project.App.HealthTimeoutOr(prep.repo.Fleet)
+	if err := r.materialise(t.project); err != nil {
+		// The host's disk, not the release: nothing was changed in Docker.
+		log.Error("cannot prepare the project directory", "err", err)
+		return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
+	}
 	err := r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: pr.Force, Timeout: timeout})
 	if err == nil {
 		if err := r.Store.SaveSnapshot(prep.Commit, prep.dir); err != nil {
@@ -464,6 +501,9 @@ func (r *Reconciler) rollback(ctx context.Context, prep *Prepared, pr plan.Proje
 	if prev != nil && prev.LastGood != "" {
 		if dir, ok := r.Store.Snapshot(prev.LastGood); ok {
 			t, err := r.renderAt(ctx, dir, prev.LastGood, name)
+			if err == nil {
+				err = r.materialise(t.project)
+			}
 			if err == nil {
 				// Recreate what the failed release touched; Compose's hashes
 				// cannot see a secret or a moved tag going back.
@@ -497,6 +537,7 @@ func (r *Reconciler) renderAt(ctx context.Context, dir, commit, name string) (*t
 	if ps.HasErrors() {
 		return nil, ps.Err()
 	}
+	repo.ProjectsDir = r.Store.ProjectsDir()
 	h, ok := repo.Hosts[r.Host]
 	if !ok {
 		return nil, fmt.Errorf("host %s not in snapshot %s", r.Host, commit)
@@ -518,6 +559,11 @@ func (r *Reconciler) renderAt(ctx context.Context, dir, commit, name string) (*t
 
 func (r *Reconciler) recordOf(commit string, t *target) *state.Project {
 	rec := &state.Project{Commit: commit, AppliedAt: r.now(), LastGood: commit, Services: map[string]state.Service{}}
+	for _, m := range t.project.Mounts {
+		if m.Data() {
+			rec.Data = append(rec.Data, m.Path)
+		}
+	}
 	for name, s := range t.project.Compose.Services {
 		rec.Services[name] = state.Service{ConfigHash: t.hashes[name], Image: s.Image, Secrets: t.secrets[name]}
 	}

@@ -46,6 +46,10 @@ type Project struct {
 	FailedCommit string    `json:"failed_commit,omitempty"`
 	FailedError  string    `json:"failed_error,omitempty"`
 	FailedAt     time.Time `json:"failed_at,omitzero"`
+	// Data lists the paths of the project directory that hold what its
+	// containers write (relative bind mounts the repository has no content
+	// for): kept like volumes, for backups and the status.
+	Data []string `json:"data,omitempty"`
 }
 
 // Service is a service as syncd last created it. Secrets holds keyed
@@ -85,6 +89,9 @@ func (s *Store) cleanLeftovers() error {
 	return filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if d.IsDir() && s.skipClean(p) {
+			return filepath.SkipDir
 		}
 		if strings.HasSuffix(d.Name(), tmpSuffix) {
 			if err := os.RemoveAll(p); err != nil {

@@ -93,6 +93,9 @@ type Project struct {
 	ConfigHash map[string]string `yaml:"config_hash,omitempty" json:"config_hash,omitempty"`
 	Images     []Image           `yaml:"images,omitempty" json:"images,omitempty"`
 	Health     Health            `yaml:"health,omitempty" json:"health,omitempty"`
+	// Data are the paths of the project directory that hold what its
+	// containers write (relative bind mounts): kept like volumes.
+	Data []string `yaml:"data,omitempty" json:"data,omitempty"`
 	// LastError is redacted.
 	LastError string `yaml:"last_error,omitempty" json:"last_error,omitempty"`
 }

@@ -117,8 +117,10 @@ func unpinned(s types.ServiceConfig) string {
 	switch {
 	case !ok:
 		return fmt.Sprintf("image %q is not pinned; name a version tag (%s:1.2.3) or a digest", s.Image, s.Image)
-	case tag == "latest" || tag == "stable" || tag == "edge" || tag == "main":
-		return fmt.Sprintf("image %q uses the moving tag %q; pin a version tag or a digest", s.Image, tag)
+	case !strings.ContainsAny(tag, "0123456789"):
+		// latest, stable, nightly, release, lts, alpine, latest-debug:
+		// a tag without a version number moves.
+		return fmt.Sprintf("image %q uses the moving tag %q (it names no version); pin a version tag (%s:1.2.3) or a digest", s.Image, tag, strings.TrimSuffix(s.Image, ":"+tag))
 	}
 	return ""
 }

@@ -1,0 +1,113 @@
+package desired
+
+import (
+	"errors"
+	"path"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// follow scans the files a compose file reaches through `include:` and
+// `extends: {file: …}` with the same variables and the same rules as the
+// file itself: Compose loads them too, and an undefined variable in them
+// would silently become "".
+func (s *scan) follow(f string, root *yaml.Node) {
+	if s.followed == nil {
+		s.followed = map[string]bool{f: true}
+	}
+	dir := path.Dir(f)
+	if inc := child(root, "include"); inc != nil && inc.Kind == yaml.SequenceNode {
+		for _, it := range inc.Content {
+			var paths []*yaml.Node
+			switch it.Kind {
+			case yaml.ScalarNode:
+				paths = append(paths, it)
+			case yaml.MappingNode:
+				switch p := child(it, "path"); {
+				case p == nil:
+				case p.Kind == yaml.ScalarNode:
+					paths = append(paths, p)
+				case p.Kind == yaml.SequenceNode:
+					paths = append(paths, p.Content...)
+				}
+			}
+			for _, p := range paths {
+				if target, root, ok := s.open(f, p, dir, "include"); ok {
+					s.walk(target, root, nil)
+					s.follow(target, root)
+				}
+			}
+		}
+	}
+	svcs := child(root, "services")
+	if svcs == nil || svcs.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(svcs.Content); i += 2 {
+		name, ext := svcs.Content[i].Value, child(svcs.Content[i+1], "extends")
+		if ext == nil || ext.Kind != yaml.MappingNode {
+			continue
+		}
+		file, base := child(ext, "file"), child(ext, "service")
+		if file == nil || base == nil {
+			continue // extends within the same file: walked already
+		}
+		target, troot, ok := s.open(f, file, dir, "extends.file")
+		if !ok {
+			continue
+		}
+		// What the base service holds becomes this service's.
+		if b := child(child(troot, "services"), base.Value); b != nil {
+			s.walk(target, b, []string{"services", name})
+		}
+		s.follow(target, troot)
+	}
+}
+
+// open reads the compose file that ref (a path relative to dir, the
+// directory of from) names, once per render.
+func (s *scan) open(from string, ref *yaml.Node, dir, field string) (string, *yaml.Node, bool) {
+	v := ref.Value
+	switch {
+	case strings.Contains(v, "://") || strings.HasPrefix(v, "oci:") || strings.HasPrefix(v, "git@"):
+		s.ps.add(from, ref.Line, "%s: %q is a remote resource; syncd deploys only what the repository holds: copy the file into the repository", field, v)
+		return "", nil, false
+	case path.IsAbs(v):
+		s.ps.add(from, ref.Line, "%s: %q is an absolute path; a compose file may only use files inside the repository: use a path relative to %s", field, v, from)
+		return "", nil, false
+	}
+	target := path.Join(dir, v)
+	if target == ".." || strings.HasPrefix(target, "../") {
+		s.ps.add(from, ref.Line, "%s: %q leads out of the repository; a compose file may only use files inside it", field, v)
+		return "", nil, false
+	}
+	if s.followed[target] {
+		return "", nil, false
+	}
+	s.followed[target] = true
+	data, err := s.repo.ReadFile(target)
+	if err != nil {
+		var pp Problems
+		if errors.As(err, &pp) {
+			for _, p := range pp {
+				s.ps.add(from, ref.Line, "%s: %s: %s", field, v, p.Msg)
+			}
+		} else {
+			s.ps.add(from, ref.Line, "%s: %s: cannot read: %v", field, v, err)
+		}
+		return "", nil, false
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		line, msg := splitYAMLError(err.Error())
+		s.ps.add(target, line, "invalid YAML: %s", s.redact(msg))
+		return "", nil, false
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		s.ps.add(target, 0, "a compose file must be a YAML mapping")
+		return "", nil, false
+	}
+	s.nodes[target] = doc.Content[0]
+	return target, doc.Content[0], true
+}

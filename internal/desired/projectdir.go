@@ -1,0 +1,228 @@
+package desired
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// DefaultProjectsDir is where each project's stable directory lies when
+// Repo.ProjectsDir is empty: the state directory's projects/.
+const DefaultProjectsDir = "/var/lib/syncd/projects"
+
+// Mount is a path of a project's stable directory that a service
+// bind-mounts, or that a config or file secret reads. Compose resolves a
+// relative path (./data) against the compose file's directory; syncd
+// resolves it in the project's directory instead, outside the checkout, so
+// that what a container writes there outlives the next commit.
+type Mount struct {
+	// Path is the absolute path in the project's directory.
+	Path string
+	// Rel is the repository-relative path it stands for (apps/x/data).
+	Rel string
+	// Source is the absolute path of what the repository holds there, to
+	// be materialised at Path before the project is applied; "" when the
+	// repository has nothing there: the path is data, created on first use
+	// and kept like a volume.
+	Source string
+	// Dir tells a directory from a file (data is always a directory).
+	Dir bool
+	// Writable is set when a service mounts it read-write.
+	Writable bool
+	// Services use it, sorted.
+	Services []string
+	// Config names the config or secret ("config NAME", "secret NAME")
+	// that reads this file, "" for a bind mount.
+	Config string
+}
+
+// Data reports whether the path is the containers' data, not repository
+// content.
+func (m Mount) Data() bool { return m.Source == "" }
+
+// projectDir is the stable directory of app's project.
+func (r *Repo) projectDir(app string) string {
+	dir := r.ProjectsDir
+	if dir == "" {
+		dir = DefaultProjectsDir
+	}
+	return filepath.Join(dir, app)
+}
+
+// relocate moves every path of the checkout that the loaded project
+// mounts or reads at run time (bind mount sources, config and secret
+// files) into the project's stable directory, and records each as a Mount.
+// A path that leads out of the repository is a problem.
+func (s *scan) relocate(proj *types.Project, dir string) []Mount {
+	root, err := os.OpenRoot(s.repo.Root)
+	if err != nil {
+		s.ps.add(s.app.ComposeFile, 0, "cannot open the repository: %v", unwrapPath(err))
+		return nil
+	}
+	defer root.Close()
+	mounts := map[string]*Mount{}
+	// place maps an absolute path of the checkout into dir; other paths
+	// (the host's own, /var/run/docker.sock) stay as they are.
+	place := func(abs, service, what string, writable bool, config string) (string, bool) {
+		rel, err := filepath.Rel(s.repo.Root, abs)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return abs, true
+		}
+		rel = filepath.ToSlash(rel)
+		appDir := path.Dir(s.app.ComposeFile)
+		var dst string
+		switch {
+		case rel == appDir:
+			dst = dir
+		case strings.HasPrefix(rel, appDir+"/"):
+			dst = filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(rel, appDir+"/")))
+		default:
+			// Outside the app's own directory (../shared/conf): kept apart
+			// so that it cannot collide with the app's paths.
+			dst = filepath.Join(dir, "_repo", filepath.FromSlash(rel))
+		}
+		m := mounts[dst]
+		if m == nil {
+			m = &Mount{Path: dst, Rel: rel, Config: config}
+			st, err := root.Stat(filepath.FromSlash(rel))
+			switch {
+			case err == nil && st.IsDir():
+				m.Source, m.Dir = abs, true
+			case err == nil && st.Mode().IsRegular():
+				m.Source = abs
+			case err == nil:
+				s.problemAt(service, "%s %s is a %s in the repository; only regular files and directories can be mounted", what, rel, kindOf(st.Mode()))
+				return "", false
+			case errors.Is(err, fs.ErrNotExist):
+				if config != "" {
+					s.problemAt(service, "%s reads %s, which the repository does not have; add the file or fix the path", config, rel)
+					return "", false
+				}
+				m.Dir = true // data: created on first use
+			default:
+				s.problemAt(service, "%s %s leads out of the repository (%v); a compose file may only use paths inside the repository", what, rel, unwrapPath(err))
+				return "", false
+			}
+			mounts[dst] = m
+		}
+		if service != "" && !slices.Contains(m.Services, service) {
+			m.Services = append(m.Services, service)
+		}
+		m.Writable = m.Writable || writable
+		return dst, true
+	}
+	for name, svc := range proj.Services {
+		for i, v := range svc.Volumes {
+			if v.Type != types.VolumeTypeBind || !filepath.IsAbs(v.Source) {
+				continue
+			}
+			if dst, ok := place(v.Source, name, "bind mount", !v.ReadOnly, ""); ok {
+				svc.Volumes[i].Source = dst
+			}
+		}
+		proj.Services[name] = svc
+	}
+	users := func(kind, name string) []string {
+		var out []string
+		for svcName, svc := range proj.Services {
+			var sources []string
+			for _, ref := range svc.Configs {
+				if kind == "config" {
+					sources = append(sources, ref.Source)
+				}
+			}
+			for _, ref := range svc.Secrets {
+				if kind == "secret" {
+					sources = append(sources, ref.Source)
+				}
+			}
+			if slices.Contains(sources, name) {
+				out = append(out, svcName)
+			}
+		}
+		return out
+	}
+	relocateFiles := func(kind string, objs map[string]types.FileObjectConfig) {
+		for name, o := range objs {
+			if o.File == "" || bool(o.External) {
+				continue
+			}
+			for _, svc := range users(kind, name) {
+				if dst, ok := place(o.File, svc, kind+" "+name, false, kind+" "+name); ok {
+					o.File = dst
+				}
+			}
+			if len(users(kind, name)) == 0 {
+				if dst, ok := place(o.File, "", kind+" "+name, false, kind+" "+name); ok {
+					o.File = dst
+				}
+			}
+			objs[name] = o
+		}
+	}
+	configs := map[string]types.FileObjectConfig{}
+	for k, v := range proj.Configs {
+		configs[k] = types.FileObjectConfig(v)
+	}
+	relocateFiles("config", configs)
+	for k, v := range configs {
+		proj.Configs[k] = types.ConfigObjConfig(v)
+	}
+	secrets := map[string]types.FileObjectConfig{}
+	for k, v := range proj.Secrets {
+		secrets[k] = types.FileObjectConfig(v)
+	}
+	relocateFiles("secret", secrets)
+	for k, v := range secrets {
+		proj.Secrets[k] = types.SecretConfig(v)
+	}
+	proj.WorkingDir = dir
+	out := make([]Mount, 0, len(mounts))
+	for _, m := range mounts {
+		slices.Sort(m.Services)
+		out = append(out, *m)
+	}
+	slices.SortFunc(out, func(a, b Mount) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// problemAt reports a problem at the place a service is defined.
+func (s *scan) problemAt(service, format string, args ...any) {
+	l, ok := s.services[service]
+	if !ok {
+		l = Location{Path: s.app.ComposeFile}
+	}
+	s.ps.add(l.Path, l.Line, format, args...)
+}
+
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return fmt.Sprintf("special file (%v)", m.Type())
+}
+
+// SourceOf returns the checkout path a project's stable path stands for,
+// or path itself when it is not one.
+func (p *Project) SourceOf(path string) string {
+	for _, m := range p.Mounts {
+		if m.Path == path && m.Source != "" {
+			return m.Source
+		}
+	}
+	return path
+}
