@@ -5,14 +5,24 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/secrets"
 	"github.com/syncd-dev/syncd/internal/validate"
 )
+
+// quietLoaderLog stops the Compose loader's own log lines (logrus, on
+// stderr): package desired reports what they say as problems, with the
+// file and line, in the one format validate prints.
+func quietLoaderLog() {
+	logrus.StandardLogger().SetOutput(io.Discard)
+}
 
 // newFlags returns a flag set that reports errors instead of exiting.
 func newFlags(c *cli, name, synopsis string) *flag.FlagSet {
@@ -49,6 +59,7 @@ func runValidate(ctx context.Context, c *cli, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	quietLoaderLog()
 	opts := validate.Options{Strict: *strict, NotRecipient: secrets.ErrNotRecipient}
 	if *ageKey != "" {
 		id, err := secrets.LoadIdentity(*ageKey)
@@ -89,6 +100,7 @@ func runRender(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintln(c.stderr, "syncd render: --host is required")
 		return exitUsage
 	}
+	quietLoaderLog()
 	repo, ps := desired.Load(*repoDir)
 	if err := ps.Err(); err != nil {
 		fmt.Fprintln(c.stderr, err)

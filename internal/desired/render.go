@@ -301,6 +301,7 @@ func (s *scan) file(f string, data []byte) bool {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line, msg := splitYAMLError(err.Error())
+		line, msg = badIndentation(data, line, msg)
 		s.ps.add(f, line, "invalid YAML: %s", s.redact(msg))
 		return false
 	}
@@ -310,6 +311,9 @@ func (s *scan) file(f string, data []byte) bool {
 	}
 	root := doc.Content[0]
 	s.nodes[f] = root
+	if !s.composeChecks(f, root) {
+		return false
+	}
 	s.walk(f, root, nil)
 	s.follow(f, root)
 	if svcs := child(root, "services"); svcs != nil && svcs.Kind == yaml.MappingNode {
@@ -554,6 +558,11 @@ func (s *scan) loaderProblem(files []string, err error, note string) {
 		n := 0
 		if keys != nil {
 			n = lineOf(s.nodes[file], keys...)
+		}
+		if n == 0 {
+			if f, l := s.locateMessage(files, rest); l > 0 {
+				file, n = f, l
+			}
 		}
 		s.ps.add(file, n, "the Compose loader rejects this file: %s%s", rest, note)
 	}

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"fmt"
+	"path/filepath"
 	"maps"
 	"slices"
 	"strings"
@@ -62,6 +63,14 @@ func Lint(p *desired.Project) desired.Problems {
 		}
 		if msg := unwritable(p.Compose, s); msg != "" {
 			ps = append(ps, desired.Problem{Path: loc.Path, Line: loc.Line, Msg: fmt.Sprintf("service %q: %s", name, msg)})
+		}
+		for _, m := range p.Mounts {
+			if m.Data() || !m.Writable || m.Config != "" || !slices.Contains(m.Services, name) {
+				continue
+			}
+			rel, _ := filepath.Rel(p.Dir, m.Path)
+			ps = append(ps, desired.Problem{Path: loc.Path, Line: loc.Line, Severity: desired.Warning,
+				Msg: fmt.Sprintf("service %q mounts ./%s read-write, and the repository holds it: syncd copies the repository's files there before every apply, over what the container changed in them; mount it read-only (:ro), or keep the container's data in a path the repository does not have", name, filepath.ToSlash(rel))})
 		}
 		for _, r := range rules {
 			if r.ok(s) || p.App.Deviates(r.id, name) {
