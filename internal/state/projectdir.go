@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 )
@@ -291,11 +290,14 @@ func copyAll(src, dst string) error {
 	})
 }
 
-// skipOnClean are the top-level directories cleanLeftovers does not walk:
-// they hold the containers' data, not syncd's files.
-var skipOnClean = []string{projectsDir, legacyDir}
-
+// skipClean reports the top-level directories cleanLeftovers does not walk:
+// the projects' data, an older syncd's checkout with its data, and the Git
+// checkout (repo, and repo.* beside it while a swap runs), whose files are
+// the repository's, whatever their names.
 func (s *Store) skipClean(p string) bool {
 	rel, err := filepath.Rel(s.dir, p)
-	return err == nil && slices.Contains(skipOnClean, rel)
+	if err != nil || strings.Contains(rel, string(filepath.Separator)) {
+		return false
+	}
+	return rel == projectsDir || rel == legacyDir || rel == "repo" || strings.HasPrefix(rel, "repo.")
 }
