@@ -68,7 +68,9 @@ func TestRenderComposeConventions(t *testing.T) {
 	if _, ok := p.Compose.Services["debug"]; ok {
 		t.Error("profile debug is not enabled but debug is deployed")
 	}
-	if !slices.ContainsFunc(ps, func(pr Problem) bool { return pr.Severity == Warning && strings.Contains(pr.Msg, `"debug" is not deployed`) }) {
+	if !slices.ContainsFunc(ps, func(pr Problem) bool {
+		return pr.Severity == Warning && strings.Contains(pr.Msg, `"debug" is not deployed`)
+	}) {
 		t.Errorf("no warning for the service an inactive profile leaves out: %v", ps)
 	}
 	// Relative bind mounts resolve in the project's directory; the host's
