@@ -45,6 +45,9 @@ func (s *scan) follow(f string, root *yaml.Node) {
 		return
 	}
 	for i := 0; i+1 < len(svcs.Content); i += 2 {
+		s.checkEnvFiles(f, dir, child(svcs.Content[i+1], "env_file"))
+	}
+	for i := 0; i+1 < len(svcs.Content); i += 2 {
 		name, ext := svcs.Content[i].Value, child(svcs.Content[i+1], "extends")
 		if ext == nil || ext.Kind != yaml.MappingNode {
 			continue
@@ -110,4 +113,57 @@ func (s *scan) open(from string, ref *yaml.Node, dir, field string) (string, *ya
 	}
 	s.nodes[target] = doc.Content[0]
 	return target, doc.Content[0], true
+}
+
+// checkEnvFiles checks each env_file of a service before the Compose loader
+// reads it: inside the repository, a regular file, not too large. The
+// loader itself would follow /etc/shadow, or read /dev/zero until memory
+// runs out.
+func (s *scan) checkEnvFiles(from, dir string, n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	var refs []*yaml.Node
+	switch n.Kind {
+	case yaml.ScalarNode:
+		refs = append(refs, n)
+	case yaml.SequenceNode:
+		for _, it := range n.Content {
+			if it.Kind == yaml.MappingNode {
+				if p := child(it, "path"); p != nil {
+					if req := child(it, "required"); req != nil && req.Value == "false" {
+						continue // optional: a missing file is fine, and nothing is read from outside
+					}
+					refs = append(refs, p)
+				}
+				continue
+			}
+			refs = append(refs, it)
+		}
+	}
+	for _, ref := range refs {
+		v := ref.Value
+		if strings.Contains(v, "$") {
+			continue // interpolated: checked as the loader resolves it
+		}
+		if path.IsAbs(v) {
+			s.ps.add(from, ref.Line, "env_file: %q is an absolute path; a compose file may only read files inside the repository: use a path relative to %s", v, from)
+			continue
+		}
+		target := path.Join(dir, v)
+		if target == ".." || strings.HasPrefix(target, "../") {
+			s.ps.add(from, ref.Line, "env_file: %q leads out of the repository; a compose file may only read files inside it", v)
+			continue
+		}
+		if _, err := s.repo.ReadFile(target); err != nil {
+			var pp Problems
+			if errors.As(err, &pp) {
+				for _, p := range pp {
+					s.ps.add(from, ref.Line, "env_file: %s: %s", v, p.Msg)
+				}
+			} else {
+				s.ps.add(from, ref.Line, "env_file: %s: %v", v, err)
+			}
+		}
+	}
 }

@@ -73,7 +73,12 @@ func (s *scan) relocate(proj *types.Project, dir string) []Mount {
 	place := func(abs, service, what string, writable bool, config string) (string, bool) {
 		rel, err := filepath.Rel(s.repo.Root, abs)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return abs, true
+			if config != "" {
+				// A host file would be read by syncd and shown in render.
+				s.problemAt(service, "%s reads %s, outside the repository; a compose file may only read files inside the repository", config, abs)
+				return "", false
+			}
+			return abs, true // a host path, such as /var/run/docker.sock
 		}
 		rel = filepath.ToSlash(rel)
 		appDir := path.Dir(s.app.ComposeFile)
@@ -208,6 +213,8 @@ func kindOf(m fs.FileMode) string {
 		return "symlink"
 	case m&fs.ModeNamedPipe != 0:
 		return "named pipe"
+	case m.IsDir():
+		return "directory"
 	case m&fs.ModeSocket != 0:
 		return "socket"
 	case m&fs.ModeDevice != 0:

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -385,7 +386,13 @@ func findCycle(apps map[string]*App) []string {
 // readFile reads p below root, capped at maxFileSize. A missing file is a
 // problem only when required.
 func readFile(root *os.Root, p string, required bool, ps *Problems) ([]byte, bool) {
-	f, err := root.Open(p)
+	// Only a regular file: opening a FIFO would block for ever, and a
+	// device has no end.
+	if st, err := root.Stat(p); err == nil && !st.Mode().IsRegular() {
+		ps.add(p, 0, "is a %s, not a regular file; syncd reads only regular files of at most %d bytes", kindOf(st.Mode()), maxFileSize)
+		return nil, false
+	}
+	f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if required {
