@@ -2,6 +2,7 @@ package desired
 
 import (
 	"errors"
+	"fmt"
 	"path"
 	"strings"
 
@@ -159,7 +160,11 @@ func (s *scan) checkEnvFiles(from, dir string, n *yaml.Node) {
 			var pp Problems
 			if errors.As(err, &pp) {
 				for _, p := range pp {
-					s.ps.add(from, ref.Line, "env_file: %s: %s", v, p.Msg)
+					msg := p.Msg
+					if msg == "missing; create it" {
+						msg = fmt.Sprintf("the repository has no %s; add it, fix the path, or write {path: %s, required: false}", target, v)
+					}
+					s.ps.add(from, ref.Line, "env_file: %s: %s", v, msg)
 				}
 			} else {
 				s.ps.add(from, ref.Line, "env_file: %s: %v", v, err)

@@ -302,7 +302,7 @@ func TestRenderProblems(t *testing.T) {
 		}, nil, []string{"apps/web/compose.yaml:4: error: the Compose loader rejects this file: services.web additional properties 'restart_policy' not allowed"}},
 		{"loader rejects a dependency", map[string]string{
 			"apps/web/compose.yaml": "services:\n  web:\n    image: nginx:1.27.3\n    depends_on: [db]\n",
-		}, nil, []string{`apps/web/compose.yaml: error: the Compose loader rejects this file: service "web" depends on undefined service "db"`}},
+		}, nil, []string{`apps/web/compose.yaml:4: error: the Compose loader rejects this file: service "web" depends on undefined service "db"`}},
 		{"loader rejects an override", map[string]string{
 			"hosts/beta/web.override.yaml": "services:\n  web:\n    cpus: many\n",
 		}, nil, []string{"hosts/beta/web.override.yaml:3: error: the Compose loader rejects this file:", "services.web.cpus"}},

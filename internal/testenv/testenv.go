@@ -33,20 +33,21 @@ func ToolsDir() string {
 	return filepath.Join(home, ".cache", "syncd-tools", "bin")
 }
 
-// LookTool returns the absolute path of the tool name, from PATH or the
-// tools directory, or "" when there is none.
+// LookTool returns the absolute path of the tool name, from the tools
+// directory (the pinned build wins over whatever PATH has, such as
+// Debian's docker-compose 1.x) or else PATH, or "" when there is none.
 func LookTool(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		if abs, err := filepath.Abs(p); err == nil {
-			return abs
-		}
-		return p
-	}
 	if d := ToolsDir(); d != "" {
 		p := filepath.Join(d, name)
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
 			return p
 		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+		return p
 	}
 	return ""
 }
