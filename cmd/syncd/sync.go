@@ -37,12 +37,14 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconc
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := state.Open(f.stateDir)
-	if err != nil {
-		return nil, nil, err
-	}
+	// Without the lock (plan), the state directory is only read: a running
+	// agent or sync owns it.
+	store := state.OpenReadOnly(f.stateDir)
 	unlock := func() {}
 	if lock {
+		if store, err = state.Open(f.stateDir); err != nil {
+			return nil, nil, err
+		}
 		if unlock, err = store.Lock(); err != nil {
 			return nil, nil, err
 		}
@@ -156,7 +158,14 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 	}
 	defer closeEngine()
 	prep, err := func() (*reconcile.Prepared, error) {
-		src, err := newSource(f.repo, f.stateDir, g)
+		// A Git checkout of its own: the state directory's belongs to the
+		// agent or sync that may be running.
+		tmp, err := os.MkdirTemp("", "syncd-plan-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		src, err := newSource(f.repo, tmp, g)
 		if err != nil {
 			return nil, err
 		}

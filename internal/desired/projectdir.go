@@ -100,6 +100,10 @@ func (s *scan) relocate(proj *types.Project, dir string) []Mount {
 			switch {
 			case err == nil && st.IsDir():
 				m.Source, m.Dir = abs, true
+				if msg := checkTree(root, filepath.FromSlash(rel)); msg != "" {
+					s.problemAt(service, "%s %s: %s", what, rel, msg)
+					return "", false
+				}
 			case err == nil && st.Mode().IsRegular():
 				m.Source = abs
 			case err == nil:
@@ -232,4 +236,33 @@ func (p *Project) SourceOf(path string) string {
 		}
 	}
 	return path
+}
+
+// checkTree reports the first entry of a mounted repository directory that
+// syncd cannot copy into the project directory: a link that leads out of
+// the repository or to a directory, a FIFO, a device.
+func checkTree(root *os.Root, dir string) string {
+	msg := ""
+	fs.WalkDir(root.FS(), filepath.ToSlash(dir), func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			msg = fmt.Sprintf("%s: %v", p, unwrapPath(err))
+		case d.IsDir() && d.Name() == ".git", d.IsDir() || d.Type().IsRegular():
+			return nil
+		case d.Type()&fs.ModeSymlink != 0:
+			st, err := root.Stat(p)
+			switch {
+			case err != nil:
+				msg = fmt.Sprintf("%s is a link that leads out of the repository; a mounted directory may only hold files of the repository", p)
+			case st.Mode().IsRegular():
+				return nil
+			default:
+				msg = fmt.Sprintf("%s is a link to a %s; only links to files can be copied: replace it with what it points to", p, kindOf(st.Mode()))
+			}
+		default:
+			msg = fmt.Sprintf("%s is a %s; a mounted directory may only hold regular files and directories", p, kindOf(d.Type()))
+		}
+		return fs.SkipAll
+	})
+	return msg
 }

@@ -12,9 +12,12 @@ import (
 var ErrLocked = errors.New("another syncd holds the state directory")
 
 // Lock takes the state directory for this process: one agent or one sync
-// at a time. The kernel drops the lock when the process dies, `kill -9`
+// at a time, and removes what a killed write left. The kernel drops the lock when the process dies, `kill -9`
 // included, so a crash never leaves it taken.
 func (s *Store) Lock() (unlock func(), err error) {
+	if s.readOnly {
+		return nil, ErrReadOnly
+	}
 	p := filepath.Join(s.dir, "syncd.lock")
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -25,6 +28,11 @@ func (s *Store) Lock() (unlock func(), err error) {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("%w (%s); stop it, or run `syncd sync` with the agent up to ask it for a cycle", ErrLocked, s.dir)
 		}
+		return nil, err
+	}
+	// Only the holder may clean up: the leftovers are a killed run's.
+	if err := s.cleanLeftovers(); err != nil {
+		f.Close()
 		return nil, err
 	}
 	return func() { f.Close() }, nil

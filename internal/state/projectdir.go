@@ -38,6 +38,9 @@ func (s *Store) ProjectsDir() string { return filepath.Join(s.dir, projectsDir) 
 // replace it, so Materialise can move the data into the project
 // directories. Call it with the lock held, before the first checkout.
 func (s *Store) Upgrade() error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	pd := s.ProjectsDir()
 	if _, err := os.Stat(pd); err == nil {
 		return nil
@@ -65,6 +68,9 @@ func (s *Store) Upgrade() error {
 // yet but the legacy checkout has rel, that is moved in first, so data a
 // container wrote under an older syncd is kept.
 func (s *Store) Materialise(dst, rel, src string, dir bool) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	if !strings.HasPrefix(dst, s.ProjectsDir()+string(filepath.Separator)) {
 		return fmt.Errorf("materialise %s: not in %s", dst, s.ProjectsDir())
 	}
@@ -215,8 +221,14 @@ func walkTree(src string, fn func(rel string, d fs.DirEntry) error) error {
 			return filepath.SkipDir
 		case d.IsDir() || d.Type().IsRegular():
 			return fn(rel, d)
+		case d.Type()&fs.ModeSymlink != 0:
+			// Render checked that links in a mounted tree stay inside the
+			// repository; a link to a file is copied as that file.
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+				return fn(rel, fs.FileInfoToDirEntry(st))
+			}
 		}
-		return fmt.Errorf("%s is a %v, not a regular file or directory", p, d.Type())
+		return fmt.Errorf("%s is a %v, not a regular file or directory (or a link to a file)", p, d.Type())
 	})
 }
 

@@ -26,6 +26,10 @@ import (
 // Store is one state directory.
 type Store struct {
 	dir string
+	// readOnly stores (OpenReadOnly, for plan) write nothing.
+	readOnly bool
+	// ephemeral is the hash key of a read-only store that has none yet.
+	ephemeral []byte
 	// mu serialises snapshot writes: projects applied in parallel save
 	// the same commit's snapshot.
 	mu sync.Mutex
@@ -67,7 +71,9 @@ const (
 	tmpSuffix    = ".syncd-tmp"
 )
 
-// Open makes dir (0700) if needed and removes what a killed write left.
+// Open makes dir (0700) if needed. What a killed write left is removed by
+// Lock, once this process holds the directory: removing it before would
+// delete the half-written files of the syncd that does.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, snapshotsDir), 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
@@ -75,11 +81,17 @@ func Open(dir string) (*Store, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	s := &Store{dir: dir}
-	if err := s.cleanLeftovers(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return &Store{dir: dir}, nil
+}
+
+// ErrReadOnly is returned by the writes of a read-only store.
+var ErrReadOnly = errors.New("the state directory is open read-only")
+
+// OpenReadOnly opens dir for reading only, as `syncd plan` does: it creates
+// nothing (dir may not exist: nothing was applied yet), takes no lock and
+// writes nothing, so it can run beside an agent or a sync.
+func OpenReadOnly(dir string) *Store {
+	return &Store{dir: dir, readOnly: true}
 }
 
 // Dir is the state directory.
@@ -125,6 +137,9 @@ func (s *Store) Projects() (Projects, error) {
 // SaveProjects writes projects.json atomically, and not at all when its
 // content would not change.
 func (s *Store) SaveProjects(ps Projects) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	data, err := json.MarshalIndent(ps, "", "  ")
 	if err != nil {
 		return err
@@ -149,6 +164,15 @@ func (s *Store) HashKey() ([]byte, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
+	if s.readOnly {
+		// Nothing was applied with a key yet: any key will do, and none
+		// is written.
+		if s.ephemeral == nil {
+			s.ephemeral = make([]byte, 32)
+			rand.Read(s.ephemeral)
+		}
+		return s.ephemeral, nil
+	}
 	key = make([]byte, 32)
 	rand.Read(key)
 	if err := WriteFile(p, key, 0o600); err != nil {
@@ -168,6 +192,9 @@ func (s *Store) Snapshot(commit string) (string, bool) {
 // secrets files stay encrypted). The copy is made beside and renamed into
 // place, so a snapshot is either whole or absent.
 func (s *Store) SaveSnapshot(commit, src string) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	dst, ok := s.Snapshot(commit)
@@ -188,6 +215,9 @@ func (s *Store) SaveSnapshot(commit, src string) error {
 
 // PruneSnapshots removes the snapshots of every commit not in keep.
 func (s *Store) PruneSnapshots(keep []string) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	entries, err := os.ReadDir(filepath.Join(s.dir, snapshotsDir))
 	if err != nil {
 		return err
@@ -211,28 +241,60 @@ func safe(commit string) string {
 	return strings.NewReplacer("/", "_", "\\", "_", "..", "_").Replace(commit)
 }
 
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+// copyTree copies the repository at src for a snapshot. A symlink that
+// stays inside the repository is copied as what it points to, since apply
+// reads through it; one that leads out, or anything but files and
+// directories, is not part of a desired state (render refuses using it).
+func copyTree(src, dst string) error { return copyTreeDepth(src, dst, 0) }
+
+// maxLinkDepth bounds links to directories followed into each other.
+const maxLinkDepth = 8
+
+func copyTreeDepth(src, dst string, depth int) error {
+	if depth > maxLinkDepth {
+		return nil
+	}
+	root, err := os.OpenRoot(src)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(src, p)
 		if d.IsDir() && d.Name() == ".git" {
-			return filepath.SkipDir
+			return fs.SkipDir
 		}
-		target := filepath.Join(dst, rel)
+		target := filepath.Join(dst, filepath.FromSlash(p))
+		mode := d.Type()
+		if mode&fs.ModeSymlink != 0 {
+			st, err := root.Stat(p)
+			if err != nil {
+				return nil // leads out of the repository, or nowhere
+			}
+			mode = st.Mode().Type()
+			if st.IsDir() {
+				// A link to a directory inside the repository (root.Stat
+				// refuses one that leads out): its tree.
+				resolved, err := filepath.EvalSymlinks(filepath.Join(src, filepath.FromSlash(p)))
+				if err != nil {
+					return nil
+				}
+				return copyTreeDepth(resolved, target, depth+1)
+			}
+		}
 		switch {
-		case d.IsDir():
+		case mode.IsDir():
 			return os.MkdirAll(target, 0o700)
-		case d.Type().IsRegular():
-			data, err := os.ReadFile(p)
+		case mode.IsRegular():
+			data, err := fs.ReadFile(root.FS(), p)
 			if err != nil {
 				return err
 			}
 			return os.WriteFile(target, data, 0o600)
-		default:
-			return nil // symlinks and devices are not part of a desired state
 		}
+		return nil
 	})
 }
 

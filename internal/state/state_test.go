@@ -42,17 +42,69 @@ func TestProjectsRoundTripAndUnchangedWrite(t *testing.T) {
 	}
 }
 
-func TestOpenCleansLeftoversOfAKilledWrite(t *testing.T) {
+func TestLockCleansLeftoversOfAKilledWriteOnlyForItsHolder(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, snapshotsDir, "c9"+tmpSuffix), 0o700)
 	os.WriteFile(filepath.Join(dir, projectsFile+tmpSuffix), []byte("{half"), 0o600)
-	if _, err := Open(dir); err != nil {
+	leftovers := []string{projectsFile + tmpSuffix, filepath.Join(snapshotsDir, "c9"+tmpSuffix)}
+	exist := func() bool {
+		for _, p := range leftovers {
+			if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	// Opening (as a second sync or a plan does) must not touch what the
+	// holder of the lock may be writing.
+	s, err := Open(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{projectsFile + tmpSuffix, filepath.Join(snapshotsDir, "c9"+tmpSuffix)} {
+	if !exist() {
+		t.Fatal("Open removed files another syncd may be writing")
+	}
+	OpenReadOnly(dir).Projects()
+	unlock, err := s.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := Open(dir)
+	if _, err := s2.Lock(); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a second Lock: %v", err)
+	}
+	unlock()
+	for _, p := range leftovers {
 		if _, err := os.Stat(filepath.Join(dir, p)); !os.IsNotExist(err) {
-			t.Errorf("leftover %s kept", p)
+			t.Errorf("leftover %s kept by the lock's holder", p)
 		}
+	}
+}
+
+func TestReadOnlyStoreWritesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "absent")
+	s := OpenReadOnly(dir)
+	if ps, err := s.Projects(); err != nil || len(ps) != 0 {
+		t.Fatalf("Projects of an absent directory: %v %v", ps, err)
+	}
+	k1, err := s.HashKey()
+	if err != nil || len(k1) != 32 {
+		t.Fatalf("HashKey: %v", err)
+	}
+	if k2, _ := s.HashKey(); string(k1) != string(k2) {
+		t.Error("the ephemeral key changed within one store")
+	}
+	for name, err := range map[string]error{
+		"SaveProjects": s.SaveProjects(Projects{}),
+		"SaveSnapshot": s.SaveSnapshot("c1", t.TempDir()),
+		"Upgrade":      s.Upgrade(),
+	} {
+		if !errors.Is(err, ErrReadOnly) {
+			t.Errorf("%s on a read-only store: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Error("a read-only store created its directory")
 	}
 }
 
