@@ -17,6 +17,7 @@ const (
 	exitOK      = 0
 	exitFailure = 1 // the repository is invalid or the work failed
 	exitUsage   = 2 // bad flags, or a command not built yet
+	exitHeld    = 3 // sync: some projects are held at their last good release (their commit failed before)
 )
 
 func main() {

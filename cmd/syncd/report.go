@@ -93,9 +93,14 @@ func (r *reporter) document(ctx context.Context, head string, rep reconcile.Repo
 		if rec := records[name]; rec != nil {
 			p.Commit = rec.Commit
 			p.Data = rec.Data
+			// Compose's hash covers environment values, secrets among
+			// them: published keyed, so a reader of the status branch
+			// cannot confirm a guessed password against it.
 			p.ConfigHash = map[string]string{}
 			for svc, s := range rec.Services {
-				p.ConfigHash[svc] = s.ConfigHash
+				if h, err := r.store.Keyed(s.ConfigHash); err == nil {
+					p.ConfigHash[svc] = h
+				}
 			}
 			if rec.FailedCommit != "" && rec.FailedCommit == head {
 				p.State, p.LastError = status.Held, rec.FailedError
@@ -132,7 +137,14 @@ func (r *reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	default:
 		doc.State = worst
 	}
-	if doc.State == status.Converged || doc.State == status.Degraded || doc.State == status.Held {
+	// applied_commit is what runs: a held project runs its last good
+	// release, not head. After a restart, the last document says it.
+	if r.lastGood == "" {
+		if prev, err := status.ReadLocal(r.store.Dir()); err == nil {
+			r.lastGood = prev.AppliedCommit
+		}
+	}
+	if doc.State == status.Converged || doc.State == status.Degraded {
 		r.lastGood = head
 	}
 	doc.AppliedCommit = r.lastGood

@@ -77,8 +77,10 @@ type runner struct {
 	// status file, locally and on the status branch); may be nil.
 	report func(ctx context.Context, head string, rep reconcile.Report, err error, took time.Duration)
 	// lastHead is the head of the last successful cycle: a poll that finds
-	// it again costs the ls-remote only.
+	// it again costs the ls-remote only, unless the last cycle failed (its
+	// status must be replaced once the failure is over).
 	lastHead string
+	failed   bool
 }
 
 func (r *runner) cycle(ctx context.Context, reason string) (agent.Result, error) {
@@ -91,21 +93,24 @@ func (r *runner) cycle(ctx context.Context, reason string) (agent.Result, error)
 	head, err := r.src.Head(ctx)
 	if err != nil {
 		err = fmt.Errorf("source: %w", err)
+		r.failed = true
 		publish("", reconcile.Report{}, err)
 		return agent.Result{}, err
 	}
-	if reason == agent.ReasonPoll && head == r.lastHead {
+	if reason == agent.ReasonPoll && head == r.lastHead && !r.failed {
 		return agent.Result{Quiet: true, Commit: head}, nil
 	}
 	dir, err := r.src.Checkout(ctx, head)
 	if err != nil {
 		err = fmt.Errorf("source: %w", err)
+		r.failed = true
 		publish(head, reconcile.Report{Commit: head}, err)
 		return agent.Result{Commit: head}, err
 	}
 	rep, err := r.rec.Sync(ctx, reconcile.Source{Dir: dir, Commit: head})
 	publish(head, rep, err)
 	res := result(rep)
+	r.failed = err != nil
 	if err == nil {
 		r.lastHead = head
 	}

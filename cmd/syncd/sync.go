@@ -115,6 +115,10 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 			fmt.Fprintf(c.stderr, "syncd sync (by the running agent): %v\n", err)
 			return exitFailure
 		}
+		if held := res.Projects[string(reconcile.Held)]; held > 0 {
+			fmt.Fprintf(c.stdout, "host %s: %d project(s) held at their last good release; %s is not applied to them (cycle run by the agent)\n", f.host, held, res.Commit)
+			return exitHeld
+		}
 		fmt.Fprintf(c.stdout, "host %s converged to %s (cycle run by the agent)\n", f.host, res.Commit)
 		return exitOK
 	}
@@ -136,6 +140,12 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	if err != nil {
 		fmt.Fprintf(c.stderr, "syncd sync: host %s at %s: %v\n", f.host, res.Commit, err)
 		return exitFailure
+	}
+	if held := res.Projects[string(reconcile.Held)]; held > 0 {
+		// The commit failed for those projects before: they run their last
+		// good release until a newer commit arrives.
+		fmt.Fprintf(c.stdout, "host %s: %d project(s) held at their last good release; %s is not applied to them\n", f.host, held, res.Commit)
+		return exitHeld
 	}
 	fmt.Fprintf(c.stdout, "host %s converged to %s\n", f.host, res.Commit)
 	return exitOK

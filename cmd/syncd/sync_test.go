@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/syncd-dev/syncd/internal/secrets/secretstest"
+	"github.com/syncd-dev/syncd/internal/status"
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
@@ -321,6 +322,10 @@ func TestSyncE2EUnhealthyReleaseRollsBackAndIsHeld(t *testing.T) {
 	f.commit()
 	f.mustSync()
 	good := containers(t, app)
+	first, err := status.ReadLocal(f.state)
+	if err != nil || first.AppliedCommit == "" {
+		t.Fatalf("status after the first sync: %+v %v", first, err)
+	}
 
 	bad := testenv.DemoImage(t, "syncdtest-demoweb:2.0.0-unhealthy", true)
 	f.write("apps/"+app+"/compose.yaml", strings.Replace(readFile(t, filepath.Join(f.repo, "apps", app, "compose.yaml")), demoImage, bad, 1))
@@ -339,13 +344,18 @@ func TestSyncE2EUnhealthyReleaseRollsBackAndIsHeld(t *testing.T) {
 		t.Errorf("rollback recreated worker, which the release did not change: %v → %v", good, now)
 	}
 
-	// The failed commit is held: not retried, and not an error again.
+	// The failed commit is held: not retried, and said so (exit 3, never
+	// "converged to" the failed commit). The status says what runs.
 	code, out = f.syncd("sync")
-	if code != 0 || !strings.Contains(out, app+": hold") {
+	if code != exitHeld || !strings.Contains(out, app+": hold") || !strings.Contains(out, "held at their last good release") || strings.Contains(out, "converged") {
 		t.Errorf("held commit: exit %d\n%s", code, out)
 	}
 	if again := containers(t, app); fmt.Sprint(again) != fmt.Sprint(now) {
 		t.Errorf("held commit touched containers")
+	}
+	h, err := status.ReadLocal(f.state)
+	if err != nil || h.State != status.Held || h.AppliedCommit != first.AppliedCommit || h.DesiredCommit == first.AppliedCommit {
+		t.Errorf("status after a rollback: state %s, applied %s (want %s, what runs), desired %s", h.State, h.AppliedCommit, first.AppliedCommit, h.DesiredCommit)
 	}
 
 	// A newer commit is applied.

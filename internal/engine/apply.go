@@ -226,6 +226,9 @@ func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions)
 // run's requests: a container gone between list and use, a name or a
 // removal still in progress.
 func raced(err error) bool {
+	if resourceHint(err) != "" {
+		return false // not a race: the host is short of something
+	}
 	if errdefs.IsNotFound(err) || errdefs.IsConflict(err) {
 		return true
 	}

@@ -24,7 +24,33 @@ var (
 	// ErrUnhealthy marks a project whose services did not all become
 	// running and healthy after Apply; see *UnhealthyError.
 	ErrUnhealthy = errors.New("project not healthy")
+	// ErrResources marks an engine out of something the host provides
+	// (address pools for networks, disk, memory, file descriptors): retry
+	// later once a person fixed the host, the release is not to blame.
+	ErrResources = errors.New("the docker engine is out of resources")
 )
+
+// resourceErrors are what the engine says when the host, not the request,
+// is short of something, each with what to do.
+var resourceErrors = []struct{ text, hint string }{
+	{"non-overlapping IPv4 address pool", "the engine has no address pool left for another network: add pools (default-address-pools in /etc/docker/daemon.json) or put apps on one external network"},
+	{"address pools have been fully subnetted", "the engine has no address pool left for another network: add pools (default-address-pools in /etc/docker/daemon.json) or put apps on one external network"},
+	{"no space left on device", "the engine's disk is full: free space under the Docker root directory (docker system prune, bigger disk)"},
+	{"too many open files", "the engine ran out of file descriptors: raise LimitNOFILE of the docker service"},
+	{"cannot allocate memory", "the host is out of memory"},
+}
+
+// resourceHint returns what to do when err is the engine being short of a
+// resource, or "".
+func resourceHint(err error) string {
+	msg := err.Error()
+	for _, r := range resourceErrors {
+		if strings.Contains(msg, r.text) {
+			return r.hint
+		}
+	}
+	return ""
+}
 
 // opError is an error whose message has been cleaned (secret values and
 // URL credentials removed) and that wraps its kind and its cause.
@@ -45,7 +71,10 @@ func (e *Engine) wrap(ctx context.Context, op string, err error, r redactor) err
 	}
 	msg := op + ": " + r.redact(redactURLs(err.Error()))
 	errs := []error{err}
-	switch {
+	switch hint := resourceHint(err); {
+	case hint != "":
+		msg += " (" + hint + ")"
+		errs = append(errs, ErrResources)
 	case ctx.Err() != nil:
 		// The caller gave up; say so rather than blame anything.
 		errs = append(errs, ctx.Err())

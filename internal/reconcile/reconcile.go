@@ -49,6 +49,23 @@ type Reconciler struct {
 	Parallel int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// unsaved holds the records a cycle could not write (the state disk
+	// full): they describe what runs, so the next cycle plans from them
+	// and writes them first.
+	unsaved state.Projects
+}
+
+// records are what syncd last applied: the ones a failed write kept in
+// memory, else the state directory's.
+func (r *Reconciler) records() (state.Projects, error) {
+	if r.unsaved != nil {
+		if err := r.Store.SaveProjects(r.unsaved); err != nil {
+			return maps.Clone(r.unsaved), nil
+		}
+		r.unsaved = nil
+	}
+	return r.Store.Projects()
 }
 
 // Source is one checkout of the desired state.
@@ -110,7 +127,7 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 	if err != nil {
 		return nil, err
 	}
-	records, err := r.Store.Projects()
+	records, err := r.records()
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +140,7 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		d.Projects = append(d.Projects, desiredProject(t))
 	}
 	return &Prepared{
-		Plan:     plan.Make(d, observed, memory(records)),
+		Plan:     redactPlan(plan.Make(d, observed, memory(records)), secrets),
 		Commit:   src.Commit,
 		Wave:     h.Wave,
 		dir:      src.Dir,
@@ -131,6 +148,20 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		secrets:  secrets,
 		projects: targets,
 	}, nil
+}
+
+// redactPlan scrubs secret values from the plan's reasons: an image
+// reference may be made of a secret (${REGISTRY_TOKEN}), and reasons quote
+// images; the plan is printed and logged.
+func redactPlan(p plan.Plan, secrets desired.Secrets) plan.Plan {
+	for i := range p.Projects {
+		pr := &p.Projects[i]
+		pr.Reason = secrets.RedactFragments(pr.Reason)
+		for j := range pr.Changes {
+			pr.Changes[j].Reason = secrets.RedactFragments(pr.Changes[j].Reason)
+		}
+	}
+	return p
 }
 
 // targets renders every project of the host at commit, labels it and
@@ -346,7 +377,7 @@ func (r *Reconciler) Sync(ctx context.Context, src Source) (Report, error) {
 // is rolled back; projects that follow it are skipped.
 func (r *Reconciler) Apply(ctx context.Context, prep *Prepared) (Report, error) {
 	rep := Report{Commit: prep.Commit, Wave: prep.Wave, Plan: prep.Plan}
-	records, err := r.Store.Projects()
+	records, err := r.records()
 	if err != nil {
 		return rep, err
 	}
@@ -371,7 +402,13 @@ func (r *Reconciler) Apply(ctx context.Context, prep *Prepared) (Report, error) 
 		} else if o.Result == Removed {
 			delete(records, o.Project)
 		}
-		return r.Store.SaveProjects(records)
+		if err := r.Store.SaveProjects(records); err != nil {
+			// What runs changed: keep the record in memory, so neither the
+			// rollback target nor the plan is lost, and write it next cycle.
+			r.unsaved = maps.Clone(records)
+			return fmt.Errorf("record what %s runs in the state directory (kept in memory, written again next cycle): %w", o.Project, err)
+		}
+		return nil
 	}
 	var saveErr error
 	for _, pr := range prep.Plan.Projects {
@@ -465,6 +502,12 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 		log.Info("change", "service", c.Service, "action", c.Action, "reason", c.Reason, "drift", c.Drift)
 	}
 	timeout := t.project.App.HealthTimeoutOr(prep.repo.Fleet)
+	// The snapshot first: a release that cannot be rolled back is not
+	// started (the state disk full changes nothing in Docker).
+	if err := r.Store.SaveSnapshot(prep.Commit, prep.dir); err != nil {
+		log.Error("cannot write the rollback snapshot; nothing changed", "err", err)
+		return Outcome{Project: pr.Name, Result: Failed, Err: fmt.Errorf("state directory: %w", err)}, nil
+	}
 	if err := r.materialise(t.project); err != nil {
 		// The host's disk, not the release: nothing was changed in Docker.
 		log.Error("cannot prepare the project directory", "err", err)
@@ -472,9 +515,6 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 	}
 	err := r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: pr.Force, Timeout: timeout})
 	if err == nil {
-		if err := r.Store.SaveSnapshot(prep.Commit, prep.dir); err != nil {
-			return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
-		}
 		log.Info("applied")
 		return Outcome{Project: pr.Name, Result: Applied}, r.recordOf(prep.Commit, t)
 	}
@@ -482,6 +522,13 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 		// Not the release's fault: keep everything as it is and retry.
 		err = fmt.Errorf("%w: %s", engine.ErrEngine, prep.secrets.RedactFragments(err.Error()))
 		log.Warn("engine unavailable; will retry", "err", err)
+		return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
+	}
+	if errors.Is(err, engine.ErrResources) {
+		// The host is short of something: never the commit's fault, so it
+		// is not held; the next cycle tries again (after the backoff).
+		err = fmt.Errorf("%w: %s", engine.ErrResources, prep.secrets.RedactFragments(err.Error()))
+		log.Error("engine out of resources; will retry", "err", err)
 		return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
 	}
 	err = errors.New(prep.secrets.RedactFragments(err.Error()))

@@ -27,6 +27,10 @@ type fakeEngine struct {
 	projects map[string]*plan.ObservedProject
 	calls    []string
 	down     bool
+	// fail, when set, is what Apply returns before it changes anything;
+	// onApply runs inside each Apply (a fault during the apply).
+	fail    error
+	onApply func()
 }
 
 func newFake() *fakeEngine { return &fakeEngine{projects: map[string]*plan.ObservedProject{}} }
@@ -49,6 +53,12 @@ func (f *fakeEngine) Apply(_ context.Context, p *types.Project, opts engine.Appl
 	f.calls = append(f.calls, "apply "+p.Name+" "+images(p))
 	if f.down {
 		return fmt.Errorf("%w: connection refused", engine.ErrEngine)
+	}
+	if f.fail != nil {
+		return f.fail
+	}
+	if f.onApply != nil {
+		f.onApply()
 	}
 	hashes, err := engine.ServiceHashes(p)
 	if err != nil {

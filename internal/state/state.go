@@ -10,7 +10,10 @@ package state
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -179,6 +182,20 @@ func (s *Store) HashKey() ([]byte, error) {
 		return nil, err
 	}
 	return key, nil
+}
+
+// Keyed returns an HMAC of value with the store's key, for publishing
+// something derived from a value that may hold a secret (Compose's config
+// hash covers environment values): nobody without the key can test a
+// guess against it.
+func (s *Store) Keyed(value string) (string, error) {
+	key, err := s.HashKey()
+	if err != nil {
+		return "", err
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(value))
+	return hex.EncodeToString(mac.Sum(nil)[:16]), nil
 }
 
 // Snapshot returns the directory of commit's snapshot, and whether it exists.
