@@ -63,6 +63,8 @@ func newBenchRepo(b *testing.B, n int, network string, vars map[string]string) *
 		f.apps = append(f.apps, app)
 		benchWrite(b, filepath.Join(f.work, "apps", app, "compose.yaml"), benchCompose(network))
 	}
+	// No soak: the baseline, docker compose up --wait, has none.
+	benchWrite(b, filepath.Join(f.work, "syncd.yaml"), "defaults:\n  soak: 0s\n")
 	f.commit(b, vars)
 	return f
 }

@@ -98,7 +98,8 @@ func (f *fleet) write(p, content string) {
 // commit writes syncd.yaml, host.yaml and the secrets file from the fields.
 func (f *fleet) commit() {
 	f.t.Helper()
-	f.write("syncd.yaml", f.extraCfg)
+	// A short soak: every apply of the suite goes through it, quickly.
+	f.write("syncd.yaml", "defaults:\n  soak: 1s\n"+f.extraCfg)
 	var vars strings.Builder
 	for k, v := range f.vars {
 		fmt.Fprintf(&vars, "  %s: %q\n", k, v)

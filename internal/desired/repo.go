@@ -76,6 +76,9 @@ func (r *Repo) loadFleet(root *os.Root, ps *Problems) {
 	if r.Fleet.Defaults.HealthTimeout < 0 {
 		ps.add(p, lineOf(n, "defaults", "health_timeout"), "defaults.health_timeout must be positive")
 	}
+	if s := r.Fleet.Defaults.Soak; s != nil && *s < 0 {
+		ps.add(p, lineOf(n, "defaults", "soak"), "defaults.soak must be 0s (off) or more")
+	}
 	if r.Fleet.Waves.BakeTime < 0 {
 		ps.add(p, lineOf(n, "waves", "bake_time"), "waves.bake_time must be positive")
 	}
@@ -140,6 +143,9 @@ func (a *App) check(p string, n *yaml.Node, ps *Problems) {
 	if a.HealthTimeout < 0 {
 		ps.add(p, lineOf(n, "health_timeout"), "health_timeout must be positive")
 	}
+	if a.Soak != nil && *a.Soak < 0 {
+		ps.add(p, lineOf(n, "soak"), "soak must be 0s (off) or more")
+	}
 	a.afterLine = map[string]int{}
 	for i, dep := range a.After {
 		a.afterLine[dep] = lineOf(n, "after", fmt.Sprint(i))
@@ -198,6 +204,18 @@ func (a *App) Deviates(rule, service string) bool {
 	return slices.ContainsFunc(a.Deviations, func(d Deviation) bool {
 		return d.Rule == rule && (d.Service == "" || d.Service == service)
 	})
+}
+
+// SoakOr returns how long the app's release must stay healthy: app.yaml's
+// soak, else the fleet default, else DefaultSoak.
+func (a *App) SoakOr(f Fleet) time.Duration {
+	switch {
+	case a.Soak != nil:
+		return *a.Soak
+	case f.Defaults.Soak != nil:
+		return *f.Defaults.Soak
+	}
+	return DefaultSoak
 }
 
 // HealthTimeoutOr returns the app's health timeout, else the fleet default,

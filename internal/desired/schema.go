@@ -19,6 +19,8 @@ type Fleet struct {
 	Defaults struct {
 		Vars          map[string]string `yaml:"vars"`
 		HealthTimeout time.Duration     `yaml:"health_timeout"`
+		// Soak is how long a release must stay healthy after it first is.
+		Soak *time.Duration `yaml:"soak"`
 	} `yaml:"defaults"`
 	Waves struct {
 		BakeTime time.Duration `yaml:"bake_time"`
@@ -36,6 +38,12 @@ type Fleet struct {
 // DefaultHealthTimeout bounds how long apply waits for a project to become
 // healthy when neither app.yaml nor syncd.yaml says otherwise.
 const DefaultHealthTimeout = 3 * time.Minute
+
+// DefaultSoak is how long a release must stay healthy after its first
+// healthy check before it counts as good (and becomes the rollback target),
+// unless app.yaml or syncd.yaml says otherwise: a release that turns
+// unhealthy seconds after starting is caught by its own apply.
+const DefaultSoak = 10 * time.Second
 
 // Host is hosts/<name>/host.yaml and the files beside it.
 type Host struct {
@@ -86,9 +94,11 @@ type App struct {
 	After         []string      `yaml:"after"`
 	Drift         string        `yaml:"drift"`
 	HealthTimeout time.Duration `yaml:"health_timeout"`
-	Backup        *AppBackup    `yaml:"backup"`
-	Probes        []Probe       `yaml:"probes"`
-	Deviations    []Deviation   `yaml:"deviations"`
+	// Soak: see DefaultSoak; 0s turns it off.
+	Soak       *time.Duration `yaml:"soak"`
+	Backup     *AppBackup     `yaml:"backup"`
+	Probes     []Probe        `yaml:"probes"`
+	Deviations []Deviation    `yaml:"deviations"`
 
 	// ComposeFile is the repository-relative path of the app's compose file.
 	ComposeFile string `yaml:"-"`

@@ -133,7 +133,13 @@ type ApplyOptions struct {
 	// Timeout bounds the wait for every service to run and be healthy;
 	// 0 means DefaultTimeout.
 	Timeout time.Duration
+	// Soak is how long every service must stay running and healthy after
+	// it first is, within Timeout; 0 means no soak.
+	Soak time.Duration
 }
+
+// soakPoll is how often the soak looks at the project's containers.
+const soakPoll = 500 * time.Millisecond
 
 // Apply converges the engine to p as `docker compose up -d --wait
 // --remove-orphans` would: it creates what is missing, recreates what
@@ -218,6 +224,39 @@ func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions)
 		// Not a health verdict: a container that could not start (a port
 		// already taken, say), or the engine.
 		return e.wrap(ctx, "apply "+p.Name, err, r)
+	}
+	return e.soak(ctx, proj, opts.Soak, began.Add(timeout), r)
+}
+
+// soak watches a project that just became healthy for d (at most until
+// deadline): a release that turns unhealthy, exits or restarts seconds
+// after its first healthy check fails its apply, so it never becomes the
+// rollback target.
+func (e *Engine) soak(ctx context.Context, p *types.Project, d time.Duration, deadline time.Time, r redactor) error {
+	if d <= 0 {
+		return nil
+	}
+	start := time.Now()
+	end := start.Add(d)
+	if end.After(deadline) {
+		end = deadline
+	}
+	for time.Now().Before(end) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("apply %s: %w", p.Name, ctx.Err())
+		case <-time.After(min(soakPoll, time.Until(end))):
+		}
+		st, err := e.serviceStates(ctx, p)
+		if err != nil {
+			return e.wrap(ctx, "apply "+p.Name+": soak", err, r)
+		}
+		if len(st.failed) > 0 {
+			for svc, what := range st.failed {
+				st.failed[svc] = fmt.Sprintf("%s %s into its %s soak", what, time.Since(start).Round(time.Second), d)
+			}
+			return &UnhealthyError{Project: p.Name, Services: st.failed}
+		}
 	}
 	return nil
 }

@@ -39,6 +39,8 @@ func newBenchFleet(b *testing.B, n int) *benchFleet {
 	if n > 10 {
 		interval = "15s"
 	}
+	// No soak: the baseline, docker compose up, has none.
+	write(b, filepath.Join(f.dir, "syncd.yaml"), "defaults:\n  soak: 0s\n")
 	for i := 0; i < n; i++ {
 		name := testenv.ProjectName(b)
 		f.apps = append(f.apps, name)

@@ -513,7 +513,7 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 		log.Error("cannot prepare the project directory", "err", err)
 		return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
 	}
-	err := r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: pr.Force, Timeout: timeout})
+	err := r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: pr.Force, Timeout: timeout, Soak: t.project.App.SoakOr(prep.repo.Fleet)})
 	if err == nil {
 		log.Info("applied")
 		return Outcome{Project: pr.Name, Result: Applied}, r.recordOf(prep.Commit, t)
@@ -560,6 +560,7 @@ func (r *Reconciler) rollback(ctx context.Context, prep *Prepared, pr plan.Proje
 						force = append(force, c.Service)
 					}
 				}
+				// No soak: going back is the best there is.
 				err = r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: force, Timeout: t.project.App.HealthTimeoutOr(prep.repo.Fleet)})
 			}
 			if err == nil {

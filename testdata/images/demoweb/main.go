@@ -77,9 +77,16 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 
 func handler(getenv func(string) string) http.Handler {
 	mux := http.NewServeMux()
+	started := time.Now()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if getenv("DEMO_UNHEALTHY") == "1" {
 			http.Error(w, "unhealthy on purpose (DEMO_UNHEALTHY=1)", http.StatusInternalServerError)
+			return
+		}
+		// DEMO_UNHEALTHY_AFTER=3s: healthy at first, then not (a release
+		// that breaks once it takes traffic).
+		if d, err := time.ParseDuration(getenv("DEMO_UNHEALTHY_AFTER")); err == nil && time.Since(started) > d {
+			http.Error(w, "unhealthy on purpose (DEMO_UNHEALTHY_AFTER)", http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/syncd-dev/syncd/internal/state"
+	"github.com/syncd-dev/syncd/internal/status"
+	"github.com/syncd-dev/syncd/internal/testenv"
+)
+
+// TestPlanAndARefusedSyncLeaveARunningSyncAlone: while one syncd holds the
+// state directory (here, the test holds its lock, with a half-written
+// snapshot as a running sync would have), neither `syncd plan` nor a second
+// `syncd sync` (refused) may remove or swap anything of it.
+func TestPlanAndARefusedSyncLeaveARunningSyncAlone(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	f.app()
+	f.commit()
+	f.mustSync()
+	store, err := state.Open(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := store.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	half := filepath.Join(f.state, "snapshots", "c9.syncd-tmp", "apps", "x", "compose.yaml")
+	os.MkdirAll(filepath.Dir(half), 0o700)
+	os.WriteFile(half, []byte("half"), 0o600)
+	before := snapshotOf(t, f.state)
+
+	if code, out := f.syncd("plan"); code != 0 {
+		t.Fatalf("plan beside a running sync: exit %d\n%s", code, out)
+	}
+	if code, out := f.syncd("sync"); code != 1 || !strings.Contains(out, "another syncd holds the state directory") {
+		t.Fatalf("a second sync: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(half); err != nil {
+		t.Fatalf("the running sync's half-written snapshot was removed: %v", err)
+	}
+	if after := snapshotOf(t, f.state); after != before {
+		t.Errorf("the state directory changed:\nbefore %s\nafter  %s", before, after)
+	}
+
+	// plan needs no state directory at all, and creates none.
+	absent := filepath.Join(t.TempDir(), "no-state")
+	if code, out := f.syncd("plan", "--state-dir", absent); code != 0 && code != 2 {
+		t.Fatalf("plan with no state directory: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(absent); !os.IsNotExist(err) {
+		t.Error("plan created a state directory")
+	}
+}
+
+// snapshotOf lists every file of dir with its size and modification time.
+func snapshotOf(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && fi.Mode()&os.ModeSocket == 0 {
+			rel, _ := filepath.Rel(dir, p)
+			b.WriteString(rel + " " + fi.ModTime().String() + "\n")
+		}
+		return nil
+	})
+	return b.String()
+}
+
+// TestSyncE2ESymlinkedEnvFileRollsBack: an env_file that is a symlink to a
+// shared file of the repository is in the snapshot as what it points to, so a
+// failed release rolls back instead of being taken down.
+func TestSyncE2ESymlinkedEnvFileRollsBack(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	app := testenv.ProjectName(t)
+	f.apps = append(f.apps, app)
+	f.write("shared/common.env", "DEMO_MESSAGE=from the shared file\n")
+	if err := os.Symlink("../../shared/common.env", filepath.Join(f.repo, "apps", app, "app.env")); err != nil {
+		os.MkdirAll(filepath.Join(f.repo, "apps", app), 0o755)
+		if err := os.Symlink("../../shared/common.env", filepath.Join(f.repo, "apps", app, "app.env")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compose := func(unhealthy string) string {
+		return `services:
+  web:
+    image: ` + demoImage + `
+    env_file: [app.env]
+    environment:
+      DEMO_UNHEALTHY: "` + unhealthy + `"
+` + healthy
+	}
+	f.write("apps/"+app+"/compose.yaml", compose("0"))
+	f.commit()
+	f.mustSync()
+	f.write("apps/"+app+"/compose.yaml", compose("1"))
+	f.commit()
+	code, out := f.syncd("sync")
+	if code != 1 || !strings.Contains(out, app+": rolled back") {
+		t.Fatalf("a failed release with a symlinked env_file: exit %d, want rolled back (not taken down)\n%s", code, out)
+	}
+	id := webID(t, app)
+	if env := testenv.DockerCLI(t, "inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", id); !strings.Contains(env, "DEMO_MESSAGE=from the shared file") || !strings.Contains(env, "DEMO_UNHEALTHY=0") {
+		t.Errorf("after the rollback web's environment is not the good release's:\n%s", env)
+	}
+}
+
+// TestSyncE2EReleaseThatTurnsUnhealthyDuringItsSoakRollsBack: a release
+// healthy at first and unhealthy a few seconds later is not recorded as
+// applied: its soak catches it, and it never becomes the rollback target.
+func TestSyncE2EReleaseThatTurnsUnhealthyDuringItsSoakRollsBack(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	app := testenv.ProjectName(t)
+	f.apps = append(f.apps, app)
+	f.write("apps/"+app+"/app.yaml", "soak: 10s\n")
+	compose := func(after string) string {
+		return `services:
+  web:
+    image: ` + demoImage + `
+    environment:
+      DEMO_MESSAGE: release ` + after + `
+      DEMO_UNHEALTHY_AFTER: "` + after + `"
+` + healthy
+	}
+	f.write("apps/"+app+"/compose.yaml", compose("24h"))
+	f.commit()
+	f.mustSync()
+	good, _ := status.ReadLocal(f.state)
+
+	f.write("apps/"+app+"/compose.yaml", compose("3s"))
+	f.commit()
+	start := time.Now()
+	code, out := f.syncd("sync")
+	if code != 1 || !strings.Contains(out, app+": rolled back") || !strings.Contains(out, "soak") {
+		t.Fatalf("a release that turns unhealthy 3 s in: exit %d after %v, want rolled back by the soak\n%s", code, time.Since(start), out)
+	}
+	env := testenv.DockerCLI(t, "inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", webID(t, app))
+	if !strings.Contains(env, "DEMO_UNHEALTHY_AFTER=24h") {
+		t.Errorf("web does not run the good release after the rollback:\n%s", env)
+	}
+	recs, err := state.OpenReadOnly(f.state).Projects()
+	if rec := recs[app]; err != nil || rec == nil || rec.LastGood != good.AppliedCommit {
+		t.Errorf("the rollback target is %+v (%v), want the good release %s", rec, err, good.AppliedCommit)
+	}
+}
+
+// TestSyncE2EPublishedConfigHashConfirmsNoGuess: Compose's config hash of a
+// service covers the secret values it reads as ${KEY}; the hash published in
+// the status must not be it, or anyone who can read the status branch could
+// test a guessed password offline (the container's label is that hash of the
+// right guess).
+func TestSyncE2EPublishedConfigHashConfirmsNoGuess(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	app := testenv.ProjectName(t)
+	f.apps = append(f.apps, app)
+	f.write("apps/"+app+"/app.yaml", "deviations:\n  - rule: secret-in-env\n    reason: the test image reads only its environment\n")
+	f.write("apps/"+app+"/compose.yaml", `services:
+  web:
+    image: `+demoImage+`
+    environment:
+      DEMO_MESSAGE: ${db_password}
+`+healthy)
+	f.commit()
+	f.mustSync()
+	label := testenv.DockerCLI(t, "inspect", "--format", `{{index .Config.Labels "com.docker.compose.config-hash"}}`, webID(t, app))
+	h, err := status.ReadLocal(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := readFile(t, filepath.Join(f.state, "status.json"))
+	for _, p := range h.Projects {
+		if p.Name == app && p.ConfigHash["web"] == "" {
+			t.Errorf("no config hash published for web: %+v", p)
+		}
+	}
+	if label == "" || strings.Contains(published, label) {
+		t.Errorf("the status publishes Compose's unkeyed config hash %q, which confirms a guess of db_password", label)
+	}
+}
+
+// TestValidateRefusesPathsOutOfTheRepositoryAndSpecialFiles: a compose file
+// that reads /etc/shadow, follows a symlink out, or reads a FIFO or
+// /dev/zero is refused at once, with the file and field, by validate and by
+// sync, and nothing of it reaches the output.
+func TestValidateRefusesPathsOutOfTheRepositoryAndSpecialFiles(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		files   map[string]string
+		setup   func(dir string)
+		message string
+	}{
+		"env_file absolute": {files: map[string]string{"apps/web/compose.yaml": "services:\n  web:\n    image: nginx:1.27.3\n    env_file: [/etc/shadow]\n"},
+			message: `apps/web/compose.yaml:4: error: env_file: "/etc/shadow" is an absolute path`},
+		"env_file symlink out": {files: map[string]string{"apps/web/compose.yaml": "services:\n  web:\n    image: nginx:1.27.3\n    env_file: [x.env]\n"},
+			setup:   func(dir string) { os.Symlink("/etc/shadow", filepath.Join(dir, "apps/web/x.env")) },
+			message: `apps/web/compose.yaml:4: error: env_file: x.env: cannot read: path escapes from parent`},
+		"env_file /dev/zero": {files: map[string]string{"apps/web/compose.yaml": "services:\n  web:\n    image: nginx:1.27.3\n    env_file: [../../../../../../dev/zero]\n"},
+			message: `leads out of the repository`},
+		"env_file FIFO": {files: map[string]string{"apps/web/compose.yaml": "services:\n  web:\n    image: nginx:1.27.3\n    env_file: [fifo.env]\n"},
+			setup:   func(dir string) { syscall.Mkfifo(filepath.Join(dir, "apps/web/fifo.env"), 0o644) },
+			message: `apps/web/compose.yaml:4: error: env_file: fifo.env: is a named pipe, not a regular file`},
+		"config absolute": {files: map[string]string{"apps/web/compose.yaml": "services:\n  web:\n    image: nginx:1.27.3\n    configs: [c]\nconfigs:\n  c:\n    file: /dev/zero\n"},
+			message: `apps/web/compose.yaml:2: error: config c reads /dev/zero, outside the repository`},
+		"config FIFO": {files: map[string]string{"apps/web/compose.yaml": "services:\n  web:\n    image: nginx:1.27.3\n    configs: [c]\nconfigs:\n  c:\n    file: ./c.conf\n"},
+			setup:   func(dir string) { syscall.Mkfifo(filepath.Join(dir, "apps/web/c.conf"), 0o644) },
+			message: `apps/web/compose.yaml:2: error: config c apps/web/c.conf is a named pipe in the repository`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			c.files["hosts/h/host.yaml"] = "apps: [web]\n"
+			for p, content := range c.files {
+				os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+				os.WriteFile(filepath.Join(dir, p), []byte(content), 0o644)
+			}
+			if c.setup != nil {
+				c.setup(dir)
+			}
+			done := make(chan struct{})
+			var code int
+			var out string
+			go func() {
+				defer close(done)
+				var stdout, stderr strings.Builder
+				code = run(t.Context(), []string{"validate", "--repo", dir}, os.Getenv, &stdout, &stderr)
+				out = stdout.String() + stderr.String()
+			}()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("validate hangs")
+			}
+			if code != 1 || !strings.Contains(out, c.message) {
+				t.Errorf("exit %d, want 1 and %q:\n%s", code, c.message, out)
+			}
+			if strings.Contains(out, "root:") {
+				t.Errorf("a host file's content reached the output:\n%s", out)
+			}
+		})
+	}
+}
