@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,5 +248,40 @@ func TestValidateRefusesPathsOutOfTheRepositoryAndSpecialFiles(t *testing.T) {
 				t.Errorf("a host file's content reached the output:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestSyncE2ETwoSyncdsForOneHostRefused: a second syncd for the same host
+// with another state directory sees the first's containers on the engine
+// and refuses while the first runs, naming its state directory; once the
+// first has stopped, its projects are taken over.
+func TestSyncE2ETwoSyncdsForOneHostRefused(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	app := f.app()
+	f.commit()
+	f.mustSync()
+	before := containers(t, app)
+	first, err := state.Open(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := first.Lock() // the first syncd, running
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	f.vars["MSG"] = "the second syncd's idea"
+	f.commit()
+	code, out := f.syncd("sync", "--state-dir", other)
+	if code != 1 || !strings.Contains(out, "another syncd manages this host's projects") || !strings.Contains(out, f.state) {
+		t.Fatalf("a second syncd for the host: exit %d, want a refusal naming %s\n%s", code, f.state, out)
+	}
+	if after := containers(t, app); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the refused syncd changed containers: %v → %v", before, after)
+	}
+	unlock()
+	if code, out := f.syncd("sync", "--state-dir", other); code != 0 {
+		t.Fatalf("taking over from a stopped syncd: exit %d\n%s", code, out)
 	}
 }

@@ -39,6 +39,17 @@ func Label(p *types.Project, host, commit string, secrets map[string]string) {
 	}
 }
 
+// LabelOwner marks every service of p as created by the syncd whose state
+// directory is stateDir: a second syncd for the same host, with another
+// state directory, sees it on the engine and refuses to fight over them.
+// A custom label: Compose's config hash leaves it out.
+func LabelOwner(p *types.Project, stateDir string) {
+	for name, svc := range p.Services {
+		svc.CustomLabels = svc.CustomLabels.Add(plan.LabelOwner, stateDir)
+		p.Services[name] = svc
+	}
+}
+
 // ServiceHashes returns, per service of p, the config hash Compose puts in
 // the com.docker.compose.config-hash label of the containers Apply creates
 // from p. Compare it with plan.Container.ConfigHash.

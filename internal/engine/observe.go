@@ -92,6 +92,7 @@ func observedContainer(c container.Summary) plan.Container {
 		ImageID: c.ImageID,
 		State:   string(c.State),
 		Health:  health(c),
+		Owner:   c.Labels[plan.LabelOwner],
 	}
 }
 

@@ -8,6 +8,7 @@ const (
 	LabelHost    = "dev.syncd.host"    // the host name it was created for
 	LabelCommit  = "dev.syncd.commit"  // the commit it was created from
 	LabelSecrets = "dev.syncd.secrets" // a keyed hash of the secret values the service uses
+	LabelOwner   = "dev.syncd.state"   // the state directory of the syncd that created it
 )
 
 // Container is one container of a Compose project as the engine reports it.
@@ -25,6 +26,9 @@ type Container struct {
 	ImageID string
 	State   string // created, running, restarting, exited, paused, dead, removing
 	Health  string // "", starting, healthy, unhealthy
+	// Owner is the state directory of the syncd that created it ("" for
+	// containers of a syncd before the label).
+	Owner string
 }
 
 // ObservedProject is what runs under one Compose project name.

@@ -54,6 +54,9 @@ type Reconciler struct {
 	// full): they describe what runs, so the next cycle plans from them
 	// and writes them first.
 	unsaved state.Projects
+	// tookOver are the projects of a stopped syncd this one took over,
+	// logged once.
+	tookOver map[string]bool
 }
 
 // records are what syncd last applied: the ones a failed write kept in
@@ -123,6 +126,9 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := r.checkOwner(observed); err != nil {
+		return nil, err
+	}
 	targets, err := r.targets(ctx, repo, secrets, src.Commit, observed)
 	if err != nil {
 		return nil, err
@@ -148,6 +154,53 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		secrets:  secrets,
 		projects: targets,
 	}, nil
+}
+
+// ErrOtherSyncd marks a host whose projects another syncd, with another
+// state directory, manages on this engine: a person must stop one.
+var ErrOtherSyncd = errors.New("another syncd manages this host's projects")
+
+// checkOwner refuses a cycle when this host's containers were created by a
+// syncd with another state directory that still runs: two of them would
+// remove each other's containers and report each other's changes as drift.
+// One whose state directory is there but not locked has stopped: its
+// projects are taken over.
+func (r *Reconciler) checkOwner(observed plan.Observed) error {
+	mine := r.stateDir()
+	for _, name := range slices.Sorted(maps.Keys(observed.Projects)) {
+		op := observed.Projects[name]
+		if !op.Owned {
+			continue
+		}
+		for _, c := range op.Containers {
+			if c.Owner == "" || c.Owner == mine {
+				continue
+			}
+			running, err := state.InUse(c.Owner)
+			switch {
+			case err != nil:
+				return fmt.Errorf("%w: host %q's project %s was created by the syncd of state directory %s, which this one (state directory %s) cannot see: stop that syncd; if it is gone for good, run this one with --state-dir %s", ErrOtherSyncd, r.Host, name, c.Owner, mine, c.Owner)
+			case running:
+				return fmt.Errorf("%w: host %q's project %s belongs to the syncd running with state directory %s; this one (state directory %s) refuses to run beside it: stop one of them", ErrOtherSyncd, r.Host, name, c.Owner, mine)
+			}
+			if !r.tookOver[name] {
+				r.log().Warn("taking over the project of a syncd that stopped", "project", name, "its_state_dir", c.Owner)
+				if r.tookOver == nil {
+					r.tookOver = map[string]bool{}
+				}
+				r.tookOver[name] = true
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) stateDir() string {
+	dir, err := filepath.Abs(r.Store.Dir())
+	if err != nil {
+		return r.Store.Dir()
+	}
+	return dir
 }
 
 // redactPlan scrubs secret values from the plan's reasons: an image
@@ -195,6 +248,7 @@ func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets de
 			labels[svc] = combined(key, m)
 		}
 		engine.Label(p.Compose, r.Host, commit, labels)
+		engine.LabelOwner(p.Compose, r.stateDir())
 		// Compose hashes a reference to another service's container with
 		// that container's ID, so the running containers take part.
 		if t.hashes, err = engine.ServiceHashesObserved(p.Compose, observed.Projects[p.Name()]); err != nil {

@@ -37,3 +37,28 @@ func (s *Store) Lock() (unlock func(), err error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// InUse reports whether another process holds the lock of the state
+// directory dir (a running syncd). A directory that cannot be seen from
+// here is reported as not found.
+func InUse(dir string) (bool, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "syncd.lock"), os.O_RDONLY, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			if _, derr := os.Stat(dir); derr != nil {
+				return false, derr
+			}
+			return false, nil // a state directory nothing ever locked
+		}
+		return false, err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return true, nil
+		}
+		return false, err
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false, nil
+}
