@@ -123,10 +123,12 @@ func TestSyncE2EReleaseThatTurnsUnhealthyDuringItsSoakRollsBack(t *testing.T) {
 	app := testenv.ProjectName(t)
 	f.apps = append(f.apps, app)
 	f.write("apps/"+app+"/app.yaml", "soak: 10s\n")
+	// An image of its own: DEMO_UNHEALTHY_AFTER is new in demoweb.
+	img := testenv.DemoImage(t, "syncdtest-demoweb:soak", false)
 	compose := func(after string) string {
 		return `services:
   web:
-    image: ` + demoImage + `
+    image: ` + img + `
     environment:
       DEMO_MESSAGE: release ` + after + `
       DEMO_UNHEALTHY_AFTER: "` + after + `"

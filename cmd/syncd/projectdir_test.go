@@ -157,6 +157,7 @@ func TestSyncE2EUpgradeMovesDataOutOfTheOldCheckout(t *testing.T) {
 	g := newGitRemote(t, f)
 	app := f.dataApp()
 	f.commit()
+	f.write("syncd.yaml", "") // the old syncd knows no soak
 	g.push(t, f, "first", false)
 	cmd := exec.Command(old, "sync", "--repo", g.url, "--token-file", g.tokenFile, "--host", f.host, "--age-key", f.key, "--state-dir", f.state)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -169,6 +170,7 @@ func TestSyncE2EUpgradeMovesDataOutOfTheOldCheckout(t *testing.T) {
 	}
 
 	f.write("README.md", "a commit that swaps the checkout\n")
+	f.write("syncd.yaml", "defaults:\n  soak: 1s\n")
 	g.push(t, f, "readme", false)
 	code, out := f.syncd("sync", "--repo", g.url, "--token-file", g.tokenFile)
 	if code != 0 {
