@@ -32,7 +32,6 @@ func TestPlanAndARefusedSyncLeaveARunningSyncAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlock()
 	half := filepath.Join(f.state, "snapshots", "c9.syncd-tmp", "apps", "x", "compose.yaml")
 	os.MkdirAll(filepath.Dir(half), 0o700)
 	os.WriteFile(half, []byte("half"), 0o600)
@@ -51,6 +50,7 @@ func TestPlanAndARefusedSyncLeaveARunningSyncAlone(t *testing.T) {
 		t.Errorf("the state directory changed:\nbefore %s\nafter  %s", before, after)
 	}
 
+	unlock()
 	// plan needs no state directory at all, and creates none.
 	absent := filepath.Join(t.TempDir(), "no-state")
 	if code, out := f.syncd("plan", "--state-dir", absent); code != 0 && code != 2 {
