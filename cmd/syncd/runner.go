@@ -79,6 +79,9 @@ type runner struct {
 	// lastHead is the head of the last successful cycle: a poll that finds
 	// it again costs the ls-remote only.
 	lastHead string
+	// enrolling is set after a cycle in which the host's key could not
+	// open its secrets yet (self-enrolment).
+	enrolling bool
 }
 
 func (r *runner) cycle(ctx context.Context, reason string) (agent.Result, error) {
@@ -104,6 +107,7 @@ func (r *runner) cycle(ctx context.Context, reason string) (agent.Result, error)
 		return agent.Result{Commit: head}, err
 	}
 	rep, err := r.rec.Sync(ctx, reconcile.Source{Dir: dir, Commit: head})
+	r.enrolling = rep.SecretsPending
 	publish(head, rep, err)
 	res := result(rep)
 	if err == nil {
@@ -126,6 +130,9 @@ func result(rep reconcile.Report) agent.Result {
 		case reconcile.Applied, reconcile.Removed, reconcile.RolledBack, reconcile.TakenDown:
 			res.Changed++
 		}
+	}
+	for _, p := range rep.Pending {
+		fmt.Fprintf(&out, "%s: waits for the host's age key to be enrolled (syncd enroll)\n", p)
 	}
 	res.Output = out.String()
 	return res

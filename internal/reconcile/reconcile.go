@@ -48,6 +48,18 @@ type Reconciler struct {
 	Parallel int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Enrolling, when set, lets a host whose own age key is not yet a
+	// recipient of its secrets file run the apps that need no secret.
+	Enrolling Enrolling
+}
+
+// Enrolling is asked about a host's secrets that cannot be decrypted.
+type Enrolling interface {
+	// Pending reports whether err, from decrypting the host's secrets,
+	// only means that the host's key is not enrolled yet.
+	Pending(err error) bool
+	// Keys returns the key names of a secrets file without decrypting it.
+	Keys(name string, data []byte) ([]string, error)
 }
 
 // Source is one checkout of the desired state.
@@ -61,11 +73,16 @@ type Prepared struct {
 	Plan   plan.Plan
 	Commit string
 	// Wave is the host's rollout ring from host.yaml.
-	Wave     int
-	dir      string
-	repo     *desired.Repo
-	secrets  desired.Secrets
-	projects map[string]*target
+	Wave int
+	// SecretsPending is set when the host's key cannot decrypt its secrets
+	// yet (Enrolling); Pending lists the projects that need them, left as
+	// they are.
+	SecretsPending bool
+	Pending        []string
+	dir            string
+	repo           *desired.Repo
+	secrets        desired.Secrets
+	projects       map[string]*target
 }
 
 // target is one desired project with what a cycle needs to apply and record it.
@@ -97,8 +114,12 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
 	}
 	secrets, err := repo.HostSecrets(h, r.Decrypter)
+	pendingSecrets := false
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSecrets, err)
+		if secrets, err = r.placeholders(repo, h, err); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSecrets, err)
+		}
+		pendingSecrets = true
 	}
 	observed, err := r.Engine.Observe(ctx, r.Host)
 	if err != nil {
@@ -112,6 +133,20 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 	if err != nil {
 		return nil, err
 	}
+	var pending []string
+	if pendingSecrets {
+		// What needs a secret is neither applied nor pruned: the plan does
+		// not see it at all until the key can decrypt.
+		for name, t := range targets {
+			if len(t.project.SecretKeys) > 0 || len(t.project.StandIns) > 0 {
+				pending = append(pending, name)
+				delete(targets, name)
+				delete(observed.Projects, name)
+				delete(records, name)
+			}
+		}
+		slices.Sort(pending)
+	}
 	d := plan.Desired{Commit: src.Commit, AllowMassRemoval: repo.Fleet.Prune.AllowMassRemoval}
 	for _, name := range repo.ApplyOrder(h) {
 		t := targets[name]
@@ -121,14 +156,33 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		d.Projects = append(d.Projects, desiredProject(t))
 	}
 	return &Prepared{
-		Plan:     plan.Make(d, observed, memory(records)),
-		Commit:   src.Commit,
-		Wave:     h.Wave,
-		dir:      src.Dir,
-		repo:     repo,
-		secrets:  secrets,
-		projects: targets,
+		Plan:           plan.Make(d, observed, memory(records)),
+		Commit:         src.Commit,
+		Wave:           h.Wave,
+		SecretsPending: pendingSecrets,
+		Pending:        pending,
+		dir:            src.Dir,
+		repo:           repo,
+		secrets:        secrets,
+		projects:       targets,
 	}, nil
+}
+
+// placeholders stands in for the host's secrets when decryptErr only
+// means its key is not enrolled yet, and returns decryptErr otherwise.
+func (r *Reconciler) placeholders(repo *desired.Repo, h *desired.Host, decryptErr error) (desired.Secrets, error) {
+	if r.Enrolling == nil || !r.Enrolling.Pending(decryptErr) {
+		return nil, decryptErr
+	}
+	data, err := repo.ReadFile(h.SecretsFile)
+	if err != nil {
+		return nil, decryptErr
+	}
+	keys, err := r.Enrolling.Keys(h.SecretsFile, data)
+	if err != nil {
+		return nil, err
+	}
+	return desired.Placeholders(keys), nil
 }
 
 // targets renders every project of the host at commit, labels it and
@@ -294,6 +348,10 @@ type Report struct {
 	Wave     int
 	Plan     plan.Plan
 	Outcomes []Outcome
+	// SecretsPending and Pending are the Prepared's: the host's key is not
+	// enrolled yet, and these projects wait for it.
+	SecretsPending bool
+	Pending        []string
 }
 
 // ErrReleaseFailed marks a cycle in which a project's release failed (and
@@ -313,7 +371,7 @@ func (r *Reconciler) Sync(ctx context.Context, src Source) (Report, error) {
 // ones in parallel (bounded), removals last. A project whose release fails
 // is rolled back; projects that follow it are skipped.
 func (r *Reconciler) Apply(ctx context.Context, prep *Prepared) (Report, error) {
-	rep := Report{Commit: prep.Commit, Wave: prep.Wave, Plan: prep.Plan}
+	rep := Report{Commit: prep.Commit, Wave: prep.Wave, Plan: prep.Plan, SecretsPending: prep.SecretsPending, Pending: prep.Pending}
 	records, err := r.Store.Projects()
 	if err != nil {
 		return rep, err
