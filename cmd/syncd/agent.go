@@ -141,6 +141,9 @@ func displayRepo(repo string) string {
 
 // version is syncd's module version, "(devel)" for a local build.
 func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
 	}
