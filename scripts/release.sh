@@ -28,15 +28,18 @@ done
 cp "$here/deploy/syncd.service" "$out/syncd.service"
 
 sum() { sha256sum "$1" | cut -d' ' -f1; }
-VERSION=$version SHA256_AMD64=$(sum "$out/syncd_linux_amd64") SHA256_ARM64=$(sum "$out/syncd_linux_arm64") \
-BASE_URL=$base_url UNIT_FILE="$out/syncd.service" python3 - "$here/deploy/install.sh.in" "$out/install.sh" <<'PY'
-import os, sys
-s = open(sys.argv[1]).read()
-for k in ("VERSION", "SHA256_AMD64", "SHA256_ARM64", "BASE_URL"):
-    s = s.replace("@%s@" % k, os.environ[k])
-s = s.replace("@UNIT@", open(os.environ["UNIT_FILE"]).read().rstrip("\n"))
-open(sys.argv[2], "w").write(s)
-PY
+# Placeholders are replaced literally (awk's gsub would read & in a URL as the match).
+awk -v version="$version" -v amd64="$(sum "$out/syncd_linux_amd64")" -v arm64="$(sum "$out/syncd_linux_arm64")" \
+  -v base_url="$base_url" -v unit="$out/syncd.service" '
+  function put(s, from, to,   i) {
+    while ((i = index(s, from)) > 0) s = substr(s, 1, i - 1) to substr(s, i + length(from))
+    return s
+  }
+  $0 == "@UNIT@" { while ((getline line < unit) > 0) print line; next }
+  {
+    $0 = put($0, "@VERSION@", version); $0 = put($0, "@SHA256_AMD64@", amd64)
+    $0 = put($0, "@SHA256_ARM64@", arm64); $0 = put($0, "@BASE_URL@", base_url); print
+  }' "$here/deploy/install.sh.in" > "$out/install.sh"
 chmod 0755 "$out/install.sh"
 if grep -n '@[A-Z0-9_]*@' "$out/install.sh" >&2; then echo "release.sh: install.sh has a placeholder left" >&2; exit 1; fi
 sh -n "$out/install.sh"

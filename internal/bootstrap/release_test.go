@@ -331,3 +331,35 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestReleaseImages: the release's FROM scratch images hold syncd alone,
+// for their architecture, and the amd64 one runs.
+func TestReleaseImages(t *testing.T) {
+	testenv.Docker(t)
+	dir := t.TempDir()
+	version := releaseVersion + "-image"
+	cmd := exec.Command("make", "-C", moduleRoot(t), "release", "VERSION="+version, "OUT="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make release: %v\n%s", err, out)
+	}
+	sums := string(must(os.ReadFile(filepath.Join(dir, "SHA256SUMS"))))
+	for _, arch := range []string{"amd64", "arm64"} {
+		tar := "syncd_image_linux_" + arch + ".tar"
+		if !strings.Contains(sums, sha(t, filepath.Join(dir, tar))+"  "+tar) {
+			t.Errorf("SHA256SUMS lacks %s", tar)
+		}
+		tag := "syncd:" + version + "-" + arch
+		t.Cleanup(func() { exec.Command("docker", "image", "rm", "-f", tag).Run() })
+		testenv.DockerCLI(t, "image", "rm", "-f", tag)
+		testenv.DockerCLI(t, "load", "-q", "-i", filepath.Join(dir, tar))
+		if got := testenv.DockerCLI(t, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}} {{json .Config.Entrypoint}} {{index .Config.Labels \"org.opencontainers.image.version\"}}", tag); got != "linux/"+arch+` ["/syncd"] `+version {
+			t.Errorf("%s: %s", tag, got)
+		}
+	}
+	if runtime.GOARCH == "amd64" {
+		out := testenv.DockerCLI(t, "run", "--rm", "syncd:"+version+"-amd64", "version")
+		if !strings.HasPrefix(out, "syncd "+version+" (") {
+			t.Errorf("docker run … version: %s", out)
+		}
+	}
+}
