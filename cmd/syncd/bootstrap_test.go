@@ -118,6 +118,27 @@ func TestInitHostCommand(t *testing.T) {
 	if strings.Contains(stdout+stderr, "PRIVATE KEY") || strings.Contains(stdout+stderr, string(key[40:80])) {
 		t.Errorf("init-host printed the private key:\n%s", stdout)
 	}
+	// The agent takes the settings the user-data writes: every key is one
+	// of its flags (it stops later, at the deploy key that is not there).
+	ud, _ := os.ReadFile(filepath.Join(out, "user-data"))
+	_, conf, _ := strings.Cut(string(ud), "path: /etc/syncd/syncd.yaml")
+	_, conf, _ = strings.Cut(conf, "content: |\n")
+	var settings strings.Builder
+	for _, line := range strings.Split(conf, "\n") {
+		if !strings.HasPrefix(line, "        ") {
+			break
+		}
+		settings.WriteString(strings.TrimPrefix(line, "        ") + "\n")
+	}
+	confFile := filepath.Join(dir, "syncd.yaml")
+	os.WriteFile(confFile, []byte(settings.String()), 0o600)
+	if !strings.Contains(settings.String(), "ssh-key: /etc/syncd/deploy_key\n") {
+		t.Fatalf("syncd.yaml from the user-data:\n%s", settings.String())
+	}
+	code, _, stderr = runWith(nil, "agent", "--config", confFile, "--state-dir", t.TempDir(), "--age-key", filepath.Join(dir, "age.key"), "--listen", "")
+	if code != exitFailure || strings.Contains(stderr, "unknown setting") || !strings.Contains(stderr, "/etc/syncd/deploy_key") {
+		t.Errorf("agent with the user-data's settings: exit %d\n%s", code, stderr)
+	}
 	if code, _, stderr := runWith(nil, args...); code != exitFailure || !strings.Contains(stderr, "exists already") {
 		t.Errorf("second init-host: exit %d %s", code, stderr)
 	}
@@ -145,6 +166,11 @@ func TestEnrollE2ESelfEnrolment(t *testing.T) {
 	c1 := g.push(t, f, "a host whose key is not enrolled", false)
 
 	hostKey := filepath.Join(t.TempDir(), "etc-syncd", "age.key")
+	// One cycle by hand first: it makes the key and says what to do.
+	code, out, errOut := runWith(nil, "sync", "--repo", g.url, "--token-file", g.tokenFile, "--host", f.host, "--age-key", hostKey, "--state-dir", f.state)
+	if code != 0 || !strings.Contains(out, "host "+f.host+" at "+c1+" is enrolling") || !strings.Contains(out, app+": waits for the host's age key to be enrolled") {
+		t.Fatalf("sync of a host without a key: exit %d\n%s%s", code, out, errOut)
+	}
 	a := startAgent(t, f, g.url, "--age-key", hostKey, "--poll", "200ms", "--token-file", g.tokenFile)
 	h := waitStatus(t, f, a, "the host enrolling", func(h status.Host) bool { return h.State == status.Enrolling && h.DesiredCommit == c1 })
 	st, err := os.Stat(hostKey)
@@ -183,7 +209,7 @@ func TestEnrollE2ESelfEnrolment(t *testing.T) {
 	}
 
 	// The operator enrolls it from the status branch of the origin.
-	code, out, errOut := runWith(map[string]string{"SOPS_AGE_KEY_FILE": f.key}, "enroll", "--repo", f.repo, "--host", f.host, "--token-file", g.tokenFile)
+	code, out, errOut = runWith(map[string]string{"SOPS_AGE_KEY_FILE": f.key}, "enroll", "--repo", f.repo, "--host", f.host, "--token-file", g.tokenFile)
 	if code != 0 || !strings.Contains(out, "hosts/"+f.host+"/secrets.sops.yaml: re-encrypted") {
 		t.Fatalf("enroll: exit %d\n%s%s", code, out, errOut)
 	}
