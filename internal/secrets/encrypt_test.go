@@ -48,7 +48,7 @@ func TestParseRecipient(t *testing.T) {
 	for in, want := range map[string]string{
 		"age1nope": "is not an age recipient",
 		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPpXVcTAp/7HhC5E/XQBKC9d+s7kLw8yF6exLf5LYMNJ": "is not an age recipient",
-		"AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX":          "that is an age private key",
+		"AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX":       "that is an age private key",
 	} {
 		_, err := ParseRecipient(in)
 		if err == nil || !strings.Contains(err.Error(), want) {
