@@ -134,6 +134,11 @@ func runEnroll(ctx context.Context, c *cli, args []string) int {
 	}
 	keys := secrets.Operator{Identity: id}
 	if *remove {
+		if *recipient == "" {
+			// Also the key the host published, when it can be read: a
+			// host enrolled by hand has no marked recipient in its rule.
+			*recipient, _ = publishedRecipient(ctx, *repo, *statusRepo, *statusBranch, *host, g)
+		}
 		res, err := bootstrap.Remove(*repo, *host, *recipient, keys)
 		if err != nil {
 			return fail(err)

@@ -363,3 +363,28 @@ func TestReleaseImages(t *testing.T) {
 		}
 	}
 }
+
+// TestContainerComposeFile: deploy/compose.yaml is valid Compose, and
+// says what to set when the version or the host name is missing.
+func TestContainerComposeFile(t *testing.T) {
+	compose := testenv.Tool(t, "docker-compose")
+	file := filepath.Join(moduleRoot(t), "deploy", "compose.yaml")
+	run := func(env ...string) (string, error) {
+		cmd := exec.Command(compose, "-f", file, "config")
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("SYNCD_VERSION=v1.2.3-amd64", "SYNCD_HOST=web-03")
+	if err != nil {
+		t.Fatalf("compose config: %v\n%s", err, out)
+	}
+	for _, want := range []string{"image: syncd:v1.2.3-amd64", "- web-03", "source: /var/run/docker.sock", "source: /etc/syncd", "source: /var/lib/syncd\n        target: /var/lib/syncd", "source: /var/lib/docker/volumes\n        target: /var/lib/docker/volumes\n        read_only: true"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("compose config lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := run("SYNCD_VERSION=v1.2.3-amd64", "SYNCD_HOST="); err == nil || !strings.Contains(out, "set SYNCD_HOST") {
+		t.Errorf("without SYNCD_HOST: %v\n%s", err, out)
+	}
+}
