@@ -137,12 +137,22 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 	if pendingSecrets {
 		// What needs a secret is neither applied nor pruned: the plan does
 		// not see it at all until the key can decrypt.
-		for name, t := range targets {
+		// An app that follows a waiting one waits with it.
+		waits := func(t *target) bool {
 			if len(t.project.SecretKeys) > 0 || len(t.project.StandIns) > 0 {
-				pending = append(pending, name)
-				delete(targets, name)
-				delete(observed.Projects, name)
-				delete(records, name)
+				return true
+			}
+			return slices.ContainsFunc(t.project.App.After, func(dep string) bool { return slices.Contains(pending, dep) })
+		}
+		for again := true; again; {
+			again = false
+			for name, t := range targets {
+				if waits(t) {
+					pending, again = append(pending, name), true
+					delete(targets, name)
+					delete(observed.Projects, name)
+					delete(records, name)
+				}
 			}
 		}
 		slices.Sort(pending)
