@@ -201,6 +201,12 @@ func TestInstallAgainChangesNothingAndUninstallKeepsConfig(t *testing.T) {
 			t.Errorf("install output lacks %q:\n%s", want, out)
 		}
 	}
+	// Piped into sh, as `curl … | sh -s -- --help` does, it still helps.
+	help := exec.Command("sh", "-s", "--", "--help")
+	help.Stdin = bytes.NewReader(must(os.ReadFile(filepath.Join(in.release, "install.sh"))))
+	if out, err := help.CombinedOutput(); err != nil || !strings.Contains(string(out), "Install syncd "+releaseVersion+" on this host") || !strings.Contains(string(out), "--uninstall") {
+		t.Errorf("install.sh --help through a pipe: %v\n%s", err, out)
+	}
 	bin := filepath.Join(in.root, "usr/local/bin/syncd")
 	if sha(t, bin) != sha(t, filepath.Join(in.release, "syncd_linux_"+runtime.GOARCH)) {
 		t.Error("the installed binary is not the release's")
