@@ -15,9 +15,10 @@ import (
 )
 
 func runInitHost(ctx context.Context, c *cli, args []string) int {
-	fs := newFlags(c, "init-host", "--host NAME --repo URL [--out DIR] [--known-hosts FILE | --host-key-fingerprint SHA256:…]")
+	fs := newFlags(c, "init-host", "--host NAME --repo URL [--out DIR] [--known-hosts FILE | --host-key-fingerprint SHA256:… | --token-file FILE]")
 	host := fs.String("host", "", "the new host's `name` (its directory under hosts/; required)")
-	repo := fs.String("repo", "", "the desired-state repository's ssh `URL` (ssh://… or git@host:path; required)")
+	repo := fs.String("repo", "", "the desired-state repository's `URL`: ssh (ssh://… or git@host:path; a deploy key is made) or https with --token-file (required)")
+	tokenFile := fs.String("token-file", "", "https: a `file` holding the host's access token (scoped to the repository, write access for the status branch)")
 	branch := fs.String("branch", "main", "the `branch` the host follows")
 	out := fs.String("out", "", "`directory` for the deploy key and user-data (default ./NAME)")
 	knownHosts := fs.String("known-hosts", "", "known_hosts `file` with the Git server's key (default: scan it, confirmed by --host-key-fingerprint)")
@@ -41,14 +42,24 @@ func runInitHost(ctx context.Context, c *cli, args []string) int {
 	if *installURL == "" {
 		*installURL = defaultInstallURL()
 	}
-	var kh []byte
-	if *knownHosts != "" {
+	var kh, token []byte
+	https := strings.HasPrefix(*repo, "https://")
+	switch {
+	case https && *tokenFile == "":
+		return fail("--repo %s is https: pass --token-file FILE (or use an ssh URL, and init-host makes a deploy key)", displayRepo(*repo))
+	case https:
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fail("--token-file: %v", err)
+		}
+		token = b
+	case *knownHosts != "":
 		b, err := os.ReadFile(*knownHosts)
 		if err != nil {
 			return fail("--known-hosts: %v", err)
 		}
 		kh = b
-	} else {
+	default:
 		addr, err := bootstrap.SSHAddress(*repo)
 		if err != nil {
 			return fail("%v", err)
@@ -65,9 +76,24 @@ func runInitHost(ctx context.Context, c *cli, args []string) int {
 		}
 		kh = line
 	}
-	res, err := bootstrap.InitHost{Host: *host, Repo: *repo, Branch: *branch, Out: *out, KnownHosts: kh, InstallURL: *installURL, InstallSHA256: *installSum}.Run()
+	res, err := bootstrap.InitHost{Host: *host, Repo: *repo, Branch: *branch, Out: *out, KnownHosts: kh, Token: token, InstallURL: *installURL, InstallSHA256: *installSum}.Run()
 	if err != nil {
 		return fail("%v", err)
+	}
+	if https {
+		fmt.Fprintf(c.stdout, `Host %[1]s: wrote its cloud-init user-data %[2]s (0600, %[3]d bytes), with the token of %[4]s in it.
+
+1. The token must be allowed to read the repository and to push the branch syncd/status.
+2. Create the server with %[2]s as its user-data (Hetzner: "Cloud config" field, or hcloud server create --user-data-from-file %[2]s).
+   Its one command:
+   %[5]s
+   The user-data holds the token and no age key: cloud VMs serve user-data to any local process.
+3. On its first start the host makes its own age key and publishes the public half on syncd/status. Then, in your working copy:
+   syncd enroll --repo . --host %[1]s       # needs your age key: SOPS_AGE_KEY_FILE
+   git add .sops.yaml hosts/%[1]s && git commit -m "enroll %[1]s" && git push
+4. Watch it converge: syncd status --fleet --repo %[6]s --token-file FILE
+`, *host, res.UserData, res.UserDataSize, *tokenFile, res.RunCommand, displayRepo(*repo))
+		return exitOK
 	}
 	fmt.Fprintf(c.stdout, `Host %[1]s: made its deploy key %[2]s (0600) and its cloud-init user-data %[3]s (0600, %[4]d bytes).
 

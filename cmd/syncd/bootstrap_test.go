@@ -145,6 +145,18 @@ func TestInitHostCommand(t *testing.T) {
 	if again, _ := os.ReadFile(filepath.Join(out, "deploy_key")); !bytes.Equal(again, key) {
 		t.Error("the second init-host replaced the deploy key")
 	}
+
+	// https: the token goes into the user-data, never to the output.
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte("tok-Hotel-0o9i8u7y\n"), 0o600)
+	https := []string{"init-host", "--host", "beta", "--repo", "https://git.example.org/ops/fleet.git", "--out", filepath.Join(dir, "beta")}
+	if code, _, stderr := runWith(nil, https...); code != exitFailure || !strings.Contains(stderr, "is https: pass --token-file FILE") {
+		t.Errorf("https without a token: exit %d %s", code, stderr)
+	}
+	code, stdout, stderr = runWith(nil, append(https, "--token-file", tok)...)
+	if code != 0 || !strings.Contains(stdout, "with the token of "+tok+" in it") || strings.Contains(stdout+stderr, "tok-Hotel") {
+		t.Errorf("https init-host: exit %d\n%s%s", code, stdout, stderr)
+	}
 }
 
 // TestEnrollE2ESelfEnrolment: a host with no age key syncs from the Git

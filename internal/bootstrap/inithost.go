@@ -32,8 +32,10 @@ type InitHost struct {
 	Branch string
 	// Out is the directory the files go to (made 0700).
 	Out string
-	// KnownHosts is the known_hosts content for the Git server.
+	// KnownHosts is the known_hosts content for the Git server (ssh).
 	KnownHosts []byte
+	// Token is an access token for an https Repo, instead of a deploy key.
+	Token []byte
 	// InstallURL is the install.sh the host runs; InstallSHA256, when set,
 	// is checked before it runs.
 	InstallURL, InstallSHA256 string
@@ -46,12 +48,13 @@ const (
 	hostConfigDir  = "/etc/syncd"
 	hostDeployKey  = hostConfigDir + "/deploy_key"
 	hostKnownHosts = hostConfigDir + "/known_hosts"
+	hostToken      = hostConfigDir + "/token"
 	hostConfig     = hostConfigDir + "/syncd.yaml"
 )
 
 // InitResult is what the operator is told.
 type InitResult struct {
-	DeployKey    string // the private key's file (0600)
+	DeployKey    string // the private key's file (0600); "" for an https repository
 	PublicKey    string // authorized_keys form: add it to the repository with write access
 	UserData     string // the file
 	RunCommand   string // the one runcmd line
@@ -63,6 +66,9 @@ type InitResult struct {
 func (o InitHost) Run() (InitResult, error) {
 	if err := checkHost(o.Host); err != nil {
 		return InitResult{}, err
+	}
+	if strings.HasPrefix(o.Repo, "https://") {
+		return o.runToken()
 	}
 	if _, err := SSHAddress(o.Repo); err != nil {
 		return InitResult{}, err
@@ -99,7 +105,10 @@ func (o InitHost) Run() (InitResult, error) {
 	}
 	authorized := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " " + comment
 	run := o.runCommand()
-	ud, err := o.userData(privPEM, run)
+	ud, err := o.userData([]writeFile{
+		{Path: hostDeployKey, Owner: "root:root", Permissions: "0600", Content: string(privPEM)},
+		{Path: hostKnownHosts, Owner: "root:root", Permissions: "0644", Content: string(o.KnownHosts)},
+	}, [][2]string{{"ssh-key", hostDeployKey}, {"known-hosts", hostKnownHosts}}, run)
 	if err != nil {
 		return InitResult{}, err
 	}
@@ -130,13 +139,44 @@ type writeFile struct {
 	Content     string `yaml:"content"`
 }
 
-func (o InitHost) userData(privPEM []byte, run string) ([]byte, error) {
+// runToken is Run for an https repository: the host gets o.Token, no
+// deploy key.
+func (o InitHost) runToken() (InitResult, error) {
+	token := strings.TrimSpace(string(o.Token))
+	if token == "" || strings.ContainsAny(token, "\r\n") {
+		return InitResult{}, fmt.Errorf("--repo %s is https: pass --token-file FILE with one access token (scoped to this repository, write access for the status branch); or use an ssh URL and a deploy key", redactURL(o.Repo))
+	}
+	if u, err := url.Parse(o.Repo); err != nil || u.User != nil {
+		return InitResult{}, errors.New("--repo: put no credentials in the URL; the token goes in --token-file")
+	}
+	p := filepath.Join(o.Out, UserDataFile)
+	if _, err := os.Lstat(p); err == nil {
+		return InitResult{}, fmt.Errorf("%s exists already; init-host never overwrites a host's files: use another --out, or remove it if you mean to make a new one", p)
+	}
+	run := o.runCommand()
+	ud, err := o.userData([]writeFile{{Path: hostToken, Owner: "root:root", Permissions: "0600", Content: token + "\n"}},
+		[][2]string{{"token-file", hostToken}}, run)
+	if err != nil {
+		return InitResult{}, err
+	}
+	if err := os.MkdirAll(o.Out, 0o700); err != nil {
+		return InitResult{}, err
+	}
+	if err := createExclusive(p, ud, 0o600); err != nil {
+		return InitResult{}, err
+	}
+	return InitResult{UserData: p, RunCommand: run, UserDataSize: len(ud)}, nil
+}
+
+// userData is the #cloud-config: files (credentials) and syncd.yaml with
+// the repository, the host and settings, then the one runcmd line.
+func (o InitHost) userData(files []writeFile, extra [][2]string, run string) ([]byte, error) {
 	branch := o.Branch
 	if branch == "" {
 		branch = "main"
 	}
 	settings := &yaml.Node{Kind: yaml.MappingNode}
-	for _, kv := range [][2]string{{"repo", o.Repo}, {"branch", branch}, {"host", o.Host}, {"ssh-key", hostDeployKey}, {"known-hosts", hostKnownHosts}} {
+	for _, kv := range append([][2]string{{"repo", o.Repo}, {"branch", branch}, {"host", o.Host}}, extra...) {
 		settings.Content = append(settings.Content, scalar(kv[0]), scalar(kv[1]))
 	}
 	cfg, err := yaml.Marshal(settings)
@@ -147,12 +187,8 @@ func (o InitHost) userData(privPEM []byte, run string) ([]byte, error) {
 		WriteFiles []writeFile `yaml:"write_files"`
 		Runcmd     [][]string  `yaml:"runcmd"`
 	}{
-		WriteFiles: []writeFile{
-			{Path: hostDeployKey, Owner: "root:root", Permissions: "0600", Content: string(privPEM)},
-			{Path: hostKnownHosts, Owner: "root:root", Permissions: "0644", Content: string(o.KnownHosts)},
-			{Path: hostConfig, Owner: "root:root", Permissions: "0600", Content: string(cfg)},
-		},
-		Runcmd: [][]string{{"sh", "-c", run}},
+		WriteFiles: append(files, writeFile{Path: hostConfig, Owner: "root:root", Permissions: "0600", Content: string(cfg)}),
+		Runcmd:     [][]string{{"sh", "-c", run}},
 	}
 	body, err := yaml.Marshal(doc)
 	if err != nil {
@@ -161,7 +197,7 @@ func (o InitHost) userData(privPEM []byte, run string) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString("#cloud-config\n")
 	fmt.Fprintf(&b, "# syncd host %s, made by `syncd init-host` on %s.\n", o.Host, time.Now().UTC().Format(time.DateOnly))
-	b.WriteString("# It holds the host's Git deploy key, and no age key: the host makes its own on first start\n")
+	b.WriteString("# It holds the host's Git credential, and no age key: the host makes its own on first start\n")
 	b.WriteString("# and publishes only the public half (`syncd enroll` adds it to .sops.yaml).\n")
 	b.Write(body)
 	return b.Bytes(), nil

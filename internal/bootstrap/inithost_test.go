@@ -109,7 +109,8 @@ func TestInitHostBadInput(t *testing.T) {
 		edit func(*bootstrap.InitHost)
 		want string
 	}{
-		{func(o *bootstrap.InitHost) { o.Repo = "https://git.example.org/fleet.git" }, "must be ssh://"},
+		{func(o *bootstrap.InitHost) { o.Repo = "https://git.example.org/fleet.git" }, "pass --token-file"},
+		{func(o *bootstrap.InitHost) { o.Repo = "git.example.org/fleet.git" }, "must be ssh://"},
 		{func(o *bootstrap.InitHost) { o.Host = "Alpha Host" }, "--host"},
 		{func(o *bootstrap.InitHost) { o.KnownHosts = nil }, "--known-hosts"},
 		{func(o *bootstrap.InitHost) { o.KnownHosts = []byte("git.example.org not-a-key\n") }, "not a known_hosts file"},
@@ -157,5 +158,48 @@ func TestScanHostKey(t *testing.T) {
 	_, hosts, key, _, _, err := ssh.ParseKnownHosts(line)
 	if err != nil || string(key.Marshal()) != string(signer.PublicKey().Marshal()) || len(hosts) != 1 || !strings.HasPrefix(hosts[0], "[127.0.0.1]:") {
 		t.Errorf("known_hosts line %q: %v %v", line, hosts, err)
+	}
+}
+
+// TestInitHostHTTPSToken: an https repository gets the token, no deploy
+// key; the user-data still passes the schema.
+func TestInitHostHTTPSToken(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "alpha")
+	o := bootstrap.InitHost{Host: "alpha", Repo: "https://git.example.org/ops/fleet.git", Out: out, Token: []byte("tok-Foxtrot-1q2w3e4r\n"), InstallURL: "https://example.org/install.sh"}
+	res, err := o.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeployKey != "" {
+		t.Errorf("a deploy key for an https repository: %s", res.DeployKey)
+	}
+	if _, err := os.Stat(filepath.Join(out, bootstrap.DeployKeyFile)); !os.IsNotExist(err) {
+		t.Errorf("deploy key file: %v", err)
+	}
+	ud := string(must(os.ReadFile(res.UserData)))
+	if !strings.Contains(ud, "path: /etc/syncd/token\n      owner: root:root\n      permissions: \"0600\"\n      content: |\n        tok-Foxtrot-1q2w3e4r\n") ||
+		!strings.Contains(ud, "token-file: /etc/syncd/token\n") || strings.Contains(ud, "ssh-key") {
+		t.Errorf("user-data:\n%s", ud)
+	}
+	if ci, err := exec.LookPath("cloud-init"); err == nil {
+		if out, err := exec.Command(ci, "schema", "--config-file", res.UserData).CombinedOutput(); err != nil {
+			t.Errorf("cloud-init schema: %v\n%s", err, out)
+		}
+	}
+	if _, err := o.Run(); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Errorf("second run: %v", err)
+	}
+	for _, bad := range []bootstrap.InitHost{
+		{Host: "beta", Repo: o.Repo, Out: filepath.Join(t.TempDir(), "b")},
+		{Host: "beta", Repo: o.Repo, Out: filepath.Join(t.TempDir(), "b"), Token: []byte("two\nlines\n")},
+		{Host: "beta", Repo: "https://user:tok-Golf-5t6y7u8i@git.example.org/fleet.git", Out: filepath.Join(t.TempDir(), "b"), Token: []byte("t")},
+	} {
+		_, err := bad.Run()
+		if err == nil || strings.Contains(err.Error(), "tok-Golf") || strings.Contains(err.Error(), "lines") {
+			t.Errorf("%+v: %v", bad, err)
+		}
+		if _, err := os.Stat(bad.Out); !os.IsNotExist(err) {
+			t.Errorf("a refused init-host wrote %s", bad.Out)
+		}
 	}
 }
