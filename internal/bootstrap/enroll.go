@@ -95,6 +95,16 @@ func Enroll(repo, host, recipient string, keys Keys) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	// sops decides which rule a file gets: an earlier rule that matches the
+	// host's files would keep the host out.
+	probe := "hosts/" + host + "/secrets.sops.yaml"
+	got, err := keys.RuleRecipients(out, probe)
+	if err != nil {
+		return Result{}, err
+	}
+	if !slices.Contains(got, recipient) {
+		return Result{}, fmt.Errorf(".sops.yaml: an earlier rule than %s matches %s, so sops would not encrypt to the host; move the host's rule above it. Nothing was changed", hostRuleRegex(host), probe)
+	}
 	re := regexp.MustCompile(hostRuleRegex(host))
 	files, err := rewrite(repo, out, func(f string, data []byte) (*File, []byte, error) {
 		if !re.MatchString(f) {

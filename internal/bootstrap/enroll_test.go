@@ -192,6 +192,16 @@ func TestEnrollRefusesAndChangesNothing(t *testing.T) {
 			t.Errorf("host %q: %v", host, err)
 		}
 	}
+	// The host's rule exists, but a rule before it takes the host's files.
+	r.write(t, ".sops.yaml", "creation_rules:\n  - path_regex: ^hosts/\n    age: "+r.opRecip+"\n  - path_regex: ^hosts/alpha/\n    age: "+r.opRecip+"\n")
+	secretstest.WriteFile(t, filepath.Join(r.dir, "hosts/alpha/secrets.sops.yaml"), r.opRecip, []byte(plain))
+	before = r.snapshot(t)
+	if _, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, r.keys); err == nil || !strings.Contains(err.Error(), "move the host's rule above it") {
+		t.Errorf("shadowed rule: %v", err)
+	}
+	if !mapsEqual(before, r.snapshot(t)) {
+		t.Error("a refused enroll changed files")
+	}
 	r.write(t, ".sops.yaml", "creation_rules: {")
 	before = r.snapshot(t)
 	if _, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, r.keys); err == nil || !strings.Contains(err.Error(), ".sops.yaml") {
