@@ -9,10 +9,10 @@ GO ?= go
 TEST_TOOLS ?= age sops restic compose
 
 .DEFAULT_GOAL := help
-.PHONY: help build tools test lint bench demo golden clean
+.PHONY: help build tools test lint bench demo golden release clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/syncd
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/syncd ./cmd/syncd
@@ -38,5 +38,9 @@ demo: build ## bring up the example fleet's demo host on the local Docker engine
 golden: ## rewrite the golden files after an intended change (review the diff)
 	$(GO) test ./internal/plan ./cmd/syncd -run 'Golden' -update
 
-clean: ## remove bin/ (the tool cache stays)
-	rm -rf bin
+release: ## binaries (amd64, arm64), install.sh, SHA256SUMS, images into dist/VERSION: make release VERSION=v1.2.3
+	@[ -n "$(VERSION)" ] || { echo "make release: set VERSION, e.g. make release VERSION=v1.2.3"; exit 2; }
+	scripts/release.sh $(VERSION) $(OUT)
+
+clean: ## remove bin/ and dist/ (the tool cache stays)
+	rm -rf bin dist

@@ -66,7 +66,9 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 		return fail(err)
 	}
 	log := rec.Logger
-	rep := &reporter{host: f.host, version: version(), engine: rec.Engine, store: rec.Store, log: log.With("component", "status"), now: time.Now}
+	recipient, enrol := selfEnrol(f.ageKey, f.host, log)
+	rec.Enrolling = enrol
+	rep := &reporter{host: f.host, version: version(), engine: rec.Engine, store: rec.Store, log: log.With("component", "status"), now: time.Now, ageRecipient: recipient}
 	if gs, ok := src.(*source.Git); ok && *statusBranch != "" {
 		auth, err := gs.Auth()
 		if err != nil {
@@ -139,6 +141,9 @@ func displayRepo(repo string) string {
 
 // version is syncd's module version, "(devel)" for a local build.
 func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
 	}

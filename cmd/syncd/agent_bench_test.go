@@ -153,7 +153,7 @@ func startBenchAgent(b *testing.B, bin string, f *benchFleet, extra ...string) *
 	config, secretFile := filepath.Join(dir, "syncd.yaml"), filepath.Join(dir, "webhook.secret")
 	benchWrite(b, config, "")
 	benchWrite(b, secretFile, a.secret+"\n")
-	args := append([]string{"agent", "--repo", f.url, "--host", f.host, "--state-dir", a.state, "--config", config,
+	args := append([]string{"agent", "--repo", f.url, "--host", f.host, "--state-dir", a.state, "--age-key", filepath.Join(dir, "age.key"), "--config", config,
 		"--status-branch", "", "--listen", "127.0.0.1:0", "--webhook-secret-file", secretFile}, extra...)
 	a.cmd = exec.Command(bin, args...)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log

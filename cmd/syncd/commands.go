@@ -176,17 +176,16 @@ func runVersion(_ context.Context, c *cli, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	v := "(devel)"
 	deps := map[string]string{}
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
 		for _, d := range bi.Deps {
 			deps[d.Path] = d.Version
 		}
 	}
-	fmt.Fprintf(c.stdout, "syncd %s (%s %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(c.stdout, "syncd %s (%s %s/%s", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if cm := commit(); cm != "" {
+		fmt.Fprintf(c.stdout, "; commit %s", cm)
+	}
 	for _, mod := range []string{"github.com/docker/compose/v5", "github.com/compose-spec/compose-go/v2", "github.com/getsops/sops/v3", "filippo.io/age"} {
 		if ver, ok := deps[mod]; ok {
 			fmt.Fprintf(c.stdout, "; %s %s", mod, ver)

@@ -54,7 +54,8 @@ func commands() []command {
 		{"restore", "restore an app's backup", notBuilt},
 		{"scan", "run the image scan now", notBuilt},
 		{"probe", "run the health probes now", notBuilt},
-		{"init-host", "make a host's age identity and deploy key; print its recipient and cloud-init", notBuilt},
+		{"init-host", "make a host's deploy key and its cloud-init user-data (no age key in it)", runInitHost},
+		{"enroll", "add a host's self-made age recipient to .sops.yaml and re-encrypt its files", runEnroll},
 		{"version", "print the version", runVersion},
 		{"help", "show this help", nil},
 	}

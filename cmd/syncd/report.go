@@ -37,6 +37,9 @@ type reporter struct {
 	readOnlyUntil time.Time
 	wave          int
 	lastGood      string
+	// ageRecipient is the public half of the host's age key, published
+	// for `syncd enroll`.
+	ageRecipient string
 }
 
 func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) {
@@ -66,7 +69,7 @@ func (r *reporter) document(ctx context.Context, head string, rep reconcile.Repo
 		r.wave = rep.Wave
 	}
 	doc := status.Host{
-		Host: r.host, Wave: r.wave, DesiredCommit: head, SyncdVersion: r.version, UpdatedAt: r.now(),
+		Host: r.host, Wave: r.wave, DesiredCommit: head, SyncdVersion: r.version, UpdatedAt: r.now(), AgeRecipient: r.ageRecipient,
 		Drift:     rep.Plan.Drift(),
 		LastCycle: status.Cycle{At: r.now(), DurationMS: took.Milliseconds(), Result: "ok"},
 	}
@@ -85,6 +88,9 @@ func (r *reporter) document(ctx context.Context, head string, rep reconcile.Repo
 		names[n] = true
 	}
 	for n := range outcomes {
+		names[n] = true
+	}
+	for _, n := range rep.Pending {
 		names[n] = true
 	}
 	worst := status.Converged
@@ -115,6 +121,9 @@ func (r *reporter) document(ctx context.Context, head string, rep reconcile.Repo
 				p.State = status.Failed
 			}
 		}
+		if slices.Contains(rep.Pending, name) {
+			p.State, p.LastError = status.Enrolling, "waits for the host's age key to be enrolled (syncd enroll)"
+		}
 		if op := observed.Projects[name]; op != nil && obsErr == nil {
 			p.Health = health(op)
 			for _, c := range op.Containers {
@@ -134,6 +143,8 @@ func (r *reporter) document(ctx context.Context, head string, rep reconcile.Repo
 		doc.State = status.Unreachable
 	case cycleErr != nil && worst == status.Converged:
 		doc.State = status.Failed
+	case rep.SecretsPending && cycleErr == nil && worst != status.Failed:
+		doc.State, doc.Message = status.Enrolling, enrolMessage(r.host, rep.Pending)
 	default:
 		doc.State = worst
 	}
@@ -184,7 +195,7 @@ func allRunning(op *plan.ObservedProject) bool {
 
 // worse orders project states for the host's: the worst one wins.
 func worse(a, b status.State) status.State {
-	rank := map[status.State]int{status.Converged: 0, status.Degraded: 1, status.Held: 2, status.Failed: 3}
+	rank := map[status.State]int{status.Converged: 0, status.Enrolling: 1, status.Degraded: 1, status.Held: 2, status.Failed: 3}
 	if rank[b] > rank[a] {
 		return b
 	}

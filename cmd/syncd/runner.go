@@ -81,6 +81,9 @@ type runner struct {
 	// status must be replaced once the failure is over).
 	lastHead string
 	failed   bool
+	// enrolling is set after a cycle in which the host's key could not
+	// open its secrets yet (self-enrolment).
+	enrolling bool
 }
 
 func (r *runner) cycle(ctx context.Context, reason string) (agent.Result, error) {
@@ -108,6 +111,7 @@ func (r *runner) cycle(ctx context.Context, reason string) (agent.Result, error)
 		return agent.Result{Commit: head}, err
 	}
 	rep, err := r.rec.Sync(ctx, reconcile.Source{Dir: dir, Commit: head})
+	r.enrolling = rep.SecretsPending
 	publish(head, rep, err)
 	res := result(rep)
 	r.failed = err != nil
@@ -131,6 +135,9 @@ func result(rep reconcile.Report) agent.Result {
 		case reconcile.Applied, reconcile.Removed, reconcile.RolledBack, reconcile.TakenDown:
 			res.Changed++
 		}
+	}
+	for _, p := range rep.Pending {
+		fmt.Fprintf(&out, "%s: waits for the host's age key to be enrolled (syncd enroll)\n", p)
 	}
 	res.Output = out.String()
 	return res

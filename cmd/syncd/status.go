@@ -51,6 +51,12 @@ func runStatus(ctx context.Context, c *cli, args []string) int {
 	}
 	fmt.Fprintf(c.stdout, "host %s (wave %d): %s\n", h.Host, h.Wave, h.State)
 	fmt.Fprintf(c.stdout, "desired %s, applied %s, updated %s ago\n", short(h.DesiredCommit), short(h.AppliedCommit), time.Since(h.UpdatedAt).Round(time.Second))
+	if h.AgeRecipient != "" {
+		fmt.Fprintf(c.stdout, "age recipient: %s\n", h.AgeRecipient)
+	}
+	if h.Message != "" {
+		fmt.Fprintf(c.stdout, "to do: %s\n", h.Message)
+	}
 	if h.LastCycle.Error != "" {
 		fmt.Fprintf(c.stdout, "last cycle: %s: %s\n", h.LastCycle.Result, h.LastCycle.Error)
 	}

@@ -133,13 +133,19 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "syncd sync: %v\n", err)
 		return exitFailure
 	}
-	rep := &reporter{host: f.host, version: version(), engine: r.Engine, store: r.Store, log: r.Logger, now: time.Now}
+	recipient, enrol := selfEnrol(f.ageKey, f.host, r.Logger)
+	r.Enrolling = enrol
+	rep := &reporter{host: f.host, version: version(), engine: r.Engine, store: r.Store, log: r.Logger, now: time.Now, ageRecipient: recipient}
 	run := &runner{host: f.host, src: src, rec: r, report: rep.report}
 	res, err := run.cycle(ctx, agent.ReasonRequest)
 	fmt.Fprint(c.stdout, res.Output)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "syncd sync: host %s at %s: %v\n", f.host, res.Commit, err)
 		return exitFailure
+	}
+	if run.enrolling {
+		fmt.Fprintf(c.stdout, "host %s at %s is enrolling: its age key %s cannot open its secrets yet; run `syncd enroll --repo . --host %s` in a working copy, review and commit\n", f.host, res.Commit, recipient, f.host)
+		return exitOK
 	}
 	if held := res.Projects[string(reconcile.Held)]; held > 0 {
 		// The commit failed for those projects before: they run their last

@@ -49,6 +49,9 @@ type Reconciler struct {
 	Parallel int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Enrolling, when set, lets a host whose own age key is not yet a
+	// recipient of its secrets file run the apps that need no secret.
+	Enrolling Enrolling
 
 	// unsaved holds the records a cycle could not write (the state disk
 	// full): they describe what runs, so the next cycle plans from them
@@ -57,6 +60,15 @@ type Reconciler struct {
 	// tookOver are the projects of a stopped syncd this one took over,
 	// logged once.
 	tookOver map[string]bool
+}
+
+// Enrolling is asked about a host's secrets that cannot be decrypted.
+type Enrolling interface {
+	// Pending reports whether err, from decrypting the host's secrets,
+	// only means that the host's key is not enrolled yet.
+	Pending(err error) bool
+	// Keys returns the key names of a secrets file without decrypting it.
+	Keys(name string, data []byte) ([]string, error)
 }
 
 // records are what syncd last applied: the ones a failed write kept in
@@ -82,11 +94,16 @@ type Prepared struct {
 	Plan   plan.Plan
 	Commit string
 	// Wave is the host's rollout ring from host.yaml.
-	Wave     int
-	dir      string
-	repo     *desired.Repo
-	secrets  desired.Secrets
-	projects map[string]*target
+	Wave int
+	// SecretsPending is set when the host's key cannot decrypt its secrets
+	// yet (Enrolling); Pending lists the projects that need them, left as
+	// they are.
+	SecretsPending bool
+	Pending        []string
+	dir            string
+	repo           *desired.Repo
+	secrets        desired.Secrets
+	projects       map[string]*target
 }
 
 // target is one desired project with what a cycle needs to apply and record it.
@@ -119,8 +136,12 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
 	}
 	secrets, err := repo.HostSecrets(h, r.Decrypter)
+	pendingSecrets := false
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSecrets, err)
+		if secrets, err = r.placeholders(repo, h, err); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSecrets, err)
+		}
+		pendingSecrets = true
 	}
 	observed, err := r.Engine.Observe(ctx, r.Host)
 	if err != nil {
@@ -137,6 +158,30 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 	if err != nil {
 		return nil, err
 	}
+	var pending []string
+	if pendingSecrets {
+		// What needs a secret is neither applied nor pruned: the plan does
+		// not see it at all until the key can decrypt.
+		// An app that follows a waiting one waits with it.
+		waits := func(t *target) bool {
+			if len(t.project.SecretKeys) > 0 || len(t.project.StandIns) > 0 {
+				return true
+			}
+			return slices.ContainsFunc(t.project.App.After, func(dep string) bool { return slices.Contains(pending, dep) })
+		}
+		for again := true; again; {
+			again = false
+			for name, t := range targets {
+				if waits(t) {
+					pending, again = append(pending, name), true
+					delete(targets, name)
+					delete(observed.Projects, name)
+					delete(records, name)
+				}
+			}
+		}
+		slices.Sort(pending)
+	}
 	d := plan.Desired{Commit: src.Commit, AllowMassRemoval: repo.Fleet.Prune.AllowMassRemoval}
 	for _, name := range repo.ApplyOrder(h) {
 		t := targets[name]
@@ -146,14 +191,33 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		d.Projects = append(d.Projects, desiredProject(t))
 	}
 	return &Prepared{
-		Plan:     redactPlan(plan.Make(d, observed, memory(records)), secrets),
-		Commit:   src.Commit,
-		Wave:     h.Wave,
-		dir:      src.Dir,
-		repo:     repo,
-		secrets:  secrets,
-		projects: targets,
+		Plan:           redactPlan(plan.Make(d, observed, memory(records)), secrets),
+		Commit:         src.Commit,
+		Wave:           h.Wave,
+		SecretsPending: pendingSecrets,
+		Pending:        pending,
+		dir:            src.Dir,
+		repo:           repo,
+		secrets:        secrets,
+		projects:       targets,
 	}, nil
+}
+
+// placeholders stands in for the host's secrets when decryptErr only
+// means its key is not enrolled yet, and returns decryptErr otherwise.
+func (r *Reconciler) placeholders(repo *desired.Repo, h *desired.Host, decryptErr error) (desired.Secrets, error) {
+	if r.Enrolling == nil || !r.Enrolling.Pending(decryptErr) {
+		return nil, decryptErr
+	}
+	data, err := repo.ReadFile(h.SecretsFile)
+	if err != nil {
+		return nil, decryptErr
+	}
+	keys, err := r.Enrolling.Keys(h.SecretsFile, data)
+	if err != nil {
+		return nil, err
+	}
+	return desired.Placeholders(keys), nil
 }
 
 // ErrOtherSyncd marks a host whose projects another syncd, with another
@@ -411,6 +475,10 @@ type Report struct {
 	Wave     int
 	Plan     plan.Plan
 	Outcomes []Outcome
+	// SecretsPending and Pending are the Prepared's: the host's key is not
+	// enrolled yet, and these projects wait for it.
+	SecretsPending bool
+	Pending        []string
 }
 
 // ErrReleaseFailed marks a cycle in which a project's release failed (and
@@ -430,7 +498,7 @@ func (r *Reconciler) Sync(ctx context.Context, src Source) (Report, error) {
 // ones in parallel (bounded), removals last. A project whose release fails
 // is rolled back; projects that follow it are skipped.
 func (r *Reconciler) Apply(ctx context.Context, prep *Prepared) (Report, error) {
-	rep := Report{Commit: prep.Commit, Wave: prep.Wave, Plan: prep.Plan}
+	rep := Report{Commit: prep.Commit, Wave: prep.Wave, Plan: prep.Plan, SecretsPending: prep.SecretsPending, Pending: prep.Pending}
 	records, err := r.records()
 	if err != nil {
 		return rep, err

@@ -42,6 +42,9 @@ const (
 	Held        State = "held"        // a failed commit is held until a newer one arrives
 	Invalid     State = "invalid"     // the repository cannot be rendered; nothing changed
 	Unreachable State = "unreachable" // the source or the engine cannot be reached
+	// Enrolling: the host made its own age key, which is not yet a
+	// recipient of its secrets; apps without secrets run.
+	Enrolling State = "enrolling"
 )
 
 // Health of a project's containers.
@@ -67,7 +70,12 @@ type Host struct {
 	// leaves it out.
 	UpdatedAt    time.Time `yaml:"updated_at" json:"updated_at"`
 	SyncdVersion string    `yaml:"syncd_version,omitempty" json:"syncd_version,omitempty"`
-	LastCycle    Cycle     `yaml:"last_cycle,omitempty" json:"last_cycle,omitzero"`
+	// AgeRecipient is the public half of the host's age key, for `syncd
+	// enroll`.
+	AgeRecipient string `yaml:"age_recipient,omitempty" json:"age_recipient,omitempty"`
+	// Message says what a person must do, when something must be done.
+	Message   string `yaml:"message,omitempty" json:"message,omitempty"`
+	LastCycle Cycle  `yaml:"last_cycle,omitempty" json:"last_cycle,omitzero"`
 	// Drift is how many containers the last cycle found changed by hand.
 	Drift    int       `yaml:"drift" json:"drift"`
 	Projects []Project `yaml:"projects,omitempty" json:"projects,omitempty"`
