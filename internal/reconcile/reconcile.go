@@ -112,14 +112,7 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 	if err != nil {
 		return nil, err
 	}
-	d := plan.Desired{Commit: src.Commit, AllowMassRemoval: repo.Fleet.Prune.AllowMassRemoval}
-	for _, name := range repo.ApplyOrder(h) {
-		t := targets[name]
-		if t == nil {
-			continue
-		}
-		d.Projects = append(d.Projects, desiredProject(t))
-	}
+	d := desiredOf(repo, h, src.Commit, targets)
 	return &Prepared{
 		Plan:     plan.Make(d, observed, memory(records)),
 		Commit:   src.Commit,
@@ -134,14 +127,20 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 // targets renders every project of the host at commit, labels it and
 // computes its hashes.
 func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets desired.Secrets, commit string, observed plan.Observed) (map[string]*target, error) {
-	projects, ps := repo.Render(ctx, r.Host, secrets)
-	if ps.HasErrors() {
-		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
-	}
 	key, err := r.Store.HashKey()
 	if err != nil {
 		return nil, err
 	}
+	return targets(ctx, r.Host, repo, secrets, commit, observed, key)
+}
+
+// targets is Reconciler.targets with the host and the hash key given.
+func targets(ctx context.Context, host string, repo *desired.Repo, secrets desired.Secrets, commit string, observed plan.Observed, key []byte) (map[string]*target, error) {
+	projects, ps := repo.Render(ctx, host, secrets)
+	if ps.HasErrors() {
+		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
+	}
+	var err error
 	out := make(map[string]*target, len(projects))
 	for _, p := range projects {
 		t := &target{project: p, secrets: map[string]map[string]string{}}
@@ -161,7 +160,7 @@ func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets de
 		for svc, m := range t.secrets {
 			labels[svc] = combined(key, m)
 		}
-		engine.Label(p.Compose, r.Host, commit, labels)
+		engine.Label(p.Compose, host, commit, labels)
 		// Compose hashes a reference to another service's container with
 		// that container's ID, so the running containers take part.
 		if t.hashes, err = engine.ServiceHashesObserved(p.Compose, observed.Projects[p.Name()]); err != nil {

@@ -1,0 +1,518 @@
+// Package review owns pull-request review: what applying one commit of the
+// desired-state repository instead of another would do on every host (syncd
+// diff), and posting that as one comment on the pull request.
+//
+// A diff is not a second planner: both commits are rendered by the cycle's
+// own renderer (reconcile.Desire), and head is planned by package plan
+// against a host converged on base (plan.Converged). Secret values are read
+// only through a Decrypter, compared as keyed hashes and shown by name;
+// text of a rendered setting passes through desired's redaction first.
+//
+// It must not import the engine's client side, the agent, the state store
+// or the source: the caller hands it two directories.
+package review
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"maps"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/plan"
+	"github.com/syncd-dev/syncd/internal/reconcile"
+	"github.com/syncd-dev/syncd/internal/validate"
+)
+
+// Side is one commit of the repository, its tree written out in Dir.
+type Side struct {
+	Dir    string
+	Commit string
+	// Rev is the name the user gave (main, HEAD~1), for messages.
+	Rev string
+}
+
+// Options tune a diff.
+type Options struct {
+	// Hosts limits the diff to these hosts; nil means every host of base
+	// and head.
+	Hosts []string
+	// Decrypter, when set (an operator key that can open the secrets
+	// files), lets the diff say which secret values changed, by name.
+	Decrypter desired.Decrypter
+	// NotRecipient is the error Decrypter wraps when the key is not one
+	// of a file's recipients.
+	NotRecipient error
+	// Inspector reads the key names of a secrets file without a key.
+	Inspector validate.Inspector
+	// Parallel bounds how many hosts are diffed at once (default: CPUs).
+	Parallel int
+}
+
+// Report is the whole diff.
+type Report struct {
+	Base  string `json:"base"`
+	Head  string `json:"head"`
+	Hosts []Host `json:"hosts"`
+	// Problems are every error of head and the warnings head brings that
+	// base does not have.
+	Problems []Problem `json:"problems,omitempty"`
+	// HeadInvalid: head does not validate; no host would apply it.
+	HeadInvalid bool `json:"head_invalid"`
+	// KeyUsed: secret values were compared with an operator key.
+	KeyUsed bool `json:"key_used"`
+}
+
+// Problem is one validate problem of head.
+type Problem struct {
+	desired.Problem
+	Text string `json:"text"`
+}
+
+// Host states.
+const (
+	Unchanged = "unchanged"
+	Changed   = "changed"
+	Added     = "added"   // a new host: everything is created
+	Removed   = "removed" // gone from the repository: its agent refuses head
+	Failed    = "error"   // head (or a secrets file) cannot be read for it
+)
+
+// Host is what head would do on one host.
+type Host struct {
+	Name     string    `json:"name"`
+	State    string    `json:"state"`
+	Wave     int       `json:"wave"`
+	BaseWave int       `json:"base_wave"`
+	Plan     plan.Plan `json:"plan"`
+	// AppsAdded and AppsRemoved are the changes of host.yaml's apps.
+	AppsAdded   []string `json:"apps_added,omitempty"`
+	AppsRemoved []string `json:"apps_removed,omitempty"`
+	// Settings are changes of an app's settings that change no container:
+	// after: order, drift policy, health timeout.
+	Settings []string       `json:"settings,omitempty"`
+	Secrets  *SecretsChange `json:"secrets,omitempty"`
+	// Notes say what the diff could not see, or why.
+	Notes []string `json:"notes,omitempty"`
+	// Errors are why this host's diff is incomplete; they fail the diff.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// SecretsChange is what changed in a host's secrets file.
+type SecretsChange struct {
+	File    string   `json:"file"`
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	// Changed names the keys whose value changed (with an operator key).
+	Changed []string `json:"changed,omitempty"`
+	// MayHaveChanged: the file changed and there was no key to tell which
+	// values did; Readers are the services that read it at head.
+	MayHaveChanged bool     `json:"may_have_changed,omitempty"`
+	Readers        []string `json:"readers,omitempty"`
+}
+
+// Changes reports whether head would change anything on any host.
+func (r *Report) Changes() bool {
+	for _, h := range r.Hosts {
+		if h.State != Unchanged && h.State != Failed {
+			return true
+		}
+		if h.State == Failed && (h.Plan.Changes() || len(h.AppsAdded)+len(h.AppsRemoved) > 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// Failed reports whether the diff is incomplete or head is invalid.
+func (r *Report) Failed() bool {
+	if r.HeadInvalid {
+		return true
+	}
+	for _, h := range r.Hosts {
+		if len(h.Errors) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrUnknownHost: --host names a host in neither commit.
+var ErrUnknownHost = errors.New("unknown host")
+
+// Diff says, for every host of base or head, what applying head instead of
+// base would do. It fails only when it cannot start (a repository that
+// cannot be read at all, an unknown --host); what goes wrong for one host
+// is in that host's Errors, and the rest is still reported.
+func Diff(ctx context.Context, base, head Side, opts Options) (*Report, error) {
+	baseRepo, _ := desired.Load(base.Dir)
+	headRepo, headLoad := desired.Load(head.Dir)
+	if headRepo == nil {
+		return nil, fmt.Errorf("head %s: %w", head.Rev, headLoad.Err())
+	}
+	if baseRepo == nil {
+		baseRepo = &desired.Repo{Root: base.Dir, Apps: map[string]*desired.App{}, Hosts: map[string]*desired.Host{}}
+	}
+	names, err := hostNames(baseRepo, headRepo, opts.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	key := make([]byte, 32) // hashes compare within this run only
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	rep := &Report{Base: base.Commit, Head: head.Commit, KeyUsed: opts.Decrypter != nil}
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		rep.Problems, rep.HeadInvalid = problems(ctx, base, head, opts)
+	})
+	hosts := make([]Host, len(names))
+	sem := make(chan struct{}, opts.parallel())
+	for i, name := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			d := differ{ctx: ctx, key: key, opts: opts, base: base, head: head, baseRepo: baseRepo, headRepo: headRepo}
+			hosts[i] = d.host(name)
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(hosts, func(a, b Host) int {
+		if a.Wave != b.Wave {
+			return a.Wave - b.Wave
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	rep.Hosts = hosts
+	return rep, nil
+}
+
+func (o Options) parallel() int {
+	if o.Parallel > 0 {
+		return o.Parallel
+	}
+	return max(1, runtime.GOMAXPROCS(0))
+}
+
+func hostNames(base, head *desired.Repo, only []string) ([]string, error) {
+	all := map[string]bool{}
+	for n := range base.Hosts {
+		all[n] = true
+	}
+	for n := range head.Hosts {
+		all[n] = true
+	}
+	if len(only) == 0 {
+		return slices.Sorted(maps.Keys(all)), nil
+	}
+	var errs []error
+	for _, n := range only {
+		if !all[n] {
+			errs = append(errs, fmt.Errorf("--host %s: %w: it is in neither commit; hosts: %s", n, ErrUnknownHost, strings.Join(slices.Sorted(maps.Keys(all)), ", ")))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	out := slices.Clone(only)
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// problems validates head (and base, to tell which warnings are new).
+func problems(ctx context.Context, base, head Side, opts Options) ([]Problem, bool) {
+	vopts := validate.Options{Decrypter: opts.Decrypter, NotRecipient: opts.NotRecipient}
+	var before desired.Problems
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		before = validate.Check(ctx, base.Dir, opts.Inspector, vopts)
+	}()
+	after := validate.Check(ctx, head.Dir, opts.Inspector, vopts)
+	<-done
+	seen := map[string]bool{}
+	for _, p := range before {
+		seen[problemKey(p)] = true
+	}
+	var out []Problem
+	invalid := false
+	for _, p := range after {
+		if p.Severity == desired.Error {
+			invalid = true
+		} else if seen[problemKey(p)] {
+			continue
+		}
+		out = append(out, Problem{Problem: p, Text: p.String()})
+	}
+	return out, invalid
+}
+
+// problemKey identifies a problem across commits: lines move.
+func problemKey(p desired.Problem) string {
+	return fmt.Sprintf("%s\x00%d\x00%s\x00%s", p.Path, p.Severity, p.Rule, p.Msg)
+}
+
+// differ diffs one host.
+type differ struct {
+	ctx                context.Context
+	key                []byte
+	opts               Options
+	base, head         Side
+	baseRepo, headRepo *desired.Repo
+}
+
+// side is one commit's rendering of the host.
+type side struct {
+	host    *desired.Host
+	secrets desired.Secrets
+	keys    []string // the secrets file's key names
+	file    []byte   // the secrets file as committed (encrypted)
+	// placeholders: secrets holds <secret:KEY>, not values.
+	placeholders bool
+	desired      plan.Desired
+	projects     map[string]*desired.Project
+	err          error
+}
+
+func (d *differ) host(name string) Host {
+	bh, hh := d.baseRepo.Hosts[name], d.headRepo.Hosts[name]
+	h := Host{Name: name}
+	switch {
+	case hh == nil:
+		h.State, h.Wave, h.BaseWave = Removed, bh.Wave, bh.Wave
+		h.AppsRemoved = slices.Sorted(slices.Values(bh.Apps))
+		h.Notes = append(h.Notes, fmt.Sprintf("hosts/%s is gone at head: its agent refuses head as invalid (unknown host) and keeps running what it runs; take its apps off first (empty them from host.yaml in an earlier commit), then decommission the host", name))
+		return h
+	case bh == nil:
+		h.State, h.Wave, h.BaseWave = Added, hh.Wave, hh.Wave
+	default:
+		h.Wave, h.BaseWave = hh.Wave, bh.Wave
+		h.AppsAdded, h.AppsRemoved = added(bh.Apps, hh.Apps), added(hh.Apps, bh.Apps)
+	}
+
+	var b, hs side
+	if bh != nil {
+		b = d.open(d.baseRepo, bh, "base", &h)
+	}
+	hs = d.open(d.headRepo, hh, "head", &h)
+	if b.placeholders || hs.placeholders {
+		// One side without values would look like every secret rotated.
+		b.secrets, hs.secrets = desired.Placeholders(b.keys), desired.Placeholders(hs.keys)
+	}
+	if bh != nil && b.err == nil {
+		d.render(d.baseRepo, &b, d.base, plan.Observed{})
+		if b.err == nil && referencesServices(b.projects) {
+			// Compose hashes a service reference with the running
+			// container's ID: hash base as the host that runs it would.
+			obs, _ := plan.Converged(b.desired)
+			d.render(d.baseRepo, &b, d.base, obs)
+		}
+	}
+	if bh != nil && b.err != nil {
+		h.Notes = append(h.Notes, fmt.Sprintf("base does not render for this host (%s), so the host still runs an older commit; head is shown as on a host running nothing", firstLine(b.err.Error())))
+		b.desired = plan.Desired{}
+	}
+	obs, mem := plan.Converged(b.desired)
+	if hs.err == nil {
+		d.render(d.headRepo, &hs, d.head, obs)
+	}
+	h.Secrets = d.secretsChange(bh, hh, b, hs, &h)
+	if hs.err != nil {
+		h.State = Failed
+		h.Errors = append(h.Errors, fmt.Sprintf("head does not render for this host; nothing would be applied there:\n%s", hs.err))
+		return h
+	}
+	h.Plan = plan.Make(hs.desired, obs, mem)
+	h.Settings = settings(b, hs)
+	if h.State == "" {
+		h.State = Unchanged
+		if h.Plan.Changes() || len(h.AppsAdded)+len(h.AppsRemoved) > 0 || h.Wave != h.BaseWave || len(h.Settings) > 0 || guarded(h.Plan) {
+			h.State = Changed
+		}
+	}
+	if len(h.Errors) > 0 {
+		h.State = Failed
+	}
+	return h
+}
+
+func guarded(p plan.Plan) bool {
+	return slices.ContainsFunc(p.Projects, func(pr plan.Project) bool { return pr.Action == plan.Guarded })
+}
+
+// open reads the host's secrets file at one commit: its key names, and
+// its values when there is a key that opens it. A file the key cannot
+// open is an error of the host; the diff goes on with key names only.
+func (d *differ) open(repo *desired.Repo, h *desired.Host, which string, out *Host) side {
+	sd := side{host: h}
+	if h.SecretsFile == "" {
+		sd.secrets = desired.Secrets{}
+		return sd
+	}
+	data, err := repo.ReadFile(h.SecretsFile)
+	if err == nil {
+		sd.file = data
+		sd.keys, err = d.opts.Inspector.Keys(h.SecretsFile, data)
+	}
+	if err != nil {
+		sd.err = fmt.Errorf("%s at %s: %s", h.SecretsFile, which, trimPath(err.Error(), h.SecretsFile))
+		return sd
+	}
+	sd.secrets, sd.placeholders = desired.Placeholders(sd.keys), true
+	if d.opts.Decrypter == nil {
+		return sd
+	}
+	values, err := repo.HostSecrets(h, d.opts.Decrypter)
+	switch {
+	case err == nil:
+		sd.secrets, sd.placeholders = values, false
+	case d.opts.NotRecipient != nil && errors.Is(err, d.opts.NotRecipient):
+		out.Errors = append(out.Errors, fmt.Sprintf("%s at %s: the --age-key is not one of its recipients, so its values cannot be compared; add your recipient to its rule in .sops.yaml and run `sops updatekeys %s`, or diff without --age-key", h.SecretsFile, which, h.SecretsFile))
+	default:
+		out.Errors = append(out.Errors, fmt.Sprintf("%s at %s: %s; its values cannot be compared", h.SecretsFile, which, trimPath(err.Error(), h.SecretsFile)))
+	}
+	return sd
+}
+
+// trimPath drops a leading "path: " from a message that names path anyway.
+func trimPath(msg, path string) string {
+	return strings.TrimPrefix(msg, path+": ")
+}
+
+// render renders the host at one commit as a cycle would, with the
+// settings of every service as a reviewer reads them.
+func (d *differ) render(repo *desired.Repo, sd *side, s Side, observed plan.Observed) {
+	var err error
+	sd.desired, sd.projects, err = reconcile.Desire(d.ctx, repo, sd.host.Name, sd.secrets, s.Commit, d.key, observed)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), reconcile.ErrInvalid.Error())
+		sd.err = errors.New(strings.TrimSpace(sd.secrets.RedactFragments(msg)))
+		return
+	}
+	for i := range sd.desired.Projects {
+		dp := &sd.desired.Projects[i]
+		fields, err := projectFields(sd.projects[dp.Name], sd.secrets, d.key)
+		if err != nil {
+			sd.err = err
+			return
+		}
+		for j := range dp.Services {
+			dp.Services[j].Fields = fields[dp.Services[j].Name]
+		}
+	}
+}
+
+// referencesServices reports whether a service shares a namespace or the
+// volumes of another service, which Compose hashes by container ID.
+func referencesServices(projects map[string]*desired.Project) bool {
+	for _, p := range projects {
+		for _, s := range p.Compose.Services {
+			for _, m := range []string{s.NetworkMode, s.Ipc, s.Pid} {
+				if strings.HasPrefix(m, "service:") {
+					return true
+				}
+			}
+			if len(s.VolumesFrom) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// secretsChange compares the host's secrets file between the commits.
+func (d *differ) secretsChange(bh, hh *desired.Host, b, h side, out *Host) *SecretsChange {
+	if hh == nil || (bh == nil && hh.SecretsFile == "") || (bh != nil && bh.SecretsFile == "" && hh.SecretsFile == "") {
+		return nil
+	}
+	sc := &SecretsChange{File: hh.SecretsFile}
+	if sc.File == "" {
+		sc.File = bh.SecretsFile
+	}
+	sc.Added, sc.Removed = added(b.keys, h.keys), added(h.keys, b.keys)
+	if bytes.Equal(b.file, h.file) && len(sc.Added)+len(sc.Removed) == 0 {
+		return nil
+	}
+	if d.opts.Decrypter != nil && !b.placeholders && !h.placeholders {
+		for _, k := range h.keys {
+			if bv, ok := b.secrets[k]; ok && bv != h.secrets[k] {
+				sc.Changed = append(sc.Changed, k)
+			}
+		}
+	} else if len(b.file) > 0 && len(h.file) > 0 {
+		sc.MayHaveChanged = true
+	}
+	readers := map[string]bool{}
+	for _, p := range h.projects {
+		for svc, keys := range p.SecretKeys {
+			if len(keys) > 0 {
+				readers[p.Name()+"/"+svc+" ("+strings.Join(keys, ", ")+")"] = true
+			}
+		}
+	}
+	sc.Readers = slices.Sorted(maps.Keys(readers))
+	if len(sc.Added)+len(sc.Removed)+len(sc.Changed) == 0 && !sc.MayHaveChanged {
+		if out.State == "" {
+			// Re-encrypted (new recipients, sops updatekeys): no value changed.
+			out.Notes = append(out.Notes, sc.File+" was re-encrypted; no key or value changed")
+		}
+		return nil
+	}
+	return sc
+}
+
+// settings lists the app settings that changed without changing a
+// container: after: order, drift policy, health timeout.
+func settings(b, h side) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(h.projects)) {
+		hp, bp := h.projects[name], b.projects[name]
+		if bp == nil {
+			continue
+		}
+		ha, ba := hp.App, bp.App
+		if !slices.Equal(sortedCopy(ba.After), sortedCopy(ha.After)) {
+			out = append(out, fmt.Sprintf("%s: after: [%s] → [%s] (apply order)", name, strings.Join(ba.After, ", "), strings.Join(ha.After, ", ")))
+		}
+		if ba.Drift != ha.Drift {
+			out = append(out, fmt.Sprintf("%s: drift: %s → %s", name, ba.Drift, ha.Drift))
+		}
+		if ba.HealthTimeout != ha.HealthTimeout {
+			out = append(out, fmt.Sprintf("%s: health_timeout: %s → %s", name, ba.HealthTimeout, ha.HealthTimeout))
+		}
+	}
+	return out
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}
+
+// added returns the items of b not in a, sorted.
+func added(a, b []string) []string {
+	var out []string
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			out = append(out, x)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
