@@ -120,8 +120,15 @@ func (h Host) headline() string {
 		}
 	}
 	if len(parts) == 0 || (len(parts) == 1 && h.State == Added) {
-		if len(h.Settings) > 0 || h.Wave != h.BaseWave {
+		switch {
+		case len(h.Settings) > 0 || h.Wave != h.BaseWave:
 			parts = append(parts, "settings only, no container changes")
+		case len(h.AppsAdded)+len(h.AppsRemoved) > 0:
+			parts = append(parts, "apps changed in host.yaml, nothing rendered changes")
+		case h.Secrets != nil && h.Secrets.MayHaveChanged:
+			parts = append(parts, "secret values may have changed")
+		case h.Secrets != nil:
+			parts = append(parts, "secrets changed, no container changes")
 		}
 	}
 	return strings.Join(parts, ", ")
@@ -244,7 +251,11 @@ func (r *Report) WriteMarkdown(w io.Writer, limit int) {
 	}
 	if len(changed) > 0 {
 		head.WriteString("| wave | host | what happens |\n|---:|---|---|\n")
-		for _, h := range changed {
+		for i, h := range changed {
+			if head.Len() > limit/3 {
+				fmt.Fprintf(&head, "| | … | and %d more host(s), below |\n", len(changed)-i)
+				break
+			}
 			fmt.Fprintf(&head, "| %s | **%s** | %s |\n", wave(h), md(h.Name), md(h.headline()))
 		}
 		head.WriteString("\n")
@@ -253,6 +264,10 @@ func (r *Report) WriteMarkdown(w io.Writer, limit int) {
 	if len(same) > 0 {
 		fmt.Fprintf(&tail, "<details><summary>%d host(s) without change</summary>\n\n", len(same))
 		for i, h := range same {
+			if tail.Len() > limit/6 {
+				fmt.Fprintf(&tail, " and %d more", len(same)-i)
+				break
+			}
 			if i > 0 {
 				tail.WriteString(", ")
 			}
@@ -261,11 +276,14 @@ func (r *Report) WriteMarkdown(w io.Writer, limit int) {
 		tail.WriteString("\n\n</details>\n")
 	}
 	out := head.String()
+	groups := group(changed)
 	left := 0
-	for i, h := range changed {
-		sec := hostMarkdown(h)
-		if len(out)+len(sec)+tail.Len()+200 > limit {
-			left = len(changed) - i
+	for i, g := range groups {
+		sec := groupMarkdown(g)
+		if len(out)+len(sec)+tail.Len()+300 > limit {
+			for _, g := range groups[i:] {
+				left += len(g)
+			}
 			break
 		}
 		out += sec
@@ -276,16 +294,59 @@ func (r *Report) WriteMarkdown(w io.Writer, limit int) {
 	io.WriteString(w, out+tail.String())
 }
 
+// group puts together the hosts (in wave order) on which head does the
+// very same, so a change to a hundred hosts reads once.
+func group(hosts []Host) [][]Host {
+	var order []string
+	by := map[string][]Host{}
+	for _, h := range hosts {
+		k := h.headline() + "\x00" + strings.Join(h.lines(), "\x00")
+		if _, ok := by[k]; !ok {
+			order = append(order, k)
+		}
+		by[k] = append(by[k], h)
+	}
+	out := make([][]Host, len(order))
+	for i, k := range order {
+		out[i] = by[k]
+	}
+	return out
+}
+
+func groupMarkdown(g []Host) string {
+	if len(g) == 1 {
+		return hostMarkdown(g[0])
+	}
+	var names []string
+	n := 0
+	for i, h := range g {
+		if n > 6000 {
+			names = append(names, fmt.Sprintf("and %d more", len(g)-i))
+			break
+		}
+		names = append(names, fmt.Sprintf("%s (wave %s)", h.Name, wave(h)))
+		n += len(names[len(names)-1]) + 2
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "#### %d hosts · %s\n\n%s\n\n", len(g), md(g[0].headline()), md(strings.Join(names, ", ")))
+	writeLines(&b, g[0].lines())
+	return b.String()
+}
+
 func hostMarkdown(h Host) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#### %s · wave %s · %s\n\n", md(h.Name), wave(h), md(h.headline()))
-	for _, l := range h.lines() {
+	writeLines(&b, h.lines())
+	return b.String()
+}
+
+func writeLines(b *strings.Builder, lines []string) {
+	for _, l := range lines {
 		indent := len(l) - len(strings.TrimLeft(l, " "))
 		body := strings.TrimLeft(l, " ")
-		fmt.Fprintf(&b, "%s- %s\n", strings.Repeat(" ", indent), mdLine(body))
+		fmt.Fprintf(b, "%s- %s\n", strings.Repeat(" ", indent), mdLine(body))
 	}
 	b.WriteString("\n")
-	return b.String()
 }
 
 // mdLine shows a detail line: what is repository content goes in code

@@ -336,7 +336,7 @@ func (d *differ) host(name string) Host {
 	h.Settings = settings(b, hs)
 	if h.State == "" {
 		h.State = Unchanged
-		if h.Plan.Changes() || len(h.AppsAdded)+len(h.AppsRemoved) > 0 || h.Wave != h.BaseWave || len(h.Settings) > 0 || guarded(h.Plan) {
+		if h.Plan.Changes() || len(h.AppsAdded)+len(h.AppsRemoved) > 0 || h.Wave != h.BaseWave || len(h.Settings) > 0 || guarded(h.Plan) || h.Secrets != nil {
 			h.State = Changed
 		}
 	}
