@@ -33,7 +33,7 @@ func cmdForge(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 || len(args) > 2 {
 		ts.Fatalf("usage: forge VAR [COMMENTS]")
 	}
-	dir := ts.MkAbs("forge")
+	dir := filepath.Join(ts.Getenv("WORK"), "forge")
 	ts.Check(os.MkdirAll(dir, 0o755))
 	f := &fakeForge{dir: dir}
 	if len(args) == 2 {
