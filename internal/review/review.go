@@ -333,6 +333,9 @@ func (d *differ) host(name string) Host {
 		return h
 	}
 	h.Plan = plan.Make(hs.desired, obs, mem)
+	// The planner quotes what it compares (an image reference), which may
+	// be made of a secret: every text passes desired's redaction.
+	scrubPlan(&h.Plan, b.secrets, hs.secrets)
 	h.Settings = settings(b, hs)
 	if h.State == "" {
 		h.State = Unchanged
@@ -515,4 +518,43 @@ func added(a, b []string) []string {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
+}
+
+// scrubPlan redacts every text of p with the values of both commits, each
+// value named by its key.
+func scrubPlan(p *plan.Plan, sets ...desired.Secrets) {
+	all := desired.Secrets{}
+	for _, s := range sets {
+		for k, v := range s {
+			if _, ok := all[k]; ok && all[k] != v {
+				all[k+" (base)"] = all[k] // both values are redacted
+			}
+			all[k] = v
+		}
+	}
+	if len(all) == 0 {
+		return
+	}
+	names := map[string]string{}
+	for k, v := range all {
+		names[desired.Redacted(v)] = strings.TrimSuffix(k, " (base)")
+	}
+	scrub := func(text string) string {
+		text = all.RedactFragments(text)
+		for red, k := range names {
+			text = strings.ReplaceAll(text, red, "<secret:"+k+">")
+		}
+		return text
+	}
+	for i := range p.Projects {
+		pr := &p.Projects[i]
+		pr.Reason = scrub(pr.Reason)
+		for j := range pr.Changes {
+			c := &pr.Changes[j]
+			c.Reason = scrub(c.Reason)
+			for k := range c.Fields {
+				c.Fields[k].Before, c.Fields[k].After = scrub(c.Fields[k].Before), scrub(c.Fields[k].After)
+			}
+		}
+	}
 }
