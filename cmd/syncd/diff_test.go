@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,19 +10,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/syncd-dev/syncd/internal/secrets/secretstest"
+	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
-// git runs git in dir with nothing of the developer's configuration.
-func git(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL="+filepath.Join(t.TempDir(), "gitconfig"), "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
+func git(t testing.TB, dir string, args ...string) { testenv.Git(t, dir, args...) }
 
 // TestDiffNeverLeaks commits a harmless app, then each compose file of the
 // leak scenarios (and rotated values) as head, and diffs the two in every
