@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/syncd-dev/syncd/internal/review"
@@ -58,6 +59,10 @@ func runDiff(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "syncd diff: --format %q: use text, markdown or json\n", *format)
 		return exitUsage
 	}
+
+	// A diff is one batch of many small renders: less garbage collection
+	// for more memory (tens of MB for hundreds of hosts) halves its time.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 
 	opts := review.Options{Hosts: hosts, Inspector: secrets.Inspector{}, NotRecipient: secrets.ErrNotRecipient}
 	if *ageKey != "" {

@@ -12,8 +12,18 @@ import (
 // file contents each service uses, with key) and returns the planner's
 // desired side and the rendered projects by name. It touches no engine and
 // no state: syncd diff plans two commits with it, as a host would.
-func Desire(ctx context.Context, repo *desired.Repo, host string, secrets desired.Secrets, commit string, key []byte, observed plan.Observed) (plan.Desired, map[string]*desired.Project, error) {
-	ts, err := targets(ctx, host, repo, secrets, commit, observed, key)
+//
+// rendered, when not nil, are the host's projects as repo.Render returned
+// them for secrets (validate renders every host of a commit once), used
+// instead of rendering again; Desire labels them.
+func Desire(ctx context.Context, repo *desired.Repo, host string, secrets desired.Secrets, commit string, key []byte, observed plan.Observed, rendered []*desired.Project) (plan.Desired, map[string]*desired.Project, error) {
+	var ts map[string]*target
+	var err error
+	if rendered != nil {
+		ts, err = targetsOf(host, rendered, secrets, commit, observed, key)
+	} else {
+		ts, err = targets(ctx, host, repo, secrets, commit, observed, key)
+	}
 	if err != nil {
 		return plan.Desired{}, nil, err
 	}

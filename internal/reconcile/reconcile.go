@@ -140,6 +140,11 @@ func targets(ctx context.Context, host string, repo *desired.Repo, secrets desir
 	if ps.HasErrors() {
 		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
 	}
+	return targetsOf(host, projects, secrets, commit, observed, key)
+}
+
+// targetsOf labels rendered projects and computes their hashes.
+func targetsOf(host string, projects []*desired.Project, secrets desired.Secrets, commit string, observed plan.Observed, key []byte) (map[string]*target, error) {
 	var err error
 	out := make(map[string]*target, len(projects))
 	for _, p := range projects {

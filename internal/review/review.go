@@ -18,7 +18,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -169,17 +172,38 @@ func Diff(ctx context.Context, base, head Side, opts Options) (*Report, error) {
 	}
 	rep := &Report{Base: base.Commit, Head: head.Commit, KeyUsed: opts.Decrypter != nil}
 
+	// Validating head renders every host of it: the host diffs take those
+	// renderings as validate hands them over instead of rendering again.
+	renderings := map[string]*rendering{}
+	for _, n := range names {
+		renderings[n] = &rendering{done: make(chan struct{})}
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		rep.Problems, rep.HeadInvalid = problems(ctx, base, head, opts)
+		rendered := func(host string, secrets desired.Secrets, projects []*desired.Project) {
+			if r := renderings[host]; r != nil {
+				r.give(secrets, projects)
+			}
+		}
+		rep.Problems, rep.HeadInvalid = problems(ctx, base, head, opts, rendered)
+		for _, r := range renderings {
+			r.give(nil, nil) // hosts validate did not render
+		}
 	})
 	hosts := make([]Host, len(names))
+	// A host none of whose inputs changed is not rendered twice to find
+	// that out: every file outside hosts/ and its own directory the same.
+	shared := sameTree(base.Dir, head.Dir, "hosts")
 	sem := make(chan struct{}, opts.parallel())
 	for i, name := range names {
+		if bh, hh := baseRepo.Hosts[name], headRepo.Hosts[name]; shared && bh != nil && hh != nil && sameTree(filepath.Join(base.Dir, "hosts", name), filepath.Join(head.Dir, "hosts", name), "") {
+			hosts[i] = Host{Name: name, State: Unchanged, Wave: hh.Wave, BaseWave: bh.Wave, Plan: plan.Plan{Commit: head.Commit}}
+			continue
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			d := differ{ctx: ctx, key: key, opts: opts, base: base, head: head, baseRepo: baseRepo, headRepo: headRepo}
+			d := differ{ctx: ctx, key: key, opts: opts, base: base, head: head, baseRepo: baseRepo, headRepo: headRepo, headRendering: renderings[name]}
 			hosts[i] = d.host(name)
 		})
 	}
@@ -229,20 +253,17 @@ func hostNames(base, head *desired.Repo, only []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// problems validates head (and base, to tell which warnings are new).
-func problems(ctx context.Context, base, head Side, opts Options) ([]Problem, bool) {
-	vopts := validate.Options{Decrypter: opts.Decrypter, NotRecipient: opts.NotRecipient}
-	var before desired.Problems
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		before = validate.Check(ctx, base.Dir, opts.Inspector, vopts)
-	}()
+// problems validates head, and base too when head has warnings, to tell
+// which of them head brings.
+func problems(ctx context.Context, base, head Side, opts Options, rendered func(string, desired.Secrets, []*desired.Project)) ([]Problem, bool) {
+	vopts := validate.Options{Decrypter: opts.Decrypter, NotRecipient: opts.NotRecipient, Rendered: rendered}
 	after := validate.Check(ctx, head.Dir, opts.Inspector, vopts)
-	<-done
+	vopts.Rendered = nil
 	seen := map[string]bool{}
-	for _, p := range before {
-		seen[problemKey(p)] = true
+	if slices.ContainsFunc(after, func(p desired.Problem) bool { return p.Severity == desired.Warning }) {
+		for _, p := range validate.Check(ctx, base.Dir, opts.Inspector, vopts) {
+			seen[problemKey(p)] = true
+		}
 	}
 	var out []Problem
 	invalid := false
@@ -269,6 +290,40 @@ type differ struct {
 	opts               Options
 	base, head         Side
 	baseRepo, headRepo *desired.Repo
+	headRendering      *rendering
+}
+
+// rendering is one host's head as validate rendered it.
+type rendering struct {
+	once     sync.Once
+	done     chan struct{}
+	secrets  desired.Secrets
+	projects []*desired.Project
+}
+
+func (r *rendering) give(secrets desired.Secrets, projects []*desired.Project) {
+	r.once.Do(func() {
+		r.secrets, r.projects = secrets, projects
+		close(r.done)
+	})
+}
+
+// take returns the projects validate rendered with exactly secrets, or nil.
+func (r *rendering) take(ctx context.Context, secrets desired.Secrets) []*desired.Project {
+	if r == nil {
+		return nil
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return nil
+	}
+	if r.projects == nil || !maps.Equal(r.secrets, secrets) {
+		return nil
+	}
+	p := r.projects
+	r.projects = nil // labelled once
+	return p
 }
 
 // side is one commit's rendering of the host.
@@ -310,22 +365,26 @@ func (d *differ) host(name string) Host {
 		b.secrets, hs.secrets = desired.Placeholders(b.keys), desired.Placeholders(hs.keys)
 	}
 	if bh != nil && b.err == nil {
-		d.render(d.baseRepo, &b, d.base, plan.Observed{})
+		d.render(d.baseRepo, &b, d.base, plan.Observed{}, nil)
 		if b.err == nil && referencesServices(b.projects) {
 			// Compose hashes a service reference with the running
 			// container's ID: hash base as the host that runs it would.
 			obs, _ := plan.Converged(b.desired)
-			d.render(d.baseRepo, &b, d.base, obs)
+			d.render(d.baseRepo, &b, d.base, obs, nil)
 		}
 	}
 	if bh != nil && b.err != nil {
 		h.Notes = append(h.Notes, fmt.Sprintf("base does not render for this host (%s), so the host still runs an older commit; head is shown as on a host running nothing", firstLine(b.err.Error())))
 		b.desired = plan.Desired{}
 	}
-	obs, mem := plan.Converged(b.desired)
+	obs, _ := plan.Converged(b.desired)
 	if hs.err == nil {
-		d.render(d.headRepo, &hs, d.head, obs)
+		d.render(d.headRepo, &hs, d.head, obs, d.headRendering.take(d.ctx, hs.secrets))
 	}
+	if hs.err == nil {
+		hs.err = d.addFields(&b, &hs)
+	}
+	obs, mem := plan.Converged(b.desired) // with the settings added
 	h.Secrets = d.secretsChange(bh, hh, b, hs, &h)
 	if hs.err != nil {
 		h.State = Failed
@@ -394,25 +453,51 @@ func trimPath(msg, path string) string {
 
 // render renders the host at one commit as a cycle would, with the
 // settings of every service as a reviewer reads them.
-func (d *differ) render(repo *desired.Repo, sd *side, s Side, observed plan.Observed) {
+func (d *differ) render(repo *desired.Repo, sd *side, s Side, observed plan.Observed, rendered []*desired.Project) {
 	var err error
-	sd.desired, sd.projects, err = reconcile.Desire(d.ctx, repo, sd.host.Name, sd.secrets, s.Commit, d.key, observed)
+	sd.desired, sd.projects, err = reconcile.Desire(d.ctx, repo, sd.host.Name, sd.secrets, s.Commit, d.key, observed, rendered)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), reconcile.ErrInvalid.Error())
 		sd.err = errors.New(strings.TrimSpace(sd.secrets.RedactFragments(msg)))
 		return
 	}
-	for i := range sd.desired.Projects {
-		dp := &sd.desired.Projects[i]
-		fields, err := projectFields(sd.projects[dp.Name], sd.secrets, d.key)
-		if err != nil {
-			sd.err = err
-			return
+}
+
+// addFields gives the services of the projects that differ between the
+// commits (a config hash or an image) their settings, on both sides, so
+// the planner can name what changed; rendering them as YAML costs, and an
+// unchanged project needs none.
+func (d *differ) addFields(b, h *side) error {
+	baseProjects := map[string]*plan.DesiredProject{}
+	for i := range b.desired.Projects {
+		baseProjects[b.desired.Projects[i].Name] = &b.desired.Projects[i]
+	}
+	for i := range h.desired.Projects {
+		hp := &h.desired.Projects[i]
+		bp := baseProjects[hp.Name]
+		if bp == nil || sameServices(*bp, *hp) {
+			continue
 		}
-		for j := range dp.Services {
-			dp.Services[j].Fields = fields[dp.Services[j].Name]
+		for _, x := range []struct {
+			dp *plan.DesiredProject
+			sd *side
+		}{{bp, b}, {hp, h}} {
+			fields, err := projectFields(x.sd.projects[x.dp.Name], x.sd.secrets, d.key)
+			if err != nil {
+				return err
+			}
+			for j := range x.dp.Services {
+				x.dp.Services[j].Fields = fields[x.dp.Services[j].Name]
+			}
 		}
 	}
+	return nil
+}
+
+func sameServices(a, b plan.DesiredProject) bool {
+	return slices.EqualFunc(a.Services, b.Services, func(x, y plan.DesiredService) bool {
+		return x.Name == y.Name && x.ConfigHash == y.ConfigHash && x.Image == y.Image
+	})
 }
 
 // referencesServices reports whether a service shares a namespace or the
@@ -557,4 +642,39 @@ func scrubPlan(p *plan.Plan, sets ...desired.Secrets) {
 			}
 		}
 	}
+}
+
+// sameTree reports whether directories a and b hold the same files with the
+// same contents (and links to the same targets), leaving out the top-level
+// entry skip.
+func sameTree(a, b, skip string) bool {
+	list := func(root string) (map[string]string, bool) {
+		out := map[string]string{}
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			if skip != "" && rel == skip {
+				return filepath.SkipDir
+			}
+			switch {
+			case d.Type()&fs.ModeSymlink != 0:
+				t, err := os.Readlink(p)
+				out[rel] = "link:" + t
+				return err
+			case d.Type().IsRegular():
+				data, err := os.ReadFile(p)
+				out[rel] = "file:" + string(data)
+				return err
+			case d.IsDir():
+				out[rel] = "dir"
+			}
+			return nil
+		})
+		return out, err == nil
+	}
+	ta, okA := list(a)
+	tb, okB := list(b)
+	return okA && okB && maps.Equal(ta, tb)
 }
