@@ -36,7 +36,7 @@ demo: build ## bring up the example fleet's demo host on the local Docker engine
 	scripts/demo.sh
 
 golden: ## rewrite the golden files after an intended change (review the diff)
-	$(GO) test ./internal/plan ./cmd/syncd -run 'Golden' -update
+	$(GO) test ./internal/plan ./internal/review ./cmd/syncd -run 'Golden' -update
 
 clean: ## remove bin/ (the tool cache stays)
 	rm -rf bin

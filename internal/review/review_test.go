@@ -286,7 +286,7 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func TestDiffHeadInvalid(t *testing.T) {
+func TestGoldenHeadInvalid(t *testing.T) {
 	f := newFleet(t)
 	head := f.head(t)
 	edit(t, head, "hosts/beta/host.yaml", `apps: \[traefik, nextcloud, demoweb\]`, "apps: [traefik, nextcloud, demoweb, mailcow]")
