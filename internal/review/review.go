@@ -395,6 +395,10 @@ func (d *differ) host(name string) Host {
 	// The planner quotes what it compares (an image reference), which may
 	// be made of a secret: every text passes desired's redaction.
 	scrubPlan(&h.Plan, b.secrets, hs.secrets)
+	for i := range h.Plan.Projects {
+		// Only an app the host runs orders its apply.
+		h.Plan.Projects[i].After = runs(hh, h.Plan.Projects[i].After)
+	}
 	h.Settings = settings(b, hs)
 	if h.State == "" {
 		h.State = Unchanged
@@ -569,8 +573,8 @@ func settings(b, h side) []string {
 			continue
 		}
 		ha, ba := hp.App, bp.App
-		if !slices.Equal(sortedCopy(ba.After), sortedCopy(ha.After)) {
-			out = append(out, fmt.Sprintf("%s: after: [%s] → [%s] (apply order)", name, strings.Join(ba.After, ", "), strings.Join(ha.After, ", ")))
+		if before, after := runs(b.host, ba.After), runs(h.host, ha.After); !slices.Equal(before, after) {
+			out = append(out, fmt.Sprintf("%s: after: [%s] → [%s] (apply order)", name, strings.Join(before, ", "), strings.Join(after, ", ")))
 		}
 		if ba.Drift != ha.Drift {
 			out = append(out, fmt.Sprintf("%s: drift: %s → %s", name, ba.Drift, ha.Drift))
@@ -582,10 +586,16 @@ func settings(b, h side) []string {
 	return out
 }
 
-func sortedCopy(s []string) []string {
-	c := slices.Clone(s)
-	slices.Sort(c)
-	return c
+// runs returns the apps of list that h runs, sorted.
+func runs(h *desired.Host, list []string) []string {
+	var out []string
+	for _, a := range list {
+		if h != nil && slices.Contains(h.Apps, a) {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // added returns the items of b not in a, sorted.

@@ -250,6 +250,19 @@ func TestGolden(t *testing.T) {
 			edit(t, h, "apps/traefik/compose.yaml", `retries: 3`, "retries: 5")
 			edit(t, h, "apps/traefik/compose.yaml", `- "443:443"`, "- \"443:443\"\n      - \"443:443/udp\"")
 		}, []string{"alpha", "beta"}},
+		{"host_removed", false, func(t *testing.T, h string) {
+			if err := os.RemoveAll(filepath.Join(h, "hosts", "demo")); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"demo"}},
+		{"wave_and_after", false, func(t *testing.T, h string) {
+			edit(t, h, "hosts/demo/host.yaml", `wave: 0`, "wave: 2")
+			edit(t, h, "apps/demoweb/app.yaml", `(?m)^health_timeout: 30s$`, "health_timeout: 5m\nafter: [traefik]")
+		}, []string{"beta", "demo"}},
+		{"service_renamed", false, func(t *testing.T, h string) {
+			edit(t, h, "apps/demoweb/compose.yaml", `(?m)^  web:$`, "  site:")
+			edit(t, h, "apps/demoweb/app.yaml", `service: web\b`, "service: site")
+		}, []string{"demo", "beta"}},
 		{"no_change", true, func(t *testing.T, h string) {
 			// Re-encrypted with the same values: with the key, no change.
 			f.writeSecrets(t, h, map[string]string{"demo": hostSecrets("")["demo"]})
