@@ -211,6 +211,9 @@ func Diff(ctx context.Context, base, head Side, opts Options) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	for i := range hosts {
+		hostProblems(&hosts[i], rep.Problems)
+	}
 	slices.SortStableFunc(hosts, func(a, b Host) int {
 		if a.Wave != b.Wave {
 			return a.Wave - b.Wave
@@ -687,4 +690,18 @@ func sameTree(a, b, skip string) bool {
 	ta, okA := list(a)
 	tb, okB := list(b)
 	return okA && okB && maps.Equal(ta, tb)
+}
+
+// hostProblems makes head's errors in a host's own directory that host's
+// errors: whatever its diff shows, the host would not apply head.
+func hostProblems(h *Host, ps []Problem) {
+	prefix := "hosts/" + h.Name + "/"
+	for _, p := range ps {
+		if p.Severity == desired.Error && strings.HasPrefix(p.Path, prefix) {
+			h.Errors = append(h.Errors, "head does not validate: "+p.Text)
+		}
+	}
+	if len(h.Errors) > 0 {
+		h.State = Failed
+	}
 }

@@ -403,3 +403,33 @@ func TestUnknownHost(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A base that does not render for a host (the host still runs an older
+// commit) and a head that fixes it: head is shown as on a host running
+// nothing, and said so; the diff does not fail.
+func TestBaseDoesNotRender(t *testing.T) {
+	f := newFleet(t)
+	edit(t, f.dir, "hosts/beta/host.yaml", `  DEMO_PORT: "8081"\n`, "")
+	head := f.head(t)
+	edit(t, head, "hosts/beta/host.yaml", `DOMAIN: beta.example.org`, "DOMAIN: beta.example.org\n  DEMO_PORT: \"8081\"")
+	rep := diff(t, f.dir, head, options(t, ""))
+	text, _ := outputs(t, rep)
+	if rep.Failed() {
+		t.Errorf("a head that fixes base fails the diff:\n%s", text)
+	}
+	for _, want := range []string{"note: base does not render for this host", "variable ${DEMO_PORT} is not defined", "web: create (new project)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+
+	// The other way round: a host.yaml that head breaks is that host's error.
+	rep = diff(t, head, f.dir, options(t, ""))
+	edit(t, head, "hosts/beta/host.yaml", `DOMAIN: beta.example.org`, "DOMAIN: [beta")
+	rep = diff(t, f.dir, head, options(t, ""))
+	text, _ = outputs(t, rep)
+	beta := rep.Hosts[slices.IndexFunc(rep.Hosts, func(h review.Host) bool { return h.Name == "beta" })]
+	if beta.State != review.Failed || len(beta.Errors) == 0 || !strings.Contains(beta.Errors[0], "hosts/beta/host.yaml") || !rep.Failed() {
+		t.Errorf("a broken host.yaml is not the host's error:\n%s", text)
+	}
+}
