@@ -99,8 +99,12 @@ func runDiff(ctx context.Context, c *cli, args []string) int {
 	}
 	switch {
 	case *comment:
-		if err := postComment(ctx, c, rep); err != nil {
+		posted, err := postComment(ctx, c, rep)
+		if err != nil {
 			return fail("%v", err)
+		}
+		if posted {
+			rep.WriteText(c.stdout) // for the job's log
 		}
 	case *format == "json":
 		if err := rep.WriteJSON(c.stdout); err != nil {
@@ -131,7 +135,8 @@ const exitChanges = 2
 // stdout. The forge comes from the environment Actions sets (GitHub, Gitea,
 // Forgejo), or SYNCD_FORGE, SYNCD_FORGE_API, SYNCD_FORGE_REPO,
 // SYNCD_FORGE_PR, SYNCD_FORGE_TOKEN.
-func postComment(ctx context.Context, c *cli, rep *review.Report) error {
+// It reports whether the markdown went somewhere other than stdout.
+func postComment(ctx context.Context, c *cli, rep *review.Report) (bool, error) {
 	var md strings.Builder
 	rep.WriteMarkdown(&md, 0)
 	body := md.String()
@@ -139,14 +144,14 @@ func postComment(ctx context.Context, c *cli, rep *review.Report) error {
 	if p := c.getenv("GITHUB_STEP_SUMMARY"); p != "" {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
-			return fmt.Errorf("step summary: %w", err)
+			return false, fmt.Errorf("step summary: %w", err)
 		}
 		_, err = f.WriteString(body)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("step summary: %w", err)
+			return false, fmt.Errorf("step summary: %w", err)
 		}
 		wrote = true
 	}
@@ -164,7 +169,7 @@ func postComment(ctx context.Context, c *cli, rep *review.Report) error {
 			fmt.Fprint(c.stdout, body)
 		}
 		fmt.Fprintln(c.stderr, "syncd diff: no token (GITHUB_TOKEN, GITEA_TOKEN or FORGEJO_TOKEN): the diff is not posted on the pull request")
-		return nil
+		return wrote, nil
 	}
 	kind := env("SYNCD_FORGE")
 	if kind == "" {
@@ -183,7 +188,7 @@ func postComment(ctx context.Context, c *cli, rep *review.Report) error {
 	f := review.Forge{Kind: kind, API: api, Repo: env("SYNCD_FORGE_REPO", "GITHUB_REPOSITORY"), Token: token}
 	if n := env("SYNCD_FORGE_PR"); n != "" {
 		if _, err := fmt.Sscan(n, &f.PR); err != nil {
-			return fmt.Errorf("SYNCD_FORGE_PR=%q is not a pull request number", n)
+			return wrote, fmt.Errorf("SYNCD_FORGE_PR=%q is not a pull request number", n)
 		}
 	} else if p := env("GITHUB_EVENT_PATH"); p != "" {
 		data, err := os.ReadFile(p)
@@ -191,19 +196,19 @@ func postComment(ctx context.Context, c *cli, rep *review.Report) error {
 			f.PR, err = review.PullRequestNumber(data)
 		}
 		if err != nil {
-			return fmt.Errorf("GITHUB_EVENT_PATH %s: %w", p, err)
+			return wrote, fmt.Errorf("GITHUB_EVENT_PATH %s: %w", p, err)
 		}
 	} else {
-		return fmt.Errorf("which pull request? set SYNCD_FORGE_PR, or run in a pull_request workflow (GITHUB_EVENT_PATH)")
+		return wrote, fmt.Errorf("which pull request? set SYNCD_FORGE_PR, or run in a pull_request workflow (GITHUB_EVENT_PATH)")
 	}
 	where, created, err := f.Upsert(ctx, body)
 	if err != nil {
-		return fmt.Errorf("post the diff on pull request %d of %s: %w", f.PR, f.Repo, err)
+		return wrote, fmt.Errorf("post the diff on pull request %d of %s: %w", f.PR, f.Repo, err)
 	}
 	verb := "updated"
 	if created {
 		verb = "posted"
 	}
 	fmt.Fprintf(c.stderr, "syncd diff: %s the comment on pull request %d of %s %s\n", verb, f.PR, f.Repo, where)
-	return nil
+	return true, nil
 }
