@@ -43,7 +43,7 @@ func TestDiffNeverLeaks(t *testing.T) {
 
 // TestDiffRotatedValuesNeverLeak rotates every planted value at head.
 func TestDiffRotatedValuesNeverLeak(t *testing.T) {
-	const compose = "services:\n  web:\n    image: nginx:1.27.3\n    secrets: [TOKEN]\n    environment:\n      A: ${QUOTED}\n    command: \"serve --token ${TOKEN}\"\n"
+	const compose = "services:\n  web:\n    image: nginx:1.27.3\n    secrets: [TOKEN]\n    environment:\n      A: ${QUOTED}\n    command: \"serve --token ${TOKEN}\"\n    configs: [c]\nconfigs:\n  c:\n    content: |\n      token=${TOKEN}\n      mode=1\n"
 	repo, key := leakRepo(t, compose, nil)
 	git(t, repo, "init", "-q", "-b", "main")
 	git(t, repo, "add", "-A")
@@ -58,8 +58,11 @@ func TestDiffRotatedValuesNeverLeak(t *testing.T) {
 	writeFile(t, filepath.Join(repo, "hosts/alpha/secrets.sops.yaml"), string(secretstest.EncryptBytes(t, recipient, "yaml", []byte(plain))))
 	git(t, repo, "commit", "-q", "-a", "-m", "rotate")
 	code, out, errOut := syncd(t, "diff", "--repo", repo, "--base", "HEAD~1", "--age-key", key, "--detailed-exitcode")
-	if code != 2 || !strings.Contains(out, "values changed: MULTI, QUOTED, TOKEN") || !strings.Contains(out, "web: recreate (configuration changed; secret rotated: QUOTED, TOKEN)") {
+	if code != 2 || !strings.Contains(out, "values changed: MULTI, QUOTED, TOKEN") || !strings.Contains(out, "web: recreate (configuration changed; secret rotated: QUOTED, TOKEN; content changed: config c)") {
 		t.Errorf("exit %d:\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "config c content changed (a secret value in it)") {
+		t.Errorf("a config whose secret changed is not named:\n%s", out)
 	}
 	checkRuns(t, repo, [][]string{
 		{"diff", "--repo", repo, "--base", "HEAD~1", "--age-key", key, "--format", "json"},

@@ -38,7 +38,7 @@ func projectFields(p *desired.Project, secrets desired.Secrets, key []byte) (map
 	for _, k := range slices.Sorted(maps.Keys(secrets)) {
 		names[desired.Redacted(secrets[k])] = k
 	}
-	f := flattener{names: names, key: key}
+	f := flattener{names: names, key: key, secrets: secrets}
 	res := map[string]plan.Fields{}
 	svcs := child(doc.Content[0], "services")
 	if svcs == nil {
@@ -49,12 +49,21 @@ func projectFields(p *desired.Project, secrets desired.Secrets, key []byte) (map
 		f.walk(fields, "", svcs.Content[i+1])
 		res[svcs.Content[i].Value] = fields
 	}
+	f.configContents(p.Compose, res)
 	return res, nil
 }
 
 type flattener struct {
-	names map[string]string
-	key   []byte
+	names   map[string]string // redacted form -> key
+	key     []byte
+	secrets desired.Secrets
+}
+
+// sum is a keyed hash of text, to compare what is not shown.
+func (f flattener) sum(text string) string {
+	mac := hmac.New(sha256.New, f.key)
+	mac.Write([]byte(text))
+	return hex.EncodeToString(mac.Sum(nil)[:12])
 }
 
 func (f flattener) walk(out plan.Fields, path string, n *yaml.Node) {
@@ -111,9 +120,7 @@ func (f flattener) field(text string) plan.Field {
 	}
 	fl := plan.Field{Text: shown}
 	if secret || cut {
-		mac := hmac.New(sha256.New, f.key)
-		mac.Write([]byte(text))
-		fl.Sum = hex.EncodeToString(mac.Sum(nil)[:12])
+		fl.Sum = f.sum(text)
 	}
 	return fl
 }

@@ -75,7 +75,8 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%s (wave %s): %s\n", h.Name, wave(h), h.headline())
 		for _, l := range h.lines() {
-			fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(l, "\n", "\n    "))
+			indent := strings.Repeat(" ", 2+len(l)-len(strings.TrimLeft(l, " "))+2)
+			fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(l, "\n", "\n"+indent))
 		}
 	}
 	if len(r.Problems) > 0 {
@@ -173,6 +174,10 @@ func (h Host) lines() []string {
 		for _, c := range pr.Changes {
 			out = append(out, fmt.Sprintf("  %s: %s (%s)", c.Service, c.Action, c.Reason))
 			for _, f := range c.Fields {
+				if strings.HasPrefix(f.Path, contentPrefix) {
+					out = append(out, "    "+contentDiff(f))
+					continue
+				}
 				out = append(out, "    "+f.String())
 			}
 		}
@@ -344,17 +349,18 @@ func writeLines(b *strings.Builder, lines []string) {
 	for _, l := range lines {
 		indent := len(l) - len(strings.TrimLeft(l, " "))
 		body := strings.TrimLeft(l, " ")
-		fmt.Fprintf(b, "%s- %s\n", strings.Repeat(" ", indent), mdLine(body))
+		fmt.Fprintf(b, "%s- %s\n", strings.Repeat(" ", indent), mdLine(body, strings.Repeat(" ", indent+2)))
 	}
 	b.WriteString("\n")
 }
 
 // mdLine shows a detail line: what is repository content goes in code
 // spans, so nothing in it is read as markdown or HTML.
-func mdLine(l string) string {
+func mdLine(l, indent string) string {
 	if strings.Contains(l, "\n") {
 		first, rest, _ := strings.Cut(l, "\n")
-		return md(first) + "\n\n  ```\n  " + strings.ReplaceAll(strings.ReplaceAll(rest, "```", "'''"), "\n", "\n  ") + "\n  ```"
+		rest = strings.ReplaceAll(rest, "```", "'''")
+		return "`" + code(first) + "`\n\n" + indent + "```diff\n" + indent + strings.ReplaceAll(rest, "\n", "\n"+indent) + "\n" + indent + "```"
 	}
 	return "`" + code(l) + "`"
 }

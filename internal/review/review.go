@@ -473,7 +473,8 @@ func (d *differ) render(repo *desired.Repo, sd *side, s Side, observed plan.Obse
 // addFields gives the services of the projects that differ between the
 // commits (a config hash or an image) their settings, on both sides, so
 // the planner can name what changed; rendering them as YAML costs, and an
-// unchanged project needs none.
+// unchanged project needs none. (A rotated secret counts as a difference:
+// a config file's content is hashed with the secrets.)
 func (d *differ) addFields(b, h *side) error {
 	baseProjects := map[string]*plan.DesiredProject{}
 	for i := range b.desired.Projects {
@@ -503,7 +504,7 @@ func (d *differ) addFields(b, h *side) error {
 
 func sameServices(a, b plan.DesiredProject) bool {
 	return slices.EqualFunc(a.Services, b.Services, func(x, y plan.DesiredService) bool {
-		return x.Name == y.Name && x.ConfigHash == y.ConfigHash && x.Image == y.Image
+		return x.Name == y.Name && x.ConfigHash == y.ConfigHash && x.Image == y.Image && x.SecretsHash == y.SecretsHash
 	})
 }
 
