@@ -8,8 +8,9 @@
 // only through a Decrypter, compared as keyed hashes and shown by name;
 // text of a rendered setting passes through desired's redaction first.
 //
-// It must not import the engine's client side, the agent, the state store
-// or the source: the caller hands it two directories.
+// It must not import the engine, the agent, the state store or the source
+// (the caller hands it two directories); it reaches the cycle's rendering
+// through reconcile.Desire only, which needs neither an engine nor a store.
 package review
 
 import (
