@@ -65,7 +65,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // WriteText writes the report for a terminal: hosts by wave, a host without
 // change on one line.
 func (r *Report) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "syncd diff %s → %s: %s\n", short(r.Base), short(r.Head), r.Summary())
+	fmt.Fprintf(w, "syncd diff %s → %s: %s\n", rev(r.BaseRev, r.Base), rev(r.HeadRev, r.Head), r.Summary())
 	if !r.KeyUsed {
 		fmt.Fprintln(w, "(without --age-key: secret values are not compared)")
 	}
@@ -229,7 +229,7 @@ func (r *Report) WriteMarkdown(w io.Writer, limit int) {
 	}
 	var head strings.Builder
 	fmt.Fprintf(&head, "%s\n### syncd diff: %s\n\n", Marker, md(r.Summary()))
-	fmt.Fprintf(&head, "`%s` → `%s`", short(r.Base), short(r.Head))
+	fmt.Fprintf(&head, "`%s` → `%s`", code(rev(r.BaseRev, r.Base)), code(rev(r.HeadRev, r.Head)))
 	if !r.KeyUsed {
 		head.WriteString(" · secret values not compared (no operator key)")
 	}
@@ -370,6 +370,14 @@ func code(s string) string { return strings.ReplaceAll(s, "`", "'") }
 // md escapes text for markdown prose.
 func md(s string) string {
 	return strings.NewReplacer("<", "&lt;", ">", "&gt;", "|", "\\|", "*", "\\*", "_", "\\_", "`", "'").Replace(s)
+}
+
+// rev names a commit as the user did, with its hash.
+func rev(name, commit string) string {
+	if name == "" || strings.HasPrefix(commit, name) {
+		return short(commit)
+	}
+	return name + " (" + short(commit) + ")"
 }
 
 func short(commit string) string {

@@ -63,6 +63,9 @@ type Options struct {
 type Report struct {
 	Base  string `json:"base"`
 	Head  string `json:"head"`
+	// BaseRev and HeadRev are the names the user gave them.
+	BaseRev string `json:"base_rev,omitempty"`
+	HeadRev string `json:"head_rev,omitempty"`
 	Hosts []Host `json:"hosts"`
 	// Problems are every error of head and the warnings head brings that
 	// base does not have.
@@ -171,7 +174,7 @@ func Diff(ctx context.Context, base, head Side, opts Options) (*Report, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	rep := &Report{Base: base.Commit, Head: head.Commit, KeyUsed: opts.Decrypter != nil}
+	rep := &Report{Base: base.Commit, Head: head.Commit, BaseRev: base.Rev, HeadRev: head.Rev, KeyUsed: opts.Decrypter != nil}
 
 	// Validating head renders every host of it: the host diffs take those
 	// renderings as validate hands them over instead of rendering again.
