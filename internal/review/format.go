@@ -196,7 +196,10 @@ func (h Host) lines() []string {
 		if len(s.Changed) > 0 {
 			l += " values changed: " + strings.Join(s.Changed, ", ") + ";"
 		}
-		if s.MayHaveChanged {
+		switch {
+		case s.MayHaveChanged && s.KeyFailed:
+			l += " the file changed; values may have changed (the key cannot open both versions: see the error);"
+		case s.MayHaveChanged:
 			l += " the file changed; values may have changed (diff with --age-key to see which);"
 		}
 		l = strings.TrimSuffix(l, ";")

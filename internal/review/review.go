@@ -122,6 +122,8 @@ type SecretsChange struct {
 	// values did; Readers are the services that read it at head.
 	MayHaveChanged bool     `json:"may_have_changed,omitempty"`
 	Readers        []string `json:"readers,omitempty"`
+	// KeyFailed: there was a key, and it could not open both versions.
+	KeyFailed bool `json:"key_failed,omitempty"`
 }
 
 // Changes reports whether head would change anything on any host.
@@ -550,7 +552,7 @@ func (d *differ) secretsChange(bh, hh *desired.Host, b, h side, out *Host) *Secr
 			}
 		}
 	} else if len(b.file) > 0 && len(h.file) > 0 {
-		sc.MayHaveChanged = true
+		sc.MayHaveChanged, sc.KeyFailed = true, d.opts.Decrypter != nil
 	}
 	readers := map[string]bool{}
 	for _, p := range h.projects {
@@ -701,8 +703,10 @@ func sameTree(a, b, skip string) bool {
 // errors: whatever its diff shows, the host would not apply head.
 func hostProblems(h *Host, ps []Problem) {
 	prefix := "hosts/" + h.Name + "/"
+	named := strings.Join(h.Errors, "\n")
 	for _, p := range ps {
-		if p.Severity == desired.Error && strings.HasPrefix(p.Path, prefix) {
+		// A file the diff already names as the host's error is not named twice.
+		if p.Severity == desired.Error && strings.HasPrefix(p.Path, prefix) && !strings.Contains(named, p.Path+" at ") {
 			h.Errors = append(h.Errors, "head does not validate: "+p.Text)
 		}
 	}
