@@ -61,12 +61,12 @@ type Options struct {
 
 // Report is the whole diff.
 type Report struct {
-	Base  string `json:"base"`
-	Head  string `json:"head"`
+	Base string `json:"base"`
+	Head string `json:"head"`
 	// BaseRev and HeadRev are the names the user gave them.
 	BaseRev string `json:"base_rev,omitempty"`
 	HeadRev string `json:"head_rev,omitempty"`
-	Hosts []Host `json:"hosts"`
+	Hosts   []Host `json:"hosts"`
 	// Problems are every error of head and the warnings head brings that
 	// base does not have.
 	Problems []Problem `json:"problems,omitempty"`
