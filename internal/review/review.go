@@ -53,7 +53,8 @@ type Options struct {
 	// NotRecipient is the error Decrypter wraps when the key is not one
 	// of a file's recipients.
 	NotRecipient error
-	// Inspector reads the key names of a secrets file without a key.
+	// Inspector reads the key names of a secrets file without a key
+	// (required).
 	Inspector validate.Inspector
 	// Parallel bounds how many hosts are diffed at once (default: CPUs).
 	Parallel int
@@ -160,6 +161,9 @@ var ErrUnknownHost = errors.New("unknown host")
 // cannot be read at all, an unknown --host); what goes wrong for one host
 // is in that host's Errors, and the rest is still reported.
 func Diff(ctx context.Context, base, head Side, opts Options) (*Report, error) {
+	if opts.Inspector == nil {
+		return nil, errors.New("review: Options.Inspector is required")
+	}
 	baseRepo, _ := desired.Load(base.Dir)
 	headRepo, headLoad := desired.Load(head.Dir)
 	if headRepo == nil {
