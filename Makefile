@@ -36,7 +36,7 @@ demo: build ## bring up the example fleet's demo host on the local Docker engine
 	scripts/demo.sh
 
 golden: ## rewrite the golden files after an intended change (review the diff)
-	$(GO) test ./internal/plan ./cmd/syncd -run 'Golden' -update
+	$(GO) test ./internal/plan ./internal/review ./cmd/syncd -run 'Golden' -update
 
 release: ## binaries (amd64, arm64), install.sh, SHA256SUMS, images into dist/VERSION: make release VERSION=v1.2.3
 	@[ -n "$(VERSION)" ] || { echo "make release: set VERSION, e.g. make release VERSION=v1.2.3"; exit 2; }

@@ -97,8 +97,27 @@ func checkRuns(t *testing.T, repo string, runs [][]string, values ...string) {
 // and where its loader rejects them, and runs render and validate, with
 // and without the key, through every failure it can think of.
 func TestSecretsNeverLeak(t *testing.T) {
+	scenarios := leakScenarios()
+	for name, compose := range scenarios {
+		t.Run(name, func(t *testing.T) {
+			repo, key := leakRepo(t, compose, nil)
+			checkRuns(t, repo, [][]string{
+				{"render", "--repo", repo, "--host", "alpha", "--age-key", key},
+				{"render", "--repo", repo, "--host", "alpha", "--age-key", key, "--project", "web"},
+				{"render", "--repo", repo, "--host", "alpha"},
+				{"validate", "--repo", repo, "--age-key", key},
+				{"validate", "--repo", repo, "--strict", "--age-key", key},
+				{"validate", "--repo", repo},
+			}, plantedValues...)
+		})
+	}
+}
+
+// leakScenarios are compose files that put the planted secrets where
+// Compose accepts them and where its loader rejects them.
+func leakScenarios() map[string]string {
 	const svc = "services:\n  web:\n    image: nginx:1.27.3\n"
-	scenarios := map[string]string{
+	return map[string]string{
 		"as a Compose secret":         svc + "    secrets: [TOKEN, QUOTED, MULTI]\n    environment:\n      TOKEN_FILE: /run/secrets/TOKEN\n",
 		"in the environment":          svc + "    environment:\n      A: ${TOKEN}\n      B: ${QUOTED}\n      C: ${MULTI}\n",
 		"next to an undefined name":   svc + "    environment:\n      A: ${TOKEN}\n      B: ${UNDEFINED_NAME}\n      C: ${QUOTED}-${MULTI}\n",
@@ -126,19 +145,6 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"in entrypoint words":         svc + "    entrypoint: \"/app ${QUOTED}\"\n",
 		"in a label":                  svc + "    labels:\n      auth: \"Bearer ${TOKEN}\"\n",
 		"in config content":           svc + "    configs: [c]\nconfigs:\n  c:\n    content: \"token=${MULTI}\"\n",
-	}
-	for name, compose := range scenarios {
-		t.Run(name, func(t *testing.T) {
-			repo, key := leakRepo(t, compose, nil)
-			checkRuns(t, repo, [][]string{
-				{"render", "--repo", repo, "--host", "alpha", "--age-key", key},
-				{"render", "--repo", repo, "--host", "alpha", "--age-key", key, "--project", "web"},
-				{"render", "--repo", repo, "--host", "alpha"},
-				{"validate", "--repo", repo, "--age-key", key},
-				{"validate", "--repo", repo, "--strict", "--age-key", key},
-				{"validate", "--repo", repo},
-			}, plantedValues...)
-		})
 	}
 }
 

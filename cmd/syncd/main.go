@@ -48,7 +48,7 @@ func commands() []command {
 		{"plan", "print what a cycle would do, change nothing", runPlan},
 		{"render", "print the final compose YAML per project for a host, secrets redacted", runRender},
 		{"validate", "check a whole repository offline (for hooks and pull-request CI)", runValidate},
-		{"diff", "per host, what a change between two commits would do", notBuilt},
+		{"diff", "per host, what a change between two commits would do", runDiff},
 		{"status", "this host, or the fleet from the status branch", runStatus},
 		{"backup", "run the backup job now", notBuilt},
 		{"restore", "restore an app's backup", notBuilt},

@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 //	edit FILE REGEXP REPL   replace every match of REGEXP in FILE; it must match
 //	noleak VALUE FILE...    neither VALUE nor any 8 bytes of it are in the files
 //	                        (stdout and stderr name the last command's output)
+//	forge VAR [N]           a loopback forge comment API (see cmdForge), URL in $VAR
 //
 // The environment has $REPO_LAYOUT (the example repository), $AGE_DIR (its
 // demo keys, which need a chmod 600 copy before use) and $HOOKS_DIR; the
@@ -84,6 +85,7 @@ func TestScripts(t *testing.T) {
 			"encrypt": cmdEncrypt,
 			"edit":    cmdEdit,
 			"noleak":  cmdNoLeak,
+			"forge":   cmdForge,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "strict" {

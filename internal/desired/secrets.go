@@ -29,15 +29,19 @@ func Redacted(value string) string { return "<redacted>" }
 // value as it is, as Go's %q and JSON quote it (an error message often
 // does), and each line of a multi-line value.
 func (s Secrets) Redact(text string) string {
+	return s.redact(text, Redacted)
+}
+
+func (s Secrets) redact(text string, show func(value string) string) string {
 	if len(s) == 0 || text == "" {
 		return text
 	}
 	for _, f := range s.forms() {
 		if f.text == text {
-			return Redacted(f.value)
+			return show(f.value)
 		}
 		if len(f.text) >= minRedactLen {
-			text = strings.ReplaceAll(text, f.text, Redacted(f.value))
+			text = strings.ReplaceAll(text, f.text, show(f.value))
 		}
 	}
 	return text
@@ -53,7 +57,24 @@ const FragmentLen = 8
 // a value cut short or split; it may over-redact, which in an error is
 // harmless.
 func (s Secrets) RedactFragments(text string) string {
-	text = s.Redact(text)
+	return s.redactFragments(text, Redacted)
+}
+
+// RedactNamed is RedactFragments with each value shown as <secret:KEY>,
+// for a reviewer who must see which secret a setting holds (syncd diff);
+// nothing of the value shows either way.
+func (s Secrets) RedactNamed(text string) string {
+	names := map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(s)) {
+		if _, ok := names[s[k]]; !ok {
+			names[s[k]] = k
+		}
+	}
+	return s.redactFragments(text, func(v string) string { return "<secret:" + names[v] + ">" })
+}
+
+func (s Secrets) redactFragments(text string, show func(value string) string) string {
+	text = s.redact(text, show)
 	for _, f := range s.forms() {
 		if len(f.text) < FragmentLen {
 			continue
@@ -65,7 +86,7 @@ func (s Secrets) RedactFragments(text string) string {
 				n++
 			}
 			if n > 0 {
-				b.WriteString(Redacted(f.value))
+				b.WriteString(show(f.value))
 				i += n + FragmentLen - 1
 				continue
 			}

@@ -22,6 +22,9 @@ func (p Plan) Write(w io.Writer) {
 				s += " [drift]"
 			}
 			fmt.Fprintln(w, s)
+			for _, f := range c.Fields {
+				fmt.Fprintf(w, "    %s\n", f)
+			}
 		}
 		if pr.Action == Apply || pr.Action == Remove {
 			changes++

@@ -40,6 +40,9 @@ type DesiredService struct {
 	// value; SecretsHash combines them and is what the container's label holds.
 	Secrets     map[string]string
 	SecretsHash string
+	// Fields, when set on both sides (syncd diff), let a recreate name
+	// the settings that changed; a cycle's plan leaves them nil.
+	Fields Fields `json:",omitempty"`
 }
 
 // Memory is what syncd recorded of its own last applies, per project.
@@ -60,6 +63,7 @@ type AppliedService struct {
 	ConfigHash string
 	Image      string
 	Secrets    map[string]string
+	Fields     Fields `json:",omitempty"`
 }
 
 // Action is what happens to a project or a service.
@@ -91,6 +95,9 @@ type ServiceChange struct {
 	Reason  string
 	// Drift marks a change made outside syncd (stopped, removed, edited).
 	Drift bool
+	// Fields are the settings that changed, when both sides know them
+	// (syncd diff).
+	Fields []FieldChange `json:",omitempty"`
 }
 
 // Project is the plan for one project.
@@ -168,6 +175,7 @@ func project(commit string, dp DesiredProject, o Observed, mem Applied) Project 
 	report := dp.Drift == "report"
 	for _, ds := range dp.Services {
 		ch, force := service(ds, byService[ds.Name], o.Images, mem.Services[ds.Name], op != nil)
+		ch = withFields(ch, ds, mem.Services[ds.Name])
 		delete(byService, ds.Name)
 		if ch == nil {
 			continue

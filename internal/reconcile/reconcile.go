@@ -182,14 +182,7 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		}
 		slices.Sort(pending)
 	}
-	d := plan.Desired{Commit: src.Commit, AllowMassRemoval: repo.Fleet.Prune.AllowMassRemoval}
-	for _, name := range repo.ApplyOrder(h) {
-		t := targets[name]
-		if t == nil {
-			continue
-		}
-		d.Projects = append(d.Projects, desiredProject(t))
-	}
+	d := desiredOf(repo, h, src.Commit, targets)
 	return &Prepared{
 		Plan:           redactPlan(plan.Make(d, observed, memory(records)), secrets),
 		Commit:         src.Commit,
@@ -284,14 +277,29 @@ func redactPlan(p plan.Plan, secrets desired.Secrets) plan.Plan {
 // targets renders every project of the host at commit, labels it and
 // computes its hashes.
 func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets desired.Secrets, commit string, observed plan.Observed) (map[string]*target, error) {
-	projects, ps := repo.Render(ctx, r.Host, secrets)
-	if ps.HasErrors() {
-		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
-	}
 	key, err := r.Store.HashKey()
 	if err != nil {
 		return nil, err
 	}
+	ts, err := targets(ctx, r.Host, repo, secrets, commit, observed, key)
+	for _, t := range ts {
+		engine.LabelOwner(t.project.Compose, r.stateDir())
+	}
+	return ts, err
+}
+
+// targets is Reconciler.targets with the host and the hash key given.
+func targets(ctx context.Context, host string, repo *desired.Repo, secrets desired.Secrets, commit string, observed plan.Observed, key []byte) (map[string]*target, error) {
+	projects, ps := repo.Render(ctx, host, secrets)
+	if ps.HasErrors() {
+		return nil, fmt.Errorf("%w\n%s", ErrInvalid, ps.Err())
+	}
+	return targetsOf(host, projects, secrets, commit, observed, key)
+}
+
+// targetsOf labels rendered projects and computes their hashes.
+func targetsOf(host string, projects []*desired.Project, secrets desired.Secrets, commit string, observed plan.Observed, key []byte) (map[string]*target, error) {
+	var err error
 	out := make(map[string]*target, len(projects))
 	for _, p := range projects {
 		t := &target{project: p, secrets: map[string]map[string]string{}}
@@ -311,8 +319,7 @@ func (r *Reconciler) targets(ctx context.Context, repo *desired.Repo, secrets de
 		for svc, m := range t.secrets {
 			labels[svc] = combined(key, m)
 		}
-		engine.Label(p.Compose, r.Host, commit, labels)
-		engine.LabelOwner(p.Compose, r.stateDir())
+		engine.Label(p.Compose, host, commit, labels)
 		// Compose hashes a reference to another service's container with
 		// that container's ID, so the running containers take part.
 		if t.hashes, err = engine.ServiceHashesObserved(p.Compose, observed.Projects[p.Name()]); err != nil {

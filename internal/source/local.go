@@ -5,7 +5,8 @@
 // ls-remote (Head) and fetched shallow into a stable checkout only when
 // its head moved (Checkout), after its signature is checked against the
 // trusted keys (Signers: SSH allowed_signers, OpenPGP keyrings) when there
-// are any. Git credentials (a token file, a deploy key with known_hosts)
+// are any. Trees reads the trees of any commits of a repository without a
+// checkout of its work tree, for syncd diff. Git credentials (a token file, a deploy key with known_hosts)
 // stay here: Git.Auth hands them to the status branch's writer, and no
 // error of this package carries a token or a credential-bearing URL.
 //

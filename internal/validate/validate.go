@@ -43,6 +43,12 @@ type Options struct {
 	// NotRecipient is the error a Decrypter wraps for a file it cannot
 	// open because it is not a recipient (not a problem of the file).
 	NotRecipient error
+	// Rendered, when set, is handed every host's rendered projects (nil
+	// when the host does not render) and the secrets they were rendered
+	// with, once Check is done with them, so a caller that renders the
+	// same commit (syncd diff) does not render it again. Check calls it
+	// for each host in turn, from the goroutine that called Check.
+	Rendered func(host string, secrets desired.Secrets, projects []*desired.Project)
 }
 
 // Check validates the repository at dir and returns every problem, sorted.
@@ -78,6 +84,12 @@ func Check(ctx context.Context, dir string, in Inspector, opts Options) desired.
 				lp.Msg = secrets.RedactFragments(lp.Msg)
 				ps = append(ps, lp)
 			}
+		}
+		if opts.Rendered != nil {
+			if rps.HasErrors() {
+				projects = nil
+			}
+			opts.Rendered(name, secrets, projects)
 		}
 	}
 	if opts.Strict {

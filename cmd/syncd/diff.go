@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/syncd-dev/syncd/internal/review"
+	"github.com/syncd-dev/syncd/internal/secrets"
+	"github.com/syncd-dev/syncd/internal/source"
+)
+
+// hostList is a repeatable --host (also comma-separated).
+type hostList []string
+
+func (h *hostList) String() string { return strings.Join(*h, ",") }
+
+func (h *hostList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*h = append(*h, s)
+		}
+	}
+	return nil
+}
+
+func runDiff(ctx context.Context, c *cli, args []string) int {
+	fs := newFlags(c, "diff", "--repo DIR|URL --base REV --head REV [--host NAME]... [--format text|markdown|json] [--detailed-exitcode] [--age-key FILE]")
+	repo := fs.String("repo", ".", "the desired-state repository: a Git `directory` (or one inside it) or a Git URL")
+	base := fs.String("base", "", "the `revision` that runs now (the pull request's target, e.g. origin/main) (required)")
+	head := fs.String("head", "HEAD", "the `revision` to compare (the pull request's head)")
+	var hosts hostList
+	fs.Var(&hosts, "host", "diff only this `host` (repeat or comma-separate for more)")
+	format := fs.String("format", "text", "output `format`: text, markdown (for a pull request) or json")
+	detailed := fs.Bool("detailed-exitcode", false, "exit 2 when head would change something (0: nothing, 1: error)")
+	ageKey := fs.String("age-key", "", "an operator's age identity `file` that opens the secrets files: shows which values changed, by name")
+	comment := fs.Bool("comment", false, "post the markdown as the pull request's syncd comment (updated on every push) through the forge's API; see hooks/pr-check")
+	var g gitFlags
+	fs.StringVar(&g.tokenFile, "token-file", "", "https --repo: a `file` holding the access token")
+	fs.StringVar(&g.sshKey, "ssh-key", "", "ssh --repo: the key `file`")
+	fs.StringVar(&g.knownHosts, "known-hosts", "", "ssh --repo: the known_hosts `file` the server's key must be in")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(c.stderr, "syncd diff: "+format+"\n", a...)
+		return exitFailure
+	}
+	if *base == "" {
+		fmt.Fprintln(c.stderr, "syncd diff: --base is required: the revision the hosts run now (e.g. --base origin/main)")
+		return exitUsage
+	}
+	switch *format {
+	case "text", "markdown", "json":
+	default:
+		fmt.Fprintf(c.stderr, "syncd diff: --format %q: use text, markdown or json\n", *format)
+		return exitUsage
+	}
+
+	// A diff is one batch of many small renders: less garbage collection
+	// for more memory (tens of MB for hundreds of hosts) halves its time.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+
+	opts := review.Options{Hosts: hosts, Inspector: secrets.Inspector{}, NotRecipient: secrets.ErrNotRecipient}
+	if *ageKey != "" {
+		id, err := secrets.LoadIdentity(*ageKey)
+		if err != nil {
+			return fail("%v", err)
+		}
+		opts.Decrypter = secrets.Decrypter{Identity: id}
+	}
+	trees, err := source.OpenTrees(ctx, *repo, &source.Git{TokenFile: g.tokenFile, SSHKeyFile: g.sshKey, KnownHostsFile: g.knownHosts})
+	if err != nil {
+		return fail("%v", err)
+	}
+	tmp, err := os.MkdirTemp("", "syncd-diff-")
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer os.RemoveAll(tmp)
+	sides := make([]review.Side, 2)
+	for i, rev := range []string{*base, *head} {
+		commit, err := trees.Resolve(rev)
+		if err != nil {
+			return fail("--%s: %v", []string{"base", "head"}[i], err)
+		}
+		dir := filepath.Join(tmp, []string{"base", "head"}[i])
+		if err := trees.Export(ctx, commit, dir); err != nil {
+			return fail("%v", err)
+		}
+		sides[i] = review.Side{Dir: dir, Commit: commit, Rev: rev}
+	}
+	rep, err := review.Diff(ctx, sides[0], sides[1], opts)
+	if err != nil {
+		return fail("%v", err)
+	}
+	switch {
+	case *comment:
+		posted, err := postComment(ctx, c, rep)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if posted {
+			rep.WriteText(c.stdout) // for the job's log
+		}
+	case *format == "json":
+		if err := rep.WriteJSON(c.stdout); err != nil {
+			return fail("%v", err)
+		}
+	case *format == "markdown":
+		rep.WriteMarkdown(c.stdout, 0)
+	default:
+		rep.WriteText(c.stdout)
+	}
+	switch {
+	case rep.Failed():
+		fmt.Fprintf(c.stderr, "syncd diff: %s\n", rep.Summary())
+		return exitFailure
+	case rep.Changes() && *detailed:
+		return exitChanges
+	}
+	return exitOK
+}
+
+// exitChanges is plan's and diff's "there are changes" with
+// --detailed-exitcode (the same code as exitUsage, as Terraform does).
+const exitChanges = 2
+
+// postComment publishes the markdown where the CI job shows it: as the pull
+// request's one syncd comment when the job has a token, and in the job's
+// step summary ($GITHUB_STEP_SUMMARY) when there is one; with neither, on
+// stdout. The forge comes from the environment Actions sets (GitHub, Gitea,
+// Forgejo), or SYNCD_FORGE, SYNCD_FORGE_API, SYNCD_FORGE_REPO,
+// SYNCD_FORGE_PR, SYNCD_FORGE_TOKEN.
+// It reports whether the markdown went somewhere other than stdout.
+func postComment(ctx context.Context, c *cli, rep *review.Report) (bool, error) {
+	var md strings.Builder
+	rep.WriteMarkdown(&md, 0)
+	body := md.String()
+	wrote := false
+	if p := c.getenv("GITHUB_STEP_SUMMARY"); p != "" {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return false, fmt.Errorf("step summary: %w", err)
+		}
+		_, err = f.WriteString(body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return false, fmt.Errorf("step summary: %w", err)
+		}
+		wrote = true
+	}
+	env := func(names ...string) string {
+		for _, n := range names {
+			if v := c.getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	token := env("SYNCD_FORGE_TOKEN", "GITHUB_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN")
+	if token == "" {
+		if !wrote {
+			fmt.Fprint(c.stdout, body)
+		}
+		fmt.Fprintln(c.stderr, "syncd diff: no token (GITHUB_TOKEN, GITEA_TOKEN or FORGEJO_TOKEN): the diff is not posted on the pull request")
+		return wrote, nil
+	}
+	kind := env("SYNCD_FORGE")
+	if kind == "" {
+		kind = "github"
+		if env("FORGEJO_ACTIONS", "GITEA_ACTIONS") != "" {
+			kind = "gitea"
+		}
+	}
+	api := env("SYNCD_FORGE_API", "GITHUB_API_URL")
+	if api == "" && kind != "github" && env("GITHUB_SERVER_URL") != "" {
+		api = strings.TrimSuffix(env("GITHUB_SERVER_URL"), "/") + "/api/v1"
+	}
+	if api == "" && kind == "github" {
+		api = "https://api.github.com"
+	}
+	f := review.Forge{Kind: kind, API: api, Repo: env("SYNCD_FORGE_REPO", "GITHUB_REPOSITORY"), Token: token}
+	if n := env("SYNCD_FORGE_PR"); n != "" {
+		if _, err := fmt.Sscan(n, &f.PR); err != nil {
+			return wrote, fmt.Errorf("SYNCD_FORGE_PR=%q is not a pull request number", n)
+		}
+	} else if p := env("GITHUB_EVENT_PATH"); p != "" {
+		data, err := os.ReadFile(p)
+		if err == nil {
+			f.PR, err = review.PullRequestNumber(data)
+		}
+		if err != nil {
+			return wrote, fmt.Errorf("GITHUB_EVENT_PATH %s: %w", p, err)
+		}
+	} else {
+		return wrote, fmt.Errorf("which pull request? set SYNCD_FORGE_PR, or run in a pull_request workflow (GITHUB_EVENT_PATH)")
+	}
+	where, created, err := f.Upsert(ctx, body)
+	if err != nil {
+		return wrote, fmt.Errorf("post the diff on pull request %d of %s: %w", f.PR, f.Repo, err)
+	}
+	verb := "updated"
+	if created {
+		verb = "posted"
+	}
+	fmt.Fprintf(c.stderr, "syncd diff: %s the comment on pull request %d of %s %s\n", verb, f.PR, f.Repo, where)
+	return true, nil
+}

@@ -1,0 +1,173 @@
+package review
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Forge posts the diff on a pull request through the forge's issue-comment
+// API, which GitHub, Gitea and Forgejo shape alike: list
+// /repos/{owner}/{repo}/issues/{n}/comments, POST there, PATCH
+// /repos/{owner}/{repo}/issues/comments/{id}.
+type Forge struct {
+	// Kind is github, gitea or forgejo (the last two speak one API).
+	Kind string
+	// API is the API's base URL: https://api.github.com, or
+	// https://forge.example.org/api/v1.
+	API string
+	// Repo is owner/name; PR the pull request's number.
+	Repo  string
+	PR    int
+	Token string
+	// Client is the HTTP client (default: one with a 30 s timeout).
+	Client *http.Client
+}
+
+// maxPages bounds how many pages of comments are read to find ours.
+const maxPages = 50
+
+type comment struct {
+	ID      int64  `json:"id"`
+	Body    string `json:"body"`
+	HTMLURL string `json:"html_url"`
+}
+
+// Upsert makes body (which must hold Marker) the pull request's syncd
+// comment: it updates the comment that holds Marker, or creates it. It
+// returns the comment's address and whether it was created.
+func (f Forge) Upsert(ctx context.Context, body string) (string, bool, error) {
+	if !strings.Contains(body, Marker) {
+		body = Marker + "\n" + body
+	}
+	switch f.Kind {
+	case "github", "gitea", "forgejo":
+	default:
+		return "", false, fmt.Errorf("forge %q: use github, gitea or forgejo", f.Kind)
+	}
+	if f.API == "" || f.Repo == "" || f.PR <= 0 {
+		return "", false, fmt.Errorf("posting on a pull request needs the API URL (%q), the repository owner/name (%q) and the pull request number (%d)", f.API, f.Repo, f.PR)
+	}
+	list := fmt.Sprintf("%s/repos/%s/issues/%d/comments", strings.TrimSuffix(f.API, "/"), f.Repo, f.PR)
+	size := 100
+	for page := 1; page <= maxPages; page++ {
+		q := url.Values{"page": {fmt.Sprint(page)}}
+		if f.Kind == "github" {
+			q.Set("per_page", fmt.Sprint(size))
+		} else {
+			size = 50
+			q.Set("limit", fmt.Sprint(size))
+		}
+		var cs []comment
+		if err := f.do(ctx, http.MethodGet, list+"?"+q.Encode(), nil, &cs); err != nil {
+			return "", false, err
+		}
+		for _, c := range cs {
+			if strings.Contains(c.Body, Marker) {
+				edit := fmt.Sprintf("%s/repos/%s/issues/comments/%d", strings.TrimSuffix(f.API, "/"), f.Repo, c.ID)
+				var out comment
+				if err := f.do(ctx, http.MethodPatch, edit, map[string]string{"body": body}, &out); err != nil {
+					return "", false, err
+				}
+				return out.HTMLURL, false, nil
+			}
+		}
+		if len(cs) < size {
+			break
+		}
+	}
+	var out comment
+	if err := f.do(ctx, http.MethodPost, list, map[string]string{"body": body}, &out); err != nil {
+		return "", false, err
+	}
+	return out.HTMLURL, true, nil
+}
+
+func (f Forge) do(ctx context.Context, method, u string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, redactQuery(u), err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if f.Kind == "github" {
+		req.Header.Set("Accept", "application/vnd.github+json")
+		req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
+		req.Header.Set("Authorization", "Bearer "+f.Token)
+	} else {
+		req.Header.Set("Authorization", "token "+f.Token)
+	}
+	client := f.Client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %v", method, redactQuery(u), strings.ReplaceAll(err.Error(), f.Token, "<token>"))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, redactQuery(u), err)
+	}
+	if resp.StatusCode/100 != 2 {
+		hint := ""
+		switch resp.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			hint = "; check that the job's token may write pull-request comments (GitHub: permissions: pull-requests: write; Gitea/Forgejo: a token with write:issue)"
+		}
+		msg := strings.TrimSpace(string(data))
+		if len(msg) > 300 {
+			msg = msg[:300] + "…"
+		}
+		return fmt.Errorf("%s %s: %s: %s%s", method, redactQuery(u), resp.Status, strings.ReplaceAll(msg, f.Token, "<token>"), hint)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: the forge answered something that is not the expected JSON: %v", method, redactQuery(u), err)
+		}
+	}
+	return nil
+}
+
+func redactQuery(u string) string {
+	s, _, _ := strings.Cut(u, "?")
+	return s
+}
+
+// PullRequestNumber reads the pull request's number from a workflow's
+// event file (GITHUB_EVENT_PATH; Gitea and Forgejo write the same shape).
+func PullRequestNumber(event []byte) (int, error) {
+	var ev struct {
+		Number      int `json:"number"`
+		PullRequest struct {
+			Number int `json:"number"`
+		} `json:"pull_request"`
+	}
+	if err := json.Unmarshal(event, &ev); err != nil {
+		return 0, fmt.Errorf("the event file is not JSON: %v", err)
+	}
+	if ev.PullRequest.Number > 0 {
+		return ev.PullRequest.Number, nil
+	}
+	if ev.Number > 0 {
+		return ev.Number, nil
+	}
+	return 0, fmt.Errorf("the event is not a pull request's (no pull_request.number); run on: pull_request")
+}
