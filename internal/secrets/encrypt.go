@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,9 +20,6 @@ import (
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/config"
-	"github.com/getsops/sops/v3/stores/dotenv"
-	"github.com/getsops/sops/v3/stores/json"
-	"github.com/getsops/sops/v3/stores/yaml"
 )
 
 // GenerateIdentityFile makes a new age X25519 identity and writes it to
@@ -249,16 +245,9 @@ func setRecipients(name string, tree *sops.Tree, key []byte, recipients []string
 }
 
 func emit(name string, tree sops.Tree) ([]byte, error) {
-	var st sops.EncryptedFileEmitter
-	switch path.Ext(name) {
-	case ".yaml", ".yml":
-		st = yaml.NewStore(&config.YAMLStoreConfig{})
-	case ".json":
-		st = json.NewStore(&config.JSONStoreConfig{})
-	case ".env":
-		st = dotenv.NewStore(&config.DotenvStoreConfig{})
-	default:
-		return nil, fmt.Errorf("%s: unknown secrets format", name)
+	st, err := storeFor(name)
+	if err != nil {
+		return nil, err
 	}
 	out, err := st.EmitEncryptedFile(tree)
 	if err != nil {

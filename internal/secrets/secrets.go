@@ -202,22 +202,27 @@ func authenticateLeaves(name string, tree sops.Tree, dataKey []byte, cipher sops
 
 var encRE = regexp.MustCompile(`^ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:(str|int|float|bool|bytes|comment)\]$`)
 
+// storeFor returns the sops store of a secrets file's format, told by the
+// ending of its name.
+func storeFor(name string) (sops.Store, error) {
+	switch path.Ext(name) {
+	case ".yaml", ".yml":
+		return yaml.NewStore(&config.YAMLStoreConfig{}), nil
+	case ".json":
+		return json.NewStore(&config.JSONStoreConfig{}), nil
+	case ".env":
+		return dotenv.NewStore(&config.DotenvStoreConfig{}), nil
+	}
+	return nil, fmt.Errorf("%s: unknown secrets format; name it secrets.sops.yaml, .json or .env", name)
+}
+
 func load(name string, data []byte) (sops.Tree, error) {
 	if len(data) > MaxFileSize {
 		return sops.Tree{}, fmt.Errorf("%s is %d bytes; syncd reads secrets files of at most %d", name, len(data), MaxFileSize)
 	}
-	var store interface {
-		LoadEncryptedFile([]byte) (sops.Tree, error)
-	}
-	switch path.Ext(name) {
-	case ".yaml", ".yml":
-		store = yaml.NewStore(&config.YAMLStoreConfig{})
-	case ".json":
-		store = json.NewStore(&config.JSONStoreConfig{})
-	case ".env":
-		store = dotenv.NewStore(&config.DotenvStoreConfig{})
-	default:
-		return sops.Tree{}, fmt.Errorf("%s: unknown secrets format; name it secrets.sops.yaml, .json or .env", name)
+	store, err := storeFor(name)
+	if err != nil {
+		return sops.Tree{}, err
 	}
 	tree, err := store.LoadEncryptedFile(data)
 	if err != nil {
