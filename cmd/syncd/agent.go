@@ -20,6 +20,9 @@ import (
 	"github.com/syncd-dev/syncd/internal/status"
 )
 
+// minPoll is the shortest --poll.
+const minPoll = 100 * time.Millisecond
+
 func runAgent(ctx context.Context, c *cli, args []string) int {
 	var f cycleFlags
 	var g gitFlags
@@ -44,6 +47,15 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	}
 	if err := applyConfigFile(fs, *config, given); err != nil {
 		return fail(err)
+	}
+	if !f.check(c, "agent") {
+		return exitUsage
+	}
+	// A poll costs the Git server a request: a floor keeps a typo (1ms)
+	// from hammering it; negative is a mistake, not "the default".
+	if *poll < minPoll {
+		fmt.Fprintf(c.stderr, "syncd agent: --poll %v: poll at most every %v (use the webhook for faster deploys)\n", *poll, minPoll)
+		return exitUsage
 	}
 	var secret []byte
 	if *webhookSecretFile != "" {
@@ -78,7 +90,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 			StateDir: f.stateDir, Host: f.host, Logger: log.With("component", "status")}
 	}
 	run := &runner{host: f.host, src: src, rec: rec, report: rep.report}
-	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent")}, run.cycle)
+	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings()}, run.cycle)
 
 	// Triggers beside the loop's own timers: SIGHUP, the socket, the
 	// webhook, and changes to a local repository.
@@ -112,7 +124,9 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 		if err != nil {
 			return fail(fmt.Errorf("--listen: %w", err))
 		}
-		srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		// A request whose body never arrives is dropped, not kept for ever.
+		srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 		go srv.Serve(ln)
 		defer srv.Close()
 		log.Info("listening", "addr", ln.Addr().String(), "webhook", len(secret) > 0)

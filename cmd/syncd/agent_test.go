@@ -258,9 +258,14 @@ func TestAgentE2EWebhookSignalAndSocket(t *testing.T) {
 	f.vars["MSG"] = "synced"
 	f.commit()
 	c3 := g.push(t, f, "third", false)
-	code, out := f.syncd("sync")
+	code, out := f.syncd("sync", "--repo", g.url)
 	if code != 0 || !strings.Contains(out, "cycle run by the agent") || !strings.Contains(out, c3) {
 		t.Errorf("sync beside the agent: exit %d\n%s", code, out)
+	}
+	// Asked for another repository than the agent's, it is refused, not
+	// silently run with the agent's.
+	if code, out := f.syncd("sync"); code != exitUsage || !strings.Contains(out, "the running agent has other settings") || !strings.Contains(out, "--repo "+f.repo) {
+		t.Errorf("sync beside the agent with another --repo: exit %d, want 2\n%s", code, out)
 	}
 	if h, _ := status.ReadLocal(f.state); h.AppliedCommit != c3 {
 		t.Errorf("applied %s after sync through the agent, want %s", h.AppliedCommit, c3)

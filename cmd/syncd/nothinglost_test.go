@@ -287,3 +287,35 @@ func TestSyncE2ETwoSyncdsForOneHostRefused(t *testing.T) {
 		t.Fatalf("taking over from a stopped syncd: exit %d\n%s", code, out)
 	}
 }
+
+// TestBadFlagsAreUsageErrors: a host name that is a path, and a poll that
+// would hammer the Git server or is negative, are bad flags (exit 2),
+// before anything is read.
+func TestBadFlagsAreUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"sync", "--host", "../x", "--repo", t.TempDir(), "--state-dir", t.TempDir()},
+		{"plan", "--host", "../x", "--repo", t.TempDir(), "--state-dir", t.TempDir()},
+		{"agent", "--host", "h", "--poll", "1ms", "--config", "/dev/null", "--repo", t.TempDir(), "--state-dir", t.TempDir()},
+		{"agent", "--host", "h", "--poll", "-1m", "--config", "/dev/null", "--repo", t.TempDir(), "--state-dir", t.TempDir()},
+	} {
+		var out strings.Builder
+		if code := run(t.Context(), args, os.Getenv, &out, &out); code != exitUsage {
+			t.Errorf("syncd %s: exit %d, want 2\n%s", strings.Join(args, " "), code, out.String())
+		}
+	}
+}
+
+// TestInvalidRepositorySaysNoEmptyPlan: a cycle stopped by an invalid
+// repository says why, not "nothing to do at " with no commit.
+func TestInvalidRepositorySaysNoEmptyPlan(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	f.app()
+	f.commit()
+	f.write("hosts/"+f.host+"/host.yaml", "apps: [nosuchapp]\n")
+	code, out := f.syncd("sync")
+	if code != 1 || strings.Contains(out, "nothing to do") || !strings.Contains(out, "unknown app") {
+		t.Errorf("sync of an invalid repository: exit %d\n%s", code, out)
+	}
+}

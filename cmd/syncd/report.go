@@ -37,6 +37,8 @@ type reporter struct {
 	readOnlyUntil time.Time
 	wave          int
 	lastGood      string
+	// pushErr is the last push failure logged, "" while pushes work.
+	pushErr string
 	// ageRecipient is the public half of the host's age key, published
 	// for `syncd enroll`.
 	ageRecipient string
@@ -58,7 +60,17 @@ func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report
 			r.log.Warn("status: the remote refuses this host's pushes; the status stays local (state/status.json)", "branch", r.writer.Branch, "err", err)
 		})
 	case err != nil:
-		r.log.Warn("status: push failed; retried next cycle", "err", err)
+		// Once per failing spell (and when the reason changes), not at
+		// every cycle's retry.
+		if msg := err.Error(); msg != r.pushErr {
+			r.log.Warn("status: push failed; retried every cycle, logged again when the reason changes", "err", err)
+			r.pushErr = msg
+		}
+	default:
+		if r.pushErr != "" {
+			r.log.Info("status: pushed again")
+			r.pushErr = ""
+		}
 	}
 }
 

@@ -125,7 +125,11 @@ func (r *runner) cycle(ctx context.Context, reason string) (agent.Result, error)
 func result(rep reconcile.Report) agent.Result {
 	res := agent.Result{Commit: rep.Commit, Drift: rep.Plan.Drift(), Projects: map[string]int{}}
 	var out strings.Builder
-	rep.Plan.Write(&out)
+	if rep.Plan.Commit != "" {
+		// A cycle stopped before its plan (an invalid repository) has none
+		// to show: its error says why.
+		rep.Plan.Write(&out)
+	}
 	for _, o := range rep.Outcomes {
 		res.Projects[string(o.Result)]++
 		if o.Result != reconcile.Unchanged {

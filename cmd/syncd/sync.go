@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -11,9 +12,11 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/agent"
+	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/secrets"
+	"github.com/syncd-dev/syncd/internal/source"
 	"github.com/syncd-dev/syncd/internal/state"
 )
 
@@ -29,6 +32,34 @@ func (f *cycleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ageKey, "age-key", "/etc/syncd/age.key", "the host's age identity `file` (needed when the host has secrets)")
 	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/syncd", "where syncd keeps what it applied (`directory`)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+}
+
+// setting is a flag's value as the agent and sync compare it: paths made
+// absolute, so ./repo and /srv/repo are the same.
+func (f *cycleFlags) setting(name string) string {
+	v := map[string]string{"repo": f.repo, "host": f.host, "age-key": f.ageKey}[name]
+	if name == "host" || (name == "repo" && source.IsURL(v)) {
+		return v
+	}
+	if abs, err := filepath.Abs(v); err == nil {
+		return abs
+	}
+	return v
+}
+
+// settings are the ones an agent runs with.
+func (f *cycleFlags) settings() map[string]string {
+	return map[string]string{"repo": f.setting("repo"), "host": f.setting("host"), "age-key": f.setting("age-key")}
+}
+
+// check reports bad values of the flags (exit 2): a host name that is no
+// host name (../x) is a bad flag, not an invalid repository.
+func (f *cycleFlags) check(c *cli, cmd string) bool {
+	if !desired.ValidName(f.host) {
+		fmt.Fprintf(c.stderr, "syncd %s: --host %q is not a host name: use lowercase letters, digits, - and _, as the directories under hosts/\n", cmd, f.host)
+		return false
+	}
+	return true
 }
 
 // reconciler wires a Reconciler from the flags.
@@ -107,12 +138,26 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	if !f.check(c, "sync") {
+		return exitUsage
+	}
 	// With an agent up on this state directory, it runs the cycle: two
 	// reconcilers side by side would fight.
-	if res, err, running := agent.RequestSync(ctx, socketPath(f.stateDir)); running {
+	// The flags given on the command line must be the agent's: it would
+	// otherwise run its own cycle in their place.
+	asked := map[string]string{}
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "repo" || fl.Name == "host" || fl.Name == "age-key" {
+			asked[fl.Name] = f.setting(fl.Name)
+		}
+	})
+	if res, err, running := agent.RequestSyncAs(ctx, socketPath(f.stateDir), asked); running {
 		fmt.Fprint(c.stdout, res.Output)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "syncd sync (by the running agent): %v\n", err)
+			if errors.Is(err, agent.ErrOtherSettings) {
+				return exitUsage
+			}
 			return exitFailure
 		}
 		if held := res.Projects[string(reconcile.Held)]; held > 0 {
@@ -166,6 +211,9 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when there is nothing to do, 2 when there are changes, 1 on error")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if !f.check(c, "plan") {
+		return exitUsage
 	}
 	r, closeEngine, err := f.reconciler(ctx, c, false)
 	if err != nil {

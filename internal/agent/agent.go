@@ -44,6 +44,9 @@ type Config struct {
 	Backoff       time.Duration // first retry wait after a failing cycle (default 5s, doubling, capped at Poll)
 	Logger        *slog.Logger  // default: discard
 	Clock         Clock         // default: the real clock
+	// Settings are what the agent runs with (repo, host, age-key): a sync
+	// asked for over the socket with other ones is refused.
+	Settings map[string]string
 }
 
 const (
@@ -77,6 +80,14 @@ type Agent struct {
 	// wake holds one token when a trigger or request is pending; the
 	// pending reason itself is under mu.
 	wake chan struct{}
+
+	// refused rate-limits the log of refused webhook requests: one line a
+	// minute at most, with how many were left out.
+	refused struct {
+		sync.Mutex
+		last    time.Time
+		dropped int
+	}
 
 	mu      sync.Mutex
 	stopped bool

@@ -70,7 +70,7 @@ func (a *Agent) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			a.log.Warn("webhook refused: body too large", "remote", r.RemoteAddr, "limit", maxWebhookBody)
+			a.logRefused("webhook refused: body too large", "remote", r.RemoteAddr, "limit", maxWebhookBody)
 			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
@@ -79,7 +79,7 @@ func (a *Agent) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if header, err := a.verify(r.Header, body); err != nil {
 		// Never the body: it is unauthenticated input.
-		a.log.Warn("webhook refused", "remote", r.RemoteAddr, "header", header, "err", err)
+		a.logRefused("webhook refused", "remote", r.RemoteAddr, "header", header, "err", err)
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
@@ -91,6 +91,27 @@ func (a *Agent) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	a.Trigger("webhook")
 	w.WriteHeader(http.StatusAccepted)
 	io.WriteString(w, "accepted\n")
+}
+
+// refusedLogEvery bounds the log of refused webhook requests, which anyone
+// who can reach the port can send.
+const refusedLogEvery = time.Minute
+
+// logRefused logs a refused request, at most once per refusedLogEvery; the
+// line after a quiet spell says how many were not logged.
+func (a *Agent) logRefused(msg string, args ...any) {
+	a.refused.Lock()
+	defer a.refused.Unlock()
+	now := a.clock.Now()
+	if !a.refused.last.IsZero() && now.Sub(a.refused.last) < refusedLogEvery {
+		a.refused.dropped++
+		return
+	}
+	if a.refused.dropped > 0 {
+		args = append(args, "not_logged_since_last", a.refused.dropped)
+	}
+	a.refused.last, a.refused.dropped = now, 0
+	a.log.Warn(msg, args...)
 }
 
 // signatureHeaders are the headers forges sign a webhook with: the HMAC

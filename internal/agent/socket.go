@@ -2,28 +2,43 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // syncReplyJSON is what POST /sync on the socket answers.
 type syncReplyJSON struct {
-	OK      bool   `json:"ok"`
-	Commit  string `json:"commit,omitempty"`
-	Changed int    `json:"changed"`
-	Drift   int    `json:"drift"`
-	Output  string `json:"output,omitempty"`
-	Error   string `json:"error,omitempty"`
+	OK       bool           `json:"ok"`
+	Commit   string         `json:"commit,omitempty"`
+	Changed  int            `json:"changed"`
+	Drift    int            `json:"drift"`
+	Projects map[string]int `json:"projects,omitempty"`
+	Output   string         `json:"output,omitempty"`
+	Error    string         `json:"error,omitempty"`
 }
+
+// syncRequestJSON is what POST /sync may carry: the settings the caller
+// asked for, which must be the agent's.
+type syncRequestJSON struct {
+	Settings map[string]string `json:"settings,omitempty"`
+}
+
+// ErrOtherSettings is the agent's answer to a sync asked for with other
+// settings (another repository, host or key) than its own.
+var ErrOtherSettings = errors.New("the running agent has other settings")
 
 // ServeSocket serves POST /sync → a.Sync on a unix socket at path (mode
 // 0600) until ctx ends, and removes the socket on return. A socket file
@@ -47,8 +62,19 @@ func ServeSocket(ctx context.Context, path string, a *Agent) error {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /sync", func(w http.ResponseWriter, r *http.Request) {
+		var req syncRequestJSON
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if diff := a.otherSettings(req.Settings); diff != "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusConflict)
+			json.NewEncoder(w).Encode(syncReplyJSON{Error: fmt.Sprintf("%v: %s; this sync would need a state directory of its own (--state-dir), or the agent's settings", ErrOtherSettings, diff)})
+			return
+		}
 		res, err := a.Sync(r.Context())
-		reply := syncReplyJSON{OK: err == nil, Commit: res.Commit, Changed: res.Changed, Drift: res.Drift, Output: res.Output}
+		reply := syncReplyJSON{OK: err == nil, Commit: res.Commit, Changed: res.Changed, Drift: res.Drift, Projects: res.Projects, Output: res.Output}
 		status := http.StatusOK
 		if err != nil {
 			reply.Error = err.Error()
@@ -113,6 +139,13 @@ func removeStale(ctx context.Context, path string) error {
 // reports agentRunning true with the error: an agent is probably there,
 // and reconciling beside it would race it.
 func RequestSync(ctx context.Context, path string) (Result, error, bool /*agentRunning*/) {
+	return RequestSyncAs(ctx, path, nil)
+}
+
+// RequestSyncAs is RequestSync for a caller that asked for settings (the
+// flags given: repo, host, age-key): an agent with other ones refuses
+// (ErrOtherSettings) instead of running its own cycle in their place.
+func RequestSyncAs(ctx context.Context, path string, settings map[string]string) (Result, error, bool /*agentRunning*/) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -126,7 +159,11 @@ func RequestSync(ctx context.Context, path string) (Result, error, bool /*agentR
 	// listens" is decided before anything is sent; ctx ending closes it.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://syncd/sync", http.NoBody)
+	body, err := json.Marshal(syncRequestJSON{Settings: settings})
+	if err != nil {
+		return Result{}, err, true
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://syncd/sync", bytes.NewReader(body))
 	if err != nil {
 		return Result{}, err, true
 	}
@@ -142,15 +179,29 @@ func RequestSync(ctx context.Context, path string) (Result, error, bool /*agentR
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&reply); err != nil {
 		return Result{}, fmt.Errorf("agent at %s answered %s: %w", path, resp.Status, err), true
 	}
-	res := Result{Commit: reply.Commit, Changed: reply.Changed, Drift: reply.Drift, Output: reply.Output}
+	res := Result{Commit: reply.Commit, Changed: reply.Changed, Drift: reply.Drift, Projects: reply.Projects, Output: reply.Output}
 	if !reply.OK {
 		msg := reply.Error
 		if msg == "" {
 			msg = "cycle failed (" + resp.Status + ")"
 		}
+		if resp.StatusCode == http.StatusConflict {
+			return res, fmt.Errorf("%w%s", ErrOtherSettings, strings.TrimPrefix(msg, ErrOtherSettings.Error())), true
+		}
 		return res, errors.New(msg), true
 	}
 	return res, nil, true
+}
+
+// otherSettings names the asked-for settings that differ from the agent's.
+func (a *Agent) otherSettings(asked map[string]string) string {
+	var diff []string
+	for _, k := range slices.Sorted(maps.Keys(asked)) {
+		if mine, ok := a.cfg.Settings[k]; ok && mine != asked[k] {
+			diff = append(diff, fmt.Sprintf("--%s %s (the agent's: %s)", k, asked[k], mine))
+		}
+	}
+	return strings.Join(diff, ", ")
 }
 
 // ctxErr prefers ctx's error to the one closing the connection caused.

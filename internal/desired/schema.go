@@ -174,6 +174,10 @@ var Rules = []string{
 // Severities Trivy reports, lowest first.
 var Severities = []string{"UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
 
+// ValidName reports whether name can be an app's or a host's name (a
+// directory under apps/ or hosts/, a Compose project name).
+func ValidName(name string) bool { return nameRE.MatchString(name) }
+
 var (
 	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 	varRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -240,6 +240,10 @@ func service(ds DesiredService, cs []Container, images map[string]string, last A
 		case "running", "restarting", "removing":
 		case "paused":
 			return change(Start, true, "container %s paused by hand", c.Name), false
+		case "created":
+			// Never started: an apply (of syncd's) stopped between create
+			// and start, by a kill or a lost engine. Not drift.
+			return change(Start, false, "container %s created but never started (an interrupted apply)", c.Name), false
 		default:
 			return change(Start, true, "container %s %s", c.Name, c.State), false
 		}

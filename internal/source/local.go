@@ -29,12 +29,14 @@ type Local struct {
 	Dir string
 }
 
-// maxTreeFile caps what is hashed of one file; the loader refuses larger
-// files anyway.
+// maxTreeFile is the largest file whose content is hashed; a larger one
+// (a big asset, data left in a working copy) counts by its size and
+// modification time, which any write changes, so a poll stays cheap.
 const maxTreeFile = 8 << 20
 
 // Revision identifies the directory's content: "tree-" and 16 bytes of a
-// SHA-256 over every file's path, mode and content (.git left out).
+// SHA-256 over every file's path, mode and content, and every symlink's
+// target (.git left out).
 func (l Local) Revision() (string, error) {
 	h := sha256.New()
 	err := filepath.WalkDir(l.Dir, func(p string, d fs.DirEntry, err error) error {
@@ -44,21 +46,34 @@ func (l Local) Revision() (string, error) {
 		if d.IsDir() && d.Name() == ".git" {
 			return filepath.SkipDir
 		}
+		rel, _ := filepath.Rel(l.Dir, p)
+		rel = filepath.ToSlash(rel)
+		if d.Type()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "l\x00%s\x00%s\x00", rel, target)
+			return nil
+		}
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		rel, _ := filepath.Rel(l.Dir, p)
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(h, "%s\x00%o\x00%d\x00", filepath.ToSlash(rel), info.Mode().Perm()&0o111, info.Size())
+		fmt.Fprintf(h, "f\x00%s\x00%o\x00%d\x00", rel, info.Mode().Perm()&0o111, info.Size())
+		if info.Size() > maxTreeFile {
+			fmt.Fprintf(h, "%d\x00", info.ModTime().UnixNano())
+			return nil
+		}
 		f, err := os.Open(p)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		_, err = io.Copy(h, io.LimitReader(f, maxTreeFile))
+		_, err = io.Copy(h, f)
 		return err
 	})
 	if err != nil {
