@@ -175,6 +175,12 @@ func TestAgentE2EGitPollForcePushOutageAndStatusBranch(t *testing.T) {
 		t.Errorf("an unreachable remote changed what runs:\n%v\n%v", before, now)
 	}
 	g.server.Down.Store(false)
+	// Back, with no new commit: the next poll replaces the outage's status
+	// (it used to stay "unreachable" until the next drift cycle, an hour
+	// here, while /healthz already said ok).
+	waitStatus(t, f, a, "the status after the outage, without a new commit", func(h status.Host) bool {
+		return h.State == status.Converged && h.DesiredCommit == c3 && h.AppliedCommit == c3
+	})
 	f.vars["MSG"] = "after the outage"
 	f.commit()
 	c4 := g.push(t, f, "after the outage", false)

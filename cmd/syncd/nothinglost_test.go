@@ -399,3 +399,29 @@ func TestStressConcurrentInvocations(t *testing.T) {
 		t.Errorf("not converged after the stress: exit %d\n%s", code, out)
 	}
 }
+
+// TestSyncE2EImageMadeOfASecretIsRedactedInThePlan: an image reference that
+// comes from a secret (a private registry's path) is not printed by plan,
+// sync or their logs ("image changed a → b" quotes it).
+func TestSyncE2EImageMadeOfASecretIsRedactedInThePlan(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	private := testenv.DemoImage(t, "x7q-private/dw-image:3.1.4", false)
+	f.secrets["web_image"] = private
+	app := testenv.ProjectName(t)
+	f.apps = append(f.apps, app)
+	f.write("apps/"+app+"/app.yaml", "deviations:\n  - rule: secret-in-env\n    reason: the image path is private\n")
+	f.write("apps/"+app+"/compose.yaml", "services:\n  web:\n    image: "+demoImage+"\n"+healthy)
+	f.commit()
+	f.mustSync()
+	f.write("apps/"+app+"/compose.yaml", "services:\n  web:\n    image: ${web_image}\n"+healthy)
+	f.commit()
+	// f.syncd fails the test on any output that holds a secret value.
+	code, out := f.syncd("plan", "--detailed-exitcode")
+	if code != 2 || !strings.Contains(out, "image changed") || !strings.Contains(out, "<redacted>") {
+		t.Errorf("plan of an image made of a secret: exit %d\n%s", code, out)
+	}
+	if code, out := f.syncd("sync"); code != 0 || !strings.Contains(out, app+": applied") {
+		t.Errorf("sync: exit %d\n%s", code, out)
+	}
+}
