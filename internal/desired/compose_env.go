@@ -32,8 +32,13 @@ func (r *Repo) dotEnv(app *App, env map[string]binding, ps *Problems) {
 		}
 		return
 	}
+	// Secrets stay out of .env: a value made of one would not be known as
+	// a secret, and would be shown.
 	lookup := func(k string) (string, bool) {
 		b, ok := env[k]
+		if b.secret {
+			return "", false
+		}
 		return b.value, ok
 	}
 	vals, err := dotenv.UnmarshalBytesWithLookup(data, lookup)

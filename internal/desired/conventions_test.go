@@ -161,3 +161,15 @@ func TestRenderClashes(t *testing.T) {
 		t.Errorf("clashes: %v", errs)
 	}
 }
+
+func TestDotEnvCannotReadSecrets(t *testing.T) {
+	files := map[string]string{
+		"apps/web/compose.yaml": "services:\n  web:\n    image: nginx:1.27.3\n    environment:\n      URL: ${DB_URL}\n",
+		"apps/web/.env":         "DB_URL=postgres://app:${db_password}@db/app\n",
+		"hosts/h/host.yaml":     "apps: [web]\n",
+	}
+	p := renderOne(t, files, "h", "web", Secrets{"db_password": "pw-Never-Shown-77"})
+	if got := env(t, p, "web", "URL"); strings.Contains(got, "pw-Never-Shown-77") {
+		t.Errorf("a .env value took a secret, which nothing would redact: %q", got)
+	}
+}
