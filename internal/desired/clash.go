@@ -2,6 +2,7 @@ package desired
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -12,7 +13,7 @@ import (
 // container_name, or a published host port on overlapping addresses.
 // Compose would find out only when the second one is created, half-way
 // through an apply.
-func checkClashes(host string, projects []*Project, ps *Problems) {
+func checkClashes(host string, projects []*Project, secrets Secrets, ps *Problems) {
 	type claim struct {
 		project, service, ip string
 		loc                  Location
@@ -31,8 +32,9 @@ func checkClashes(host string, projects []*Project, ps *Problems) {
 				if other, ok := names[n]; !ok {
 					names[n] = c
 				} else if other.project != c.project {
-					ps.add(c.loc.Path, c.loc.Line, "service %q of %s has container_name %q, as service %q of %s (%s) has; on host %q two containers cannot have one name: change one",
-						svcName, c.project, n, other.service, other.project, other.loc.Path, host)
+					// A name or a port may be made of a secret.
+					ps.add(c.loc.Path, c.loc.Line, "%s", secrets.RedactFragments(fmt.Sprintf("service %q of %s has container_name %q, as service %q of %s (%s) has; on host %q two containers cannot have one name: change one",
+						svcName, c.project, n, other.service, other.project, other.loc.Path, host)))
 				}
 			}
 			for _, pc := range svc.Ports {
@@ -52,8 +54,8 @@ func checkClashes(host string, projects []*Project, ps *Problems) {
 					})
 					if clash >= 0 {
 						o := ports[k][clash]
-						ps.add(c.loc.Path, c.loc.Line, "service %q of %s publishes host port %d/%s, as service %q of %s (%s) does; on host %q only one can bind it: change one",
-							svcName, c.project, n, proto, o.service, o.project, o.loc.Path, host)
+						ps.add(c.loc.Path, c.loc.Line, "%s", secrets.RedactFragments(fmt.Sprintf("service %q of %s publishes host port %d/%s, as service %q of %s (%s) does; on host %q only one can bind it: change one",
+							svcName, c.project, n, proto, o.service, o.project, o.loc.Path, host)))
 						break
 					}
 					ports[k] = append(ports[k], c)

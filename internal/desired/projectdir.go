@@ -208,7 +208,8 @@ func (s *scan) problemAt(service, format string, args ...any) {
 	if !ok {
 		l = Location{Path: s.app.ComposeFile}
 	}
-	s.ps.add(l.Path, l.Line, format, args...)
+	// A path may be made of a secret.
+	s.ps.add(l.Path, l.Line, "%s", s.redact(fmt.Sprintf(format, args...)))
 }
 
 func kindOf(m fs.FileMode) string {

@@ -86,7 +86,7 @@ func (r *Repo) Render(ctx context.Context, host string, secrets Secrets) ([]*Pro
 			out = append(out, p)
 		}
 	}
-	checkClashes(host, out, &ps)
+	checkClashes(host, out, secrets, &ps)
 	if ps.HasErrors() {
 		return nil, ps.Sorted()
 	}
