@@ -10,8 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
+
+	"github.com/syncd-dev/syncd/internal/schedule"
 )
 
 // Fleet is syncd.yaml: settings shared by every host of the fleet.
@@ -435,13 +436,11 @@ func lineOf(n *yaml.Node, keys ...string) int {
 	return line
 }
 
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 func checkSchedule(path string, root *yaml.Node, spec string, ps *Problems, keys ...string) {
 	if spec == "" {
 		return
 	}
-	if _, err := cronParser.Parse(spec); err != nil {
+	if _, err := schedule.Parse(spec); err != nil {
 		ps.add(path, lineOf(root, keys...), "%s: invalid schedule %q: %v; use 5 cron fields (\"0 3 * * *\") or a descriptor (\"@daily\", \"@every 1h\")",
 			strings.Join(keys, "."), spec, err)
 	}
