@@ -1,0 +1,206 @@
+// Package rollout is the wave gate (DESIGN §2, Waves): whether a host of
+// wave N may apply commit C, judged only from what the hosts of the lower
+// waves report on the status branch. It is pure: it reads the documents it
+// is handed and the time it is told, and needs no Git, no engine and no
+// clock of its own.
+//
+// The rules, revision-exact and fresh-only (argo-cd#29410 judged a step on
+// stale status and let prod go before dev had synced):
+//   - a host of the lowest wave applies at once;
+//   - otherwise every host of every lower wave must report that it applied
+//     exactly C, converged and healthy, for at least the bake time, in a
+//     document no older than twice the heartbeat; a missing, stale or other
+//     commit's document does not count;
+//   - a lower-wave host that reports C failed (rolled back, refused, held)
+//     halts C for every higher wave;
+//   - hosts listed in waves.skip are passed over, and named.
+//
+// It imports nothing of syncd: callers turn status documents into
+// Reports.
+package rollout
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is what one host's status document says, as the gate reads it.
+type Report struct {
+	Host string
+	// Applied is the commit the host runs (applied_commit).
+	Applied string
+	// Converged is true when the host's state is converged and its
+	// projects (and probes) are healthy.
+	Converged bool
+	// Since is when the host became converged and healthy at Applied.
+	Since time.Time
+	// Failed is the commit that failed on the host (rolled back, refused,
+	// held), with why; "" for none.
+	Failed, FailedError string
+	// UpdatedAt is when the document was written (the heartbeat).
+	UpdatedAt time.Time
+}
+
+// Input is one question to the gate.
+type Input struct {
+	// Host asks, in wave Wave, whether it may apply Commit.
+	Host   string
+	Wave   int
+	Commit string
+	// Fleet maps every host of the repository at Commit to its wave: the
+	// hosts that must report, whether they have or not.
+	Fleet map[string]int
+	// Reports are the status documents found, by host.
+	Reports map[string]Report
+	// BakeTime is how long the lower waves must have been converged at
+	// Commit (syncd.yaml waves.bake_time).
+	BakeTime time.Duration
+	// Heartbeat is how often a host rewrites its document at the latest;
+	// one older than twice that is stale.
+	Heartbeat time.Duration
+	// Skip are the hosts the gate passes over (waves.skip).
+	Skip []string
+	Now  time.Time
+}
+
+// Decision is what the gate says.
+type Decision string
+
+// Decisions.
+const (
+	Apply Decision = "apply"
+	Wait  Decision = "waiting"
+	Halt  Decision = "halted"
+)
+
+// Verdict is the gate's answer, with its reasons.
+type Verdict struct {
+	Decision Decision
+	// Waiting lists, for Wait, each host the rollout waits for and why.
+	Waiting []Blocker
+	// Halted names, for Halt, the hosts that failed Commit and how.
+	Halted []Blocker
+	// Skipped are the lower-wave hosts passed over by waves.skip.
+	Skipped []string
+	// Until is, when every wait is a bake, when the last one ends.
+	Until time.Time
+}
+
+// Blocker is one host that holds the rollout back.
+type Blocker struct {
+	Host   string
+	Wave   int
+	Reason string
+}
+
+// Gate decides whether in.Host may apply in.Commit.
+func Gate(in Input) Verdict {
+	var v Verdict
+	baking := true
+	for _, host := range slices.Sorted(maps.Keys(in.Fleet)) {
+		wave := in.Fleet[host]
+		if wave >= in.Wave || host == in.Host {
+			continue
+		}
+		if slices.Contains(in.Skip, host) {
+			v.Skipped = append(v.Skipped, host)
+			continue
+		}
+		r, ok := in.Reports[host]
+		block := func(reason string, args ...any) {
+			v.Waiting = append(v.Waiting, Blocker{Host: host, Wave: wave, Reason: fmt.Sprintf(reason, args...)})
+		}
+		switch {
+		case ok && r.Failed == in.Commit && in.Commit != "":
+			v.Halted = append(v.Halted, Blocker{Host: host, Wave: wave, Reason: cmp.Or(r.FailedError, "the release failed")})
+		case !ok:
+			block("has not reported on the status branch (if it is gone for good, list it under waves.skip in syncd.yaml)")
+			baking = false
+		case in.Heartbeat > 0 && in.Now.Sub(r.UpdatedAt) > 2*in.Heartbeat:
+			block("its report is stale: last written %s, more than twice the heartbeat (%s) ago (if it is down for good, list it under waves.skip in syncd.yaml)",
+				r.UpdatedAt.UTC().Format(time.RFC3339), in.Heartbeat)
+			baking = false
+		case r.Applied != in.Commit:
+			block("has not applied %s yet (runs %s)", short(in.Commit), cmp.Or(short(r.Applied), "nothing"))
+			baking = false
+		case !r.Converged:
+			block("runs %s but is not converged and healthy", short(in.Commit))
+			baking = false
+		case r.Since.Add(in.BakeTime).After(in.Now):
+			until := r.Since.Add(in.BakeTime)
+			block("baking until %s (converged since %s, bake time %s)", until.UTC().Format(time.RFC3339), r.Since.UTC().Format(time.RFC3339), in.BakeTime)
+			if until.After(v.Until) {
+				v.Until = until
+			}
+		}
+	}
+	switch {
+	case len(v.Halted) > 0:
+		v.Decision = Halt
+	case len(v.Waiting) > 0:
+		v.Decision = Wait
+		if !baking {
+			v.Until = time.Time{}
+		}
+	default:
+		v.Decision, v.Until = Apply, time.Time{}
+	}
+	return v
+}
+
+// Newest returns the newest of candidates (newest first: the branch head,
+// then its ancestors down to what the host runs) that the gate lets the
+// host apply, and the verdict about the head. A host applies the newest
+// commit that passed even when the head has not; "" means none did.
+func Newest(in Input, candidates []string) (string, Verdict) {
+	var head Verdict
+	for i, c := range candidates {
+		q := in
+		q.Commit = c
+		v := Gate(q)
+		if i == 0 {
+			head = v
+		}
+		if v.Decision == Apply {
+			return c, head
+		}
+	}
+	return "", head
+}
+
+// String says the verdict in one paragraph, for sync's output, the status
+// and the log.
+func (v Verdict) String() string {
+	var b strings.Builder
+	b.WriteString(string(v.Decision))
+	line := func(bs []Blocker) {
+		for _, x := range bs {
+			fmt.Fprintf(&b, "\n  %s (wave %d): %s", x.Host, x.Wave, x.Reason)
+		}
+	}
+	switch v.Decision {
+	case Halt:
+		b.WriteString(": a lower wave failed this commit; it resumes with a fixing commit")
+		line(v.Halted)
+	case Wait:
+		if !v.Until.IsZero() {
+			fmt.Fprintf(&b, " until %s", v.Until.UTC().Format(time.RFC3339))
+		}
+		line(v.Waiting)
+	}
+	if len(v.Skipped) > 0 {
+		fmt.Fprintf(&b, "\n  passed over (waves.skip): %s", strings.Join(v.Skipped, ", "))
+	}
+	return b.String()
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
