@@ -9,15 +9,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/agent"
+	"github.com/syncd-dev/syncd/internal/host"
 	"github.com/syncd-dev/syncd/internal/source"
-	"github.com/syncd-dev/syncd/internal/status"
 )
 
 // minPoll is the shortest --poll.
@@ -80,17 +79,14 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	log := rec.Logger
 	recipient, enrol := selfEnrol(f.ageKey, f.host, log)
 	rec.Enrolling = enrol
-	rep := &reporter{host: f.host, version: version(), engine: rec.Engine, store: rec.Store, log: log.With("component", "status"), now: time.Now, ageRecipient: recipient}
-	if gs, ok := src.(*source.Git); ok && *statusBranch != "" {
-		auth, err := gs.Auth()
-		if err != nil {
-			return fail(err)
-		}
-		rep.writer = &status.Writer{URL: gs.URL, Branch: *statusBranch, Auth: auth, Dir: filepath.Join(f.stateDir, "status-repo"),
-			StateDir: f.stateDir, Host: f.host, Logger: log.With("component", "status")}
+	writer, err := statusWriter(src, *statusBranch, f.host, f.stateDir, log.With("component", "status"))
+	if err != nil {
+		return fail(err)
 	}
-	run := &runner{host: f.host, src: src, rec: rec, report: rep.report}
-	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings()}, run.cycle)
+	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
+		Log: log.With("component", "status"), Now: time.Now, AgeRecipient: recipient}
+	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep}
+	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings()}, run.Cycle)
 
 	// Triggers beside the loop's own timers: SIGHUP, the socket, the
 	// webhook, and changes to a local repository.
@@ -112,7 +108,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 			log.Error("socket", "err", err)
 		}
 	}()
-	if l, ok := src.(localSource); ok {
+	if l, ok := src.(source.Local); ok {
 		go func() {
 			if err := l.Watch(ctx, 500*time.Millisecond, func() { a.Trigger("watch") }); err != nil && ctx.Err() == nil {
 				log.Warn("watch: changes to the repository are seen at the next poll", "err", err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -51,13 +50,4 @@ func (e *enrolling) Pending(err error) bool {
 
 func (e *enrolling) Keys(name string, data []byte) ([]string, error) {
 	return secrets.Inspect(name, data)
-}
-
-// enrolMessage is the status message of an enrolling host.
-func enrolMessage(host string, pending []string) string {
-	msg := fmt.Sprintf("this host made its own age key, which cannot open its secrets yet: run `syncd enroll --repo . --host %s` in a working copy of the desired-state repository, review and commit", host)
-	if len(pending) > 0 {
-		msg += "; until then these apps wait: " + strings.Join(pending, ", ")
-	}
-	return msg
 }

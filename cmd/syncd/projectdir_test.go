@@ -126,6 +126,12 @@ func TestSyncE2ERelativeBindMountKeepsDataAcrossCommits(t *testing.T) {
 		}
 	}
 
+	// sync publishes its status to the status branch, as the agent does.
+	bare := filepath.Join(g.server.Root, "fleet.git")
+	doc, err := exec.Command("git", "-C", bare, "show", "syncd/status:hosts/"+f.host+".yaml").CombinedOutput()
+	if err != nil || !strings.Contains(string(doc), "name: "+app) {
+		t.Errorf("sync did not publish the status to syncd/status: %v\n%s", err, doc)
+	}
 	// The status lists the data directory.
 	h, err := status.ReadLocal(f.state)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
+	"github.com/syncd-dev/syncd/internal/host"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/secrets"
 	"github.com/syncd-dev/syncd/internal/source"
@@ -132,9 +133,10 @@ func socketPath(stateDir string) string { return filepath.Join(stateDir, "agent.
 func runSync(ctx context.Context, c *cli, args []string) int {
 	var f cycleFlags
 	var g gitFlags
-	fs := newFlags(c, "sync", "--repo DIR|URL --host NAME [--age-key FILE] [--state-dir DIR] [git flags]")
+	fs := newFlags(c, "sync", "--repo DIR|URL --host NAME [--age-key FILE] [--state-dir DIR] [--status-branch BRANCH] [git flags]")
 	f.register(fs)
 	g.register(fs)
+	statusBranch := fs.String("status-branch", "syncd/status", "`branch` the host's status is pushed to (Git sources; \"\" keeps it local)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -180,15 +182,22 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	}
 	recipient, enrol := selfEnrol(f.ageKey, f.host, r.Logger)
 	r.Enrolling = enrol
-	rep := &reporter{host: f.host, version: version(), engine: r.Engine, store: r.Store, log: r.Logger, now: time.Now, ageRecipient: recipient}
-	run := &runner{host: f.host, src: src, rec: r, report: rep.report}
-	res, err := run.cycle(ctx, agent.ReasonRequest)
+	// The same status as the agent's: locally and on the status branch.
+	writer, err := statusWriter(src, *statusBranch, f.host, f.stateDir, r.Logger.With("component", "status"))
+	if err != nil {
+		fmt.Fprintf(c.stderr, "syncd sync: %v\n", err)
+		return exitFailure
+	}
+	rep := &host.Reporter{Host: f.host, Version: version(), Engine: r.Engine, Store: r.Store, Writer: writer,
+		Log: r.Logger.With("component", "status"), Now: time.Now, AgeRecipient: recipient}
+	run := &host.Runtime{Host: f.host, Source: src, Reconciler: r, Reporter: rep}
+	res, err := run.Cycle(ctx, agent.ReasonRequest)
 	fmt.Fprint(c.stdout, res.Output)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "syncd sync: host %s at %s: %v\n", f.host, res.Commit, err)
 		return exitFailure
 	}
-	if run.enrolling {
+	if run.Enrolling() {
 		fmt.Fprintf(c.stdout, "host %s at %s is enrolling: its age key %s cannot open its secrets yet; run `syncd enroll --repo . --host %s` in a working copy, review and commit\n", f.host, res.Commit, recipient, f.host)
 		return exitOK
 	}

@@ -15,6 +15,7 @@
 package source
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -28,6 +29,12 @@ import (
 type Local struct {
 	Dir string
 }
+
+// Head is the directory's Revision: a cycle's source head.
+func (l Local) Head(context.Context) (string, error) { return l.Revision() }
+
+// Checkout is the directory itself: there is nothing to fetch.
+func (l Local) Checkout(context.Context, string) (string, error) { return l.Dir, nil }
 
 // maxTreeFile is the largest file whose content is hashed; a larger one
 // (a big asset, data left in a working copy) counts by its size and

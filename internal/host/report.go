@@ -1,8 +1,9 @@
-package main
+package host
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -17,19 +18,22 @@ import (
 	"github.com/syncd-dev/syncd/internal/status"
 )
 
-// reporter turns each cycle into the host's status document: written to
+// Reporter turns each cycle into the host's status document: written to
 // the state directory always, and pushed to the status branch when a
-// writer is set.
-type reporter struct {
-	host    string
-	version string
-	engine  interface {
+// Writer is set.
+type Reporter struct {
+	Host    string
+	Version string
+	Engine  interface {
 		Observe(ctx context.Context, host string) (plan.Observed, error)
 	}
-	store  *state.Store
-	writer *status.Writer // nil: local only
-	log    *slog.Logger
-	now    func() time.Time
+	Store  *state.Store
+	Writer *status.Writer // nil: local only
+	Log    *slog.Logger
+	Now    func() time.Time
+	// AgeRecipient is the public half of the host's age key, published
+	// for `syncd enroll`.
+	AgeRecipient string
 
 	once sync.Once // the read-only warning is given once
 	// readOnlyUntil pauses pushes after the remote refused one: the status
@@ -39,36 +43,34 @@ type reporter struct {
 	lastGood      string
 	// pushErr is the last push failure logged, "" while pushes work.
 	pushErr string
-	// ageRecipient is the public half of the host's age key, published
-	// for `syncd enroll`.
-	ageRecipient string
 }
 
-func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) {
+// Report publishes the status of a cycle.
+func (r *Reporter) Report(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) {
 	doc := r.document(ctx, head, rep, cycleErr, took)
-	if r.writer == nil || r.now().Before(r.readOnlyUntil) {
-		if err := status.WriteLocal(r.store.Dir(), doc); err != nil {
-			r.log.Warn("status: write", "err", err)
+	if r.Writer == nil || r.Now().Before(r.readOnlyUntil) {
+		if err := status.WriteLocal(r.Store.Dir(), doc); err != nil {
+			r.Log.Warn("status: write", "err", err)
 		}
 		return
 	}
-	_, err := r.writer.Write(ctx, doc)
+	_, err := r.Writer.Write(ctx, doc)
 	switch {
 	case errors.Is(err, status.ErrReadOnly):
-		r.readOnlyUntil = r.now().Add(time.Hour)
+		r.readOnlyUntil = r.Now().Add(time.Hour)
 		r.once.Do(func() {
-			r.log.Warn("status: the remote refuses this host's pushes; the status stays local (state/status.json)", "branch", r.writer.Branch, "err", err)
+			r.Log.Warn("status: the remote refuses this host's pushes; the status stays local (state/status.json)", "branch", r.Writer.Branch, "err", err)
 		})
 	case err != nil:
 		// Once per failing spell (and when the reason changes), not at
 		// every cycle's retry.
 		if msg := err.Error(); msg != r.pushErr {
-			r.log.Warn("status: push failed; retried every cycle, logged again when the reason changes", "err", err)
+			r.Log.Warn("status: push failed; retried every cycle, logged again when the reason changes", "err", err)
 			r.pushErr = msg
 		}
 	default:
 		if r.pushErr != "" {
-			r.log.Info("status: pushed again")
+			r.Log.Info("status: pushed again")
 			r.pushErr = ""
 		}
 	}
@@ -76,21 +78,21 @@ func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report
 
 // document builds the status from the cycle's report, what syncd recorded
 // and one more look at the engine.
-func (r *reporter) document(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) status.Host {
+func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) status.Host {
 	if len(rep.Plan.Projects) > 0 || rep.Wave != 0 {
 		r.wave = rep.Wave
 	}
 	doc := status.Host{
-		Host: r.host, Wave: r.wave, DesiredCommit: head, SyncdVersion: r.version, UpdatedAt: r.now(), AgeRecipient: r.ageRecipient,
+		Host: r.Host, Wave: r.wave, DesiredCommit: head, SyncdVersion: r.Version, UpdatedAt: r.Now(), AgeRecipient: r.AgeRecipient,
 		Drift:     rep.Plan.Drift(),
-		LastCycle: status.Cycle{At: r.now(), DurationMS: took.Milliseconds(), Result: "ok"},
+		LastCycle: status.Cycle{At: r.Now(), DurationMS: took.Milliseconds(), Result: "ok"},
 	}
 	if cycleErr != nil {
 		doc.LastCycle.Result = "error"
 		doc.LastCycle.Error = firstLine(cycleErr.Error())
 	}
-	records, _ := r.store.Projects()
-	observed, obsErr := r.engine.Observe(ctx, r.host)
+	records, _ := r.Store.Projects()
+	observed, obsErr := r.Engine.Observe(ctx, r.Host)
 	outcomes := map[string]reconcile.Outcome{}
 	for _, o := range rep.Outcomes {
 		outcomes[o.Project] = o
@@ -116,7 +118,7 @@ func (r *reporter) document(ctx context.Context, head string, rep reconcile.Repo
 			// cannot confirm a guessed password against it.
 			p.ConfigHash = map[string]string{}
 			for svc, s := range rec.Services {
-				if h, err := r.store.Keyed(s.ConfigHash); err == nil {
+				if h, err := r.Store.Keyed(s.ConfigHash); err == nil {
 					p.ConfigHash[svc] = h
 				}
 			}
@@ -156,14 +158,14 @@ func (r *reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	case cycleErr != nil && worst == status.Converged:
 		doc.State = status.Failed
 	case rep.SecretsPending && cycleErr == nil && worst != status.Failed:
-		doc.State, doc.Message = status.Enrolling, enrolMessage(r.host, rep.Pending)
+		doc.State, doc.Message = status.Enrolling, enrolMessage(r.Host, rep.Pending)
 	default:
 		doc.State = worst
 	}
 	// applied_commit is what runs: a held project runs its last good
 	// release, not head. After a restart, the last document says it.
 	if r.lastGood == "" {
-		if prev, err := status.ReadLocal(r.store.Dir()); err == nil {
+		if prev, err := status.ReadLocal(r.Store.Dir()); err == nil {
 			r.lastGood = prev.AppliedCommit
 		}
 	}
@@ -212,4 +214,13 @@ func worse(a, b status.State) status.State {
 		return b
 	}
 	return a
+}
+
+// enrolMessage is the status message of an enrolling host.
+func enrolMessage(host string, pending []string) string {
+	msg := fmt.Sprintf("this host made its own age key, which cannot open its secrets yet: run `syncd enroll --repo . --host %s` in a working copy of the desired-state repository, review and commit", host)
+	if len(pending) > 0 {
+		msg += "; until then these apps wait: " + strings.Join(pending, ", ")
+	}
+	return msg
 }
