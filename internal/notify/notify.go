@@ -45,6 +45,8 @@ type Config struct {
 	// RetryFor bounds how long a message is retried while its sink is down.
 	RetryFor    time.Duration
 	SendTimeout time.Duration
+	// MinBackoff is the first retry's delay; it doubles up to 5m.
+	MinBackoff time.Duration
 }
 
 type message struct {
@@ -96,6 +98,9 @@ func New(cfg Config) *Notifier {
 	}
 	if cfg.RetryFor <= 0 {
 		cfg.RetryFor = DefaultRetryFor
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = minBackoff
 	}
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = DefaultSendTimeout
@@ -231,7 +236,7 @@ func (n *Notifier) sendDue(ctx context.Context) time.Duration {
 						"retried_for", n.cfg.RetryFor, "dropped_total", n.dropped)
 					s.attempts = 0
 				}
-				s.next = time.Now().Add(backoff(s.attempts))
+				s.next = time.Now().Add(backoff(n.cfg.MinBackoff, s.attempts))
 			}
 			n.mu.Unlock()
 		}
@@ -254,9 +259,9 @@ func (n *Notifier) sendDue(ctx context.Context) time.Duration {
 	return wait
 }
 
-// backoff doubles from minBackoff to maxBackoff.
-func backoff(attempts int) time.Duration {
-	d := minBackoff
+// backoff doubles from first to maxBackoff.
+func backoff(first time.Duration, attempts int) time.Duration {
+	d := first
 	for i := 1; i < attempts && d < maxBackoff; i++ {
 		d *= 2
 	}

@@ -16,7 +16,7 @@ func Redacted(raw string) string {
 	if err != nil || u.Scheme == "" {
 		return "(a notify URL)"
 	}
-	return u.Scheme + "://" + u.Hostname()
+	return u.Scheme + "://" + u.Host
 }
 
 // CheckURL reports whether shoutrrr accepts raw, without sending anything.
@@ -46,7 +46,7 @@ func schemeOf(raw string) string {
 
 // urlRE finds URLs in error text: net/http puts the full request URL in its
 // errors, and shoutrrr puts the service URL in some of its own.
-var urlRE = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
+var urlRE = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]*[^\s"'<>:.,;)]`)
 
 // scrub removes raw, and any URL, from s, leaving scheme://host of each.
 func scrub(s, raw string) string {
