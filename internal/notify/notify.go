@@ -114,8 +114,12 @@ func New(cfg Config) *Notifier {
 
 // Notify records an observation and queues what must be sent: a failure
 // the first time it is seen and again every RepeatEvery while it persists,
-// its recovery once. It never blocks on a sink.
+// its recovery once. It never blocks on a sink. On a nil Notifier (no
+// sinks configured) it does nothing.
 func (n *Notifier) Notify(e Event) {
+	if n == nil {
+		return
+	}
 	now := time.Now()
 	id := string(e.Kind) + "\x00" + e.Key
 	n.mu.Lock()

@@ -224,3 +224,8 @@ func TestCheckURL(t *testing.T) {
 		t.Errorf("Redacted = %s", got)
 	}
 }
+
+func TestNilNotifier(t *testing.T) {
+	var n *Notifier
+	n.Notify(failed("db")) // no sinks configured: a no-op, not a panic
+}
