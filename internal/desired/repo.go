@@ -82,6 +82,7 @@ func (r *Repo) loadFleet(root *os.Root, ps *Problems) {
 	if r.Fleet.Waves.BakeTime < 0 {
 		ps.add(p, lineOf(n, "waves", "bake_time"), "waves.bake_time must be positive")
 	}
+	checkNotify(p, n, r.Fleet.Notify, ps)
 }
 
 func (r *Repo) loadApps(root *os.Root, ps *Problems) {

@@ -34,6 +34,7 @@ type Fleet struct {
 	Status struct {
 		Branch string `yaml:"branch"`
 	} `yaml:"status"`
+	Notify []NotifySink `yaml:"notify"`
 }
 
 // DefaultHealthTimeout bounds how long apply waits for a project to become

@@ -1,0 +1,154 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// hookSink is a loopback webhook that fails with 503 while down > 0.
+type hookSink struct {
+	mu    sync.Mutex
+	down  int // requests still to refuse
+	got   []string
+	seen  chan struct{}
+	token string
+}
+
+func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r.URL.Query().Get("token") != h.token {
+		http.Error(w, "bad token", http.StatusUnauthorized)
+		return
+	}
+	if h.down > 0 {
+		h.down--
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	var m map[string]string
+	_ = json.Unmarshal(body, &m)
+	h.got = append(h.got, m["title"]+": "+m["message"])
+	h.seen <- struct{}{}
+}
+
+// TestShoutrrrEndToEnd sends through the real shoutrrr generic service.
+func TestShoutrrrEndToEnd(t *testing.T) {
+	const token = "tk_9f8e7d6c5b4a"
+	h := &hookSink{down: 3, seen: make(chan struct{}, 10), token: token}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	hook := "generic+" + srv.URL + "/hook?template=json&token=" + token
+
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// A dead sink (connection refused) and a hanging one beside the good one.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "generic+http://" + ln.Addr().String() + "/hook?token=" + token
+	ln.Close()
+	hang := make(chan struct{})
+	hanging := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hang }))
+	defer hanging.Close()
+	defer close(hang)
+
+	n := New(Config{
+		Sinks: []Sink{
+			{URL: hook},
+			{URL: refused},
+			{URL: "generic+" + hanging.URL + "/hook?token=" + token},
+		},
+		Logger:      logger,
+		MinBackoff:  20 * time.Millisecond,
+		SendTimeout: 500 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go n.Run(ctx)
+
+	begin := time.Now()
+	for range 50 {
+		n.Notify(Event{Kind: BackupFailed, Key: "db", Title: "backup of db failed", Message: "exit 1"})
+	}
+	n.Notify(Event{Kind: BackupFailed, Key: "db", Title: "backup of db recovered", Message: "ok", Recovered: true})
+	n.Notify(Event{Kind: CycleFailed, Key: "", Title: "cycle failed", Message: "pull refused"})
+	if d := time.Since(begin); d > 100*time.Millisecond {
+		t.Errorf("52 Notify calls took %v with dead sinks", d)
+	}
+
+	for range 3 {
+		select {
+		case <-h.seen:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("timed out; got %q", h.got)
+		}
+	}
+	select {
+	case <-h.seen:
+		t.Errorf("a fourth message")
+	case <-time.After(300 * time.Millisecond):
+	}
+	h.mu.Lock()
+	got := strings.Join(h.got, "|")
+	h.mu.Unlock()
+	if want := "backup of db failed: exit 1|backup of db recovered: ok|cycle failed: pull refused"; got != want {
+		t.Errorf("sink got %q, want %q", got, want)
+	}
+	cancel()
+
+	logMu.Lock()
+	defer logMu.Unlock()
+	out := logs.String()
+	t.Logf("logs:\n%s", out)
+	if strings.Contains(out, token) || strings.Contains(out, "/hook") {
+		t.Errorf("a log line shows the URL's token or path:\n%s", out)
+	}
+	if !strings.Contains(out, "notification sink unreachable") || !strings.Contains(out, "reachable again") {
+		t.Errorf("no log of the sink going down and coming back:\n%s", out)
+	}
+}
+
+func TestShoutrrrSendErrorHidesURL(t *testing.T) {
+	const token = "tk_9f8e7d6c5b4a"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "nope", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	for _, u := range []string{
+		"generic+" + srv.URL + "/hook/" + token + "?token=" + token,
+		"generic+http://127.0.0.1:1/hook?token=" + token,
+		"nosuch://" + token + "@x",
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		err := Shoutrrr{}.Send(ctx, u, "t", "m")
+		cancel()
+		if err == nil || strings.Contains(err.Error(), token) {
+			t.Errorf("Send(%s) = %v", Redacted(u), err)
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
