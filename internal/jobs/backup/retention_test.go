@@ -7,7 +7,7 @@ import (
 )
 
 // TestRetention backdates snapshots over ten months and finds forget
-// keeping exactly 7 daily, 4 weekly and 6 monthly ones, per kind.
+// keeping exactly 7 daily, 4 weekly and 6 monthly ones (one kind).
 func TestRetention(t *testing.T) {
 	r := newRepo(t, filepath.Join(t.TempDir(), "repo"), testPassword)
 	ctx := t.Context()
