@@ -300,6 +300,13 @@ func (r *Repo) loadHost(root *os.Root, dir string, h *Host, ps *Problems) bool {
 		if b.Retention.Daily < 0 || b.Retention.Weekly < 0 || b.Retention.Monthly < 0 {
 			ps.add(p, lineOf(n, "backup", "retention"), "backup.retention: counts must not be negative")
 		}
+		for _, name := range slices.Sorted(maps.Keys(b.Env)) {
+			if !envNameRE.MatchString(name) {
+				ps.add(p, lineOf(n, "backup", "env", name), "backup.env: %q is not an environment variable name; use upper-case letters, digits and _ (such as AWS_ACCESS_KEY_ID)", name)
+			} else if b.Env[name] == "" {
+				ps.add(p, lineOf(n, "backup", "env", name), "backup.env.%s: name the key of %s/secrets.sops.yaml that holds it", name, dir)
+			}
+		}
 	}
 	if s := h.Scan; s != nil {
 		checkSchedule(p, n, s.Schedule, ps, "scan", "schedule")

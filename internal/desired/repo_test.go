@@ -163,6 +163,8 @@ func TestLoadProblems(t *testing.T) {
 			[]string{`hosts/beta/host.yaml:3: error: scan.refuse_severity: "critical" is not a severity; use one of UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL`}},
 		{"backup without secrets file", map[string]string{"hosts/beta/host.yaml": "apps: [web]\nbackup:\n  repository_secret: repo\n  password_secret: pw\n"},
 			[]string{`hosts/beta/host.yaml:3: error: backup names secrets but host "beta" has no hosts/beta/secrets.sops.yaml`}},
+		{"backup env not a variable name", map[string]string{"hosts/beta/host.yaml": "apps: [web]\nbackup:\n  schedule: \"@daily\"\n  env:\n    aws-key: k\n"},
+			[]string{`hosts/beta/host.yaml:5: error: backup.env: "aws-key" is not an environment variable name`}},
 		{"backup without secret names", map[string]string{"hosts/beta/host.yaml": "apps: [web]\nbackup:\n  schedule: \"@daily\"\n"},
 			[]string{"hosts/beta/host.yaml:3: error: backup: repository_secret and password_secret are required"}},
 		{"probe with two kinds", map[string]string{"apps/web/app.yaml": "probes:\n  - name: home\n    http: {url: \"https://x\"}\n    tcp: {address: \"x:1\"}\n"},

@@ -74,6 +74,9 @@ type HostBackup struct {
 	Schedule         string    `yaml:"schedule"`
 	CheckSchedule    string    `yaml:"check_schedule"`
 	Retention        Retention `yaml:"retention"`
+	// Env maps restic's other environment variables (AWS_ACCESS_KEY_ID,
+	// B2_ACCOUNT_KEY...) to keys of the host's secrets file.
+	Env map[string]string `yaml:"env"`
 }
 
 // Retention is how many snapshots `restic forget` keeps.
@@ -183,6 +186,7 @@ func ValidName(name string) bool { return nameRE.MatchString(name) }
 var (
 	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 	varRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	envNameRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	typeErrRE = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.*)$")
 )

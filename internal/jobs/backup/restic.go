@@ -1,0 +1,557 @@
+// Package backup runs restic for a host's backups: it owns the restic
+// adapter (the binary, run with --json, credentials only in its
+// environment), the tags that group a backup run's snapshots, retention,
+// check, and extracting a snapshot to a directory or a writer.
+//
+// It knows nothing of Docker: the caller says which paths to save and
+// which argv produces a dump (a docker exec built by the engine's side). It
+// must not import the engine, reconcile, the source or cmd/syncd.
+package backup
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kinds of failure, from restic's exit codes (doc/075_scripting.rst).
+var (
+	// ErrPartial: backup could not read some source data; a snapshot was
+	// made but is incomplete (exit 3).
+	ErrPartial = errors.New("backup is partial: restic could not read some source data")
+	// ErrNoRepository: there is no repository at the location (exit 10).
+	ErrNoRepository = errors.New("repository does not exist")
+	// ErrLocked: restic could not lock the repository (exit 11).
+	ErrLocked = errors.New("repository is locked")
+	// ErrWrongPassword: the password opens no key (exit 12). Permanent:
+	// retrying cannot help until a person fixes the secret.
+	ErrWrongPassword = errors.New("wrong password for the repository")
+	// ErrFailed is any other non-zero exit.
+	ErrFailed = errors.New("restic failed")
+)
+
+// Error is a failed restic command.
+type Error struct {
+	Op   string // the restic command: backup, forget...
+	Code int    // restic's exit code, -1 when it did not run
+	Msg  string // restic's message, redacted
+	Kind error  // one of the Err* values
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("restic %s: %v (exit %d)", e.Op, e.Kind, e.Code)
+	if e.Msg != "" {
+		s += ": " + e.Msg
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Permanent reports whether err needs a person (a wrong password) rather
+// than a retry.
+func Permanent(err error) bool { return errors.Is(err, ErrWrongPassword) }
+
+func kindOf(code int) error {
+	switch code {
+	case 3:
+		return ErrPartial
+	case 10:
+		return ErrNoRepository
+	case 11:
+		return ErrLocked
+	case 12:
+		return ErrWrongPassword
+	}
+	return ErrFailed
+}
+
+// Restic runs the restic binary against one repository.
+type Restic struct {
+	Binary     string            // path of restic
+	Repository string            // RESTIC_REPOSITORY; may carry credentials
+	Password   string            // RESTIC_PASSWORD
+	Env        map[string]string // restic's other variables (AWS_ACCESS_KEY_ID...), values are secrets
+	CacheDir   string            // RESTIC_CACHE_DIR, "" for restic's default
+	// Redact blanks secrets out of text that leaves the adapter (errors,
+	// logs); nil leaves text as it is.
+	Redact func(string) string
+	Log    *slog.Logger
+	// RetryLock is passed as --retry-lock (default 2m).
+	RetryLock time.Duration
+}
+
+func (r *Restic) redact(s string) string {
+	if r.Redact == nil {
+		return s
+	}
+	return r.Redact(s)
+}
+
+func (r *Restic) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Log
+}
+
+// environ is the child's environment: the parent's without any RESTIC_*
+// (a stray RESTIC_PASSWORD_FILE would win over ours) and without the names
+// of Env, then the credentials.
+func (r *Restic) environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "RESTIC_") {
+			continue
+		}
+		if _, ok := r.Env[name]; ok {
+			continue
+		}
+		env = append(env, kv)
+	}
+	for k, v := range r.Env {
+		if !strings.HasPrefix(k, "RESTIC_") || k == "RESTIC_COMPRESSION" || k == "RESTIC_PACK_SIZE" {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, "RESTIC_REPOSITORY="+r.Repository, "RESTIC_PASSWORD="+r.Password)
+	if r.CacheDir != "" {
+		env = append(env, "RESTIC_CACHE_DIR="+r.CacheDir)
+	}
+	return env
+}
+
+// call is one restic invocation.
+type call struct {
+	args   []string  // after the global flags; never a secret
+	stdout io.Writer // nil: captured and returned
+}
+
+const stderrCap = 64 << 10
+
+// run runs restic args and classifies its exit. stdout is returned when
+// c.stdout is nil.
+func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
+	op := c.args[0]
+	retry := r.RetryLock
+	if retry == 0 {
+		retry = 2 * time.Minute
+	}
+	args := append([]string{"--json", "--retry-lock", retry.String()}, c.args...)
+	cmd := exec.CommandContext(ctx, r.Binary, args...)
+	cmd.Env = r.environ()
+	// An interrupt lets restic remove its lock before it exits; the kill
+	// comes WaitDelay later.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	var out bytes.Buffer
+	if c.stdout != nil {
+		cmd.Stdout = c.stdout
+	} else {
+		cmd.Stdout = &out
+	}
+	stderr := &capped{max: stderrCap}
+	cmd.Stderr = stderr
+	start := time.Now()
+	err := cmd.Run()
+	log := r.log().With("op", op, "duration", time.Since(start).Round(time.Millisecond))
+	if err == nil {
+		log.Debug("restic ok")
+		return out.Bytes(), nil
+	}
+	code := -1
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	msg := exitMessage(stderr.Bytes())
+	switch {
+	case ctx.Err() != nil:
+		// Stopped by our deadline: say so, with what restic was retrying
+		// (an unreachable repository retries for minutes).
+		msg = strings.TrimSuffix(context.Cause(ctx).Error()+"; "+msg, "; ")
+		code = -1
+	case code == -1:
+		msg = err.Error()
+	}
+	e := &Error{Op: op, Code: code, Msg: r.redact(msg), Kind: kindOf(code)}
+	log.Warn("restic failed", "code", code, "error", e.Msg)
+	return out.Bytes(), e
+}
+
+// exitMessage is restic's exit_error message, else its last stderr lines.
+func exitMessage(stderr []byte) string {
+	var last []string
+	sc := bufio.NewScanner(bytes.NewReader(stderr))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var m struct {
+			Type    string `json:"message_type"`
+			Message string `json:"message"`
+			Error   struct {
+				Message string `json:"message"`
+			} `json:"error"`
+			Item string `json:"item"`
+		}
+		if json.Unmarshal(line, &m) == nil && m.Type != "" {
+			switch m.Type {
+			case "exit_error":
+				msg := strings.Join(strings.Fields(strings.TrimPrefix(m.Message, "Fatal: ")), " ")
+				if len(last) > 0 {
+					// what restic retried before giving up (connection refused...)
+					msg += "; last: " + last[len(last)-1]
+				}
+				return msg
+			case "error":
+				last = append(last, strings.TrimSpace(m.Item+": "+m.Error.Message))
+			}
+			continue
+		}
+		if s := strings.TrimSpace(string(line)); s != "" && !strings.HasPrefix(s, "signal ") {
+			last = append(last, s)
+		}
+	}
+	if len(last) > 3 {
+		last = last[len(last)-3:]
+	}
+	return strings.Join(last, "; ")
+}
+
+type capped struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (c *capped) Bytes() []byte { return c.buf.Bytes() }
+
+// withUnlock runs c; when restic still reports a lock after --retry-lock,
+// it runs `restic unlock` (which removes only stale locks: older than 30
+// minutes, or made on this host by a dead process; never --remove-all, so
+// a live run on another host keeps its lock) and tries once more.
+func (r *Restic) withUnlock(ctx context.Context, c call) ([]byte, error) {
+	out, err := r.run(ctx, c)
+	if !errors.Is(err, ErrLocked) {
+		return out, err
+	}
+	r.log().Info("repository still locked; removing stale locks", "op", c.args[0])
+	if _, uerr := r.run(ctx, call{args: []string{"unlock"}}); uerr != nil {
+		return out, errors.Join(err, uerr)
+	}
+	return r.run(ctx, c)
+}
+
+// Ensure initialises the repository when it does not exist yet.
+func (r *Restic) Ensure(ctx context.Context) error {
+	_, err := r.run(ctx, call{args: []string{"cat", "config"}, stdout: io.Discard})
+	if !errors.Is(err, ErrNoRepository) {
+		return err
+	}
+	r.log().Info("initialising the restic repository")
+	_, err = r.run(ctx, call{args: []string{"init"}})
+	return err
+}
+
+// Summary is restic backup's summary message.
+type Summary struct {
+	SnapshotID          string  `json:"snapshot_id"`
+	FilesNew            int     `json:"files_new"`
+	FilesChanged        int     `json:"files_changed"`
+	FilesUnmodified     int     `json:"files_unmodified"`
+	DataAdded           int64   `json:"data_added"`
+	TotalFilesProcessed int     `json:"total_files_processed"`
+	TotalBytesProcessed int64   `json:"total_bytes_processed"`
+	TotalDuration       float64 `json:"total_duration"`
+}
+
+func parseSummary(out []byte) (Summary, bool) {
+	var s Summary
+	found := false
+	for line := range bytes.SplitSeq(out, []byte("\n")) {
+		var m struct {
+			Type string `json:"message_type"`
+		}
+		if json.Unmarshal(line, &m) != nil || m.Type != "summary" {
+			continue
+		}
+		if json.Unmarshal(line, &s) == nil {
+			found = true
+		}
+	}
+	return s, found
+}
+
+// Part is one snapshot of a run: what is saved and how it is tagged.
+type Part struct {
+	Host   string
+	App    string
+	Commit string
+	Run    string // the run's ID, shared by its parts
+	Parts  int    // how many parts the run has
+	Kind   string // its own tag: "paths", "volume:<name>", "dump:<file>"
+	Extra  []string
+	// Time backdates the snapshot (tests, imports); zero is now.
+	Time time.Time
+}
+
+func (p Part) tags() []string {
+	t := []string{"host:" + p.Host, "app:" + p.App, "run:" + p.Run, "parts:" + strconv.Itoa(p.Parts), p.Kind}
+	if p.Commit != "" {
+		t = append(t, "commit:"+p.Commit)
+	}
+	return append(t, p.Extra...)
+}
+
+func (p Part) args(op string) []string {
+	a := []string{op, "--host", p.Host}
+	for _, t := range p.tags() {
+		a = append(a, "--tag", t)
+	}
+	if !p.Time.IsZero() {
+		a = append(a, "--time", p.Time.Local().Format("2006-01-02 15:04:05"))
+	}
+	return a
+}
+
+// Backup saves paths as one snapshot. A partial backup (exit 3) returns
+// its summary and an error wrapping ErrPartial; its snapshot is tagged
+// "partial" so it never counts towards a complete run.
+func (r *Restic) Backup(ctx context.Context, p Part, paths ...string) (Summary, error) {
+	if len(paths) == 0 {
+		return Summary{}, fmt.Errorf("backup %s: no paths", p.Kind)
+	}
+	args := append(p.args("backup"), "--")
+	return r.backup(ctx, p, append(args, paths...))
+}
+
+// BackupCommand saves the stdout of argv as one file, filename, through
+// restic's --stdin-from-command: when argv exits non-zero restic fails and
+// saves no snapshot, so a failed dump never looks good.
+func (r *Restic) BackupCommand(ctx context.Context, p Part, filename string, argv ...string) (Summary, error) {
+	if len(argv) == 0 || filename == "" {
+		return Summary{}, fmt.Errorf("backup %s: a dump needs a command and a filename", p.Kind)
+	}
+	args := append(p.args("backup"), "--stdin-from-command", "--stdin-filename", filename, "--")
+	return r.backup(ctx, p, append(args, argv...))
+}
+
+func (r *Restic) backup(ctx context.Context, p Part, args []string) (Summary, error) {
+	out, err := r.withUnlock(ctx, call{args: args})
+	s, ok := parseSummary(out)
+	if err == nil && (!ok || s.SnapshotID == "") {
+		err = &Error{Op: "backup", Code: 0, Msg: "no summary with a snapshot ID", Kind: ErrFailed}
+	}
+	if errors.Is(err, ErrPartial) && s.SnapshotID != "" {
+		if _, terr := r.run(ctx, call{args: []string{"tag", "--add", "partial", s.SnapshotID}}); terr != nil {
+			err = errors.Join(err, terr)
+		}
+	}
+	if err != nil {
+		return s, fmt.Errorf("back up %s of %s: %w", p.Kind, p.App, err)
+	}
+	r.log().Info("snapshot saved", "app", p.App, "kind", p.Kind, "snapshot", short(s.SnapshotID),
+		"files_new", s.FilesNew, "files_changed", s.FilesChanged, "data_added", s.DataAdded)
+	return s, nil
+}
+
+func short(id string) string { return id[:min(8, len(id))] }
+
+// Snapshot is one entry of `restic snapshots --json`.
+type Snapshot struct {
+	ID       string    `json:"id"`
+	ShortID  string    `json:"short_id"`
+	Time     time.Time `json:"time"`
+	Hostname string    `json:"hostname"`
+	Paths    []string  `json:"paths"`
+	Tags     []string  `json:"tags"`
+	Summary  *Summary  `json:"summary"`
+}
+
+// Tag returns the value of the snapshot's tag prefix:<value>, or "".
+func (s Snapshot) Tag(prefix string) string {
+	for _, t := range s.Tags {
+		if v, ok := strings.CutPrefix(t, prefix+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// HasTag reports whether the snapshot carries tag t.
+func (s Snapshot) HasTag(t string) bool {
+	for _, x := range s.Tags {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Snapshots lists the snapshots of app on host (app "" for all of the
+// host's), oldest first.
+func (r *Restic) Snapshots(ctx context.Context, host, app string) ([]Snapshot, error) {
+	filter := "host:" + host
+	if app != "" {
+		filter = "app:" + app + "," + filter
+	}
+	out, err := r.withUnlock(ctx, call{args: []string{"snapshots", "--host", host, "--tag", filter}})
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	var ss []Snapshot
+	if err := json.Unmarshal(out, &ss); err != nil {
+		return nil, fmt.Errorf("list snapshots: parse restic's output: %w", err)
+	}
+	return ss, nil
+}
+
+// Keep is a retention policy.
+type Keep struct{ Daily, Weekly, Monthly int }
+
+// DefaultKeep is the policy when host.yaml sets none.
+var DefaultKeep = Keep{Daily: 7, Weekly: 4, Monthly: 6}
+
+// ForgetGroup is one group of `restic forget --json`.
+type ForgetGroup struct {
+	Host    string     `json:"host"`
+	Tags    []string   `json:"tags"`
+	Keep    []Snapshot `json:"keep"`
+	Remove  []Snapshot `json:"remove"`
+	Reasons []struct {
+		Snapshot Snapshot `json:"snapshot"`
+		Matches  []string `json:"matches"`
+	} `json:"reasons"`
+}
+
+// Forget applies keep to app's snapshots on host, once per kind (the
+// volumes, the paths, each dump), so that one kind never thins out
+// another: each call selects one kind by its tags and groups by host. The
+// run, commit and parts tags differ between runs, so grouping by restic's
+// tags would make every snapshot a group of its own and keep them all.
+// Data is freed by Prune.
+func (r *Restic) Forget(ctx context.Context, host, app string, keep Keep) ([]ForgetGroup, error) {
+	if keep == (Keep{}) {
+		keep = DefaultKeep
+	}
+	ss, err := r.Snapshots(ctx, host, app)
+	if err != nil {
+		return nil, err
+	}
+	kinds := map[string]bool{}
+	var order []string
+	for _, s := range ss {
+		k := kindTag(s)
+		if k != "" && !kinds[k] {
+			kinds[k] = true
+			order = append(order, k)
+		}
+	}
+	var groups []ForgetGroup
+	for _, k := range order {
+		args := []string{"forget", "--host", host, "--tag", "app:" + app + ",host:" + host + "," + k, "--group-by", "host",
+			"--keep-daily", strconv.Itoa(keep.Daily), "--keep-weekly", strconv.Itoa(keep.Weekly), "--keep-monthly", strconv.Itoa(keep.Monthly)}
+		out, err := r.withUnlock(ctx, call{args: args})
+		if err != nil {
+			return groups, fmt.Errorf("forget %s of %s: %w", k, app, err)
+		}
+		var gs []ForgetGroup
+		if err := json.Unmarshal(out, &gs); err != nil {
+			return groups, fmt.Errorf("forget %s of %s: parse restic's output: %w", k, app, err)
+		}
+		groups = append(groups, gs...)
+	}
+	return groups, nil
+}
+
+func kindTag(s Snapshot) string {
+	for _, t := range s.Tags {
+		if t == "paths" || strings.HasPrefix(t, "volume:") || strings.HasPrefix(t, "dump:") {
+			return t
+		}
+	}
+	return ""
+}
+
+// Prune frees the data no snapshot refers to any more (run on its own:
+// `forget --prune` mixes JSON with text).
+func (r *Restic) Prune(ctx context.Context) error {
+	_, err := r.withUnlock(ctx, call{args: []string{"prune"}, stdout: io.Discard})
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	return nil
+}
+
+// CheckResult is `restic check --json`'s summary.
+type CheckResult struct {
+	NumErrors          int  `json:"num_errors"`
+	SuggestRepairIndex bool `json:"suggest_repair_index"`
+	SuggestPrune       bool `json:"suggest_prune"`
+}
+
+// Check verifies the repository's structure; readDataSubset ("1/4",
+// "5%"), when set, also reads that part of the data.
+func (r *Restic) Check(ctx context.Context, readDataSubset string) (CheckResult, error) {
+	args := []string{"check"}
+	if readDataSubset != "" {
+		args = append(args, "--read-data-subset", readDataSubset)
+	}
+	out, err := r.withUnlock(ctx, call{args: args})
+	var res CheckResult
+	for line := range bytes.SplitSeq(out, []byte("\n")) {
+		var m struct {
+			Type string `json:"message_type"`
+		}
+		if json.Unmarshal(line, &m) == nil && m.Type == "summary" {
+			_ = json.Unmarshal(line, &res)
+		}
+	}
+	if err != nil {
+		return res, fmt.Errorf("check: %w", err)
+	}
+	if res.NumErrors > 0 {
+		return res, fmt.Errorf("check: %d errors in the repository", res.NumErrors)
+	}
+	return res, nil
+}
+
+// Restore extracts snapshot id into dir.
+func (r *Restic) Restore(ctx context.Context, id, dir string) error {
+	_, err := r.withUnlock(ctx, call{args: []string{"restore", id, "--target", dir}, stdout: io.Discard})
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// Dump writes file of snapshot id to w (a dump's stream, for its
+// restore_command).
+func (r *Restic) Dump(ctx context.Context, id, file string, w io.Writer) error {
+	// --json would not change dump's output; the stream is the file.
+	if !strings.HasPrefix(file, "/") {
+		file = "/" + file // where --stdin-filename puts it
+	}
+	_, err := r.withUnlock(ctx, call{args: []string{"dump", id, file}, stdout: w})
+	if err != nil {
+		return fmt.Errorf("dump %s from %s: %w", file, short(id), err)
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+package backup
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestRetention backdates snapshots over ten months and finds forget
+// keeping exactly 7 daily, 4 weekly and 6 monthly ones (one kind).
+func TestRetention(t *testing.T) {
+	r := newRepo(t, filepath.Join(t.TempDir(), "repo"), testPassword)
+	ctx := t.Context()
+	if err := r.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(24 * time.Hour).Add(12 * time.Hour)
+	var days []int
+	for d := 0; d < 10; d++ { // ten daily
+		days = append(days, d)
+	}
+	for d := 14; d < 70; d += 7 { // weekly
+		days = append(days, d)
+	}
+	for d := 90; d < 300; d += 30 { // monthly
+		days = append(days, d)
+	}
+	for i, d := range days {
+		p := Part{Host: "h1", App: "db", Run: "r" + time.Duration(i).String(), Parts: 1, Kind: "dump:db.sql", Time: now.AddDate(0, 0, -d)}
+		if _, err := r.BackupCommand(ctx, p, "db.sql", "echo", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	groups, err := r.Forget(ctx, "h1", "db", Keep{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, g := range groups {
+		for _, rs := range g.Reasons {
+			for _, m := range rs.Matches {
+				count[m]++
+			}
+		}
+	}
+	if count["daily snapshot"] != 7 || count["weekly snapshot"] != 4 || count["monthly snapshot"] != 6 {
+		t.Fatalf("kept %v, want 7 daily, 4 weekly, 6 monthly", count)
+	}
+}
