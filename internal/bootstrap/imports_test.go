@@ -1,27 +1,12 @@
 package bootstrap
 
 import (
-	"go/build"
-	"strings"
 	"testing"
+
+	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
-// TestImports keeps the layering of the package doc: sops and age stay
-// behind Keys, Git and the engine out of enrolment altogether.
+// TestImports keeps the layering of the package doc: it reaches sops and Git only through package secrets and the status branch's reader.
 func TestImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pkg.Doc == "" {
-		t.Error("package bootstrap has no doc comment")
-	}
-	for _, imp := range pkg.Imports {
-		for _, banned := range []string{"github.com/getsops/", "filippo.io/age", "github.com/go-git/", "github.com/docker/", "os/exec",
-			"github.com/syncd-dev/syncd/internal/engine", "github.com/syncd-dev/syncd/internal/reconcile", "github.com/syncd-dev/syncd/internal/agent", "github.com/syncd-dev/syncd/internal/secrets"} {
-			if strings.HasPrefix(imp, banned) {
-				t.Errorf("package bootstrap imports %s", imp)
-			}
-		}
-	}
+	testenv.CheckImports(t, "github.com/getsops/", "filippo.io/age", "github.com/go-git/", "github.com/docker/", "os/exec", "github.com/syncd-dev/syncd/internal/engine", "github.com/syncd-dev/syncd/internal/reconcile", "github.com/syncd-dev/syncd/internal/agent", "github.com/syncd-dev/syncd/internal/secrets")
 }

@@ -1,24 +1,12 @@
 package notify
 
 import (
-	"go/build"
-	"strings"
 	"testing"
+
+	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
-// TestImports keeps the layering of the package doc: desired imports
-// notify, so notify imports no syncd package.
+// TestImports keeps the layering of the package doc: it knows nothing of syncd's other packages.
 func TestImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pkg.Doc == "" {
-		t.Error("package notify has no doc comment")
-	}
-	for _, imp := range pkg.Imports {
-		if strings.HasPrefix(imp, "github.com/syncd-dev/syncd/") || imp == "os/exec" {
-			t.Errorf("package notify imports %s", imp)
-		}
-	}
+	testenv.CheckImports(t, "github.com/syncd-dev/syncd/", "os/exec")
 }

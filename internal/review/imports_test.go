@@ -1,24 +1,12 @@
-package review_test
+package review
 
 import (
-	"go/build"
-	"strings"
 	"testing"
+
+	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
-// TestImports keeps the layering of DESIGN §6: a diff renders and plans
-// with the cycle's code (reconcile.Desire, plan) and touches no engine,
-// state, source or agent itself; Git and the engine stay behind it.
+// TestImports keeps the layering of the package doc: the diff needs no engine, no state directory and no Git of its own.
 func TestImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		for _, banned := range []string{"internal/engine", "internal/state", "internal/source", "internal/agent", "go-git", "docker/compose", "moby", "os/exec"} {
-			if strings.Contains(imp, banned) {
-				t.Errorf("package review imports %s", imp)
-			}
-		}
-	}
+	testenv.CheckImports(t, "github.com/syncd-dev/syncd/internal/engine", "github.com/syncd-dev/syncd/internal/state", "github.com/syncd-dev/syncd/internal/source", "github.com/syncd-dev/syncd/internal/agent", "github.com/go-git/", "github.com/docker/compose/", "github.com/moby/", "os/exec")
 }
