@@ -424,4 +424,11 @@ func TestSyncE2EImageMadeOfASecretIsRedactedInThePlan(t *testing.T) {
 	if code, out := f.syncd("sync"); code != 0 || !strings.Contains(out, app+": applied") {
 		t.Errorf("sync: exit %d\n%s", code, out)
 	}
+	// The status (what the status branch gets) lists the running image,
+	// redacted.
+	st := readFile(t, filepath.Join(f.state, "status.json"))
+	secretstest.AssertNoLeak(t, "status.json", st, private)
+	if !strings.Contains(st, `"ref": "\u003credacted\u003e"`) {
+		t.Errorf("status.json does not show the running image as redacted:\n%s", st)
+	}
 }

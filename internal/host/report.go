@@ -43,6 +43,9 @@ type Reporter struct {
 	lastGood      string
 	// pushErr is the last push failure logged, "" while pushes work.
 	pushErr string
+	// redact is the last cycle's redaction of the host's secret values,
+	// kept for the cycles that stop before decrypting.
+	redact func(string) string
 }
 
 // Report publishes the status of a cycle.
@@ -78,7 +81,18 @@ func (r *Reporter) Report(ctx context.Context, head string, rep reconcile.Report
 
 // document builds the status from the cycle's report, what syncd recorded
 // and one more look at the engine.
+// scrub redacts the host's secret values from text published in the status.
+func (r *Reporter) scrub(text string) string {
+	if r.redact == nil {
+		return text
+	}
+	return r.redact(text)
+}
+
 func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) status.Host {
+	if rep.Redact != nil {
+		r.redact = rep.Redact
+	}
 	if len(rep.Plan.Projects) > 0 || rep.Wave != 0 {
 		r.wave = rep.Wave
 	}
@@ -141,7 +155,7 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 		if op := observed.Projects[name]; op != nil && obsErr == nil {
 			p.Health = health(op)
 			for _, c := range op.Containers {
-				p.Images = append(p.Images, status.Image{Service: c.Service, Ref: c.Image, ID: c.ImageID, Digest: observed.Digests[c.ImageID]})
+				p.Images = append(p.Images, status.Image{Service: c.Service, Ref: r.scrub(c.Image), ID: c.ImageID, Digest: observed.Digests[c.ImageID]})
 			}
 			if p.State == status.Converged && (p.Health == status.Unhealthy || !allRunning(op)) {
 				p.State = status.Degraded

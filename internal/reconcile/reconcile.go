@@ -486,6 +486,10 @@ type Report struct {
 	// enrolled yet, and these projects wait for it.
 	SecretsPending bool
 	Pending        []string
+	// Redact scrubs the host's secret values from text that leaves the
+	// cycle (an image reference may be made of one); nil before a cycle
+	// got as far as decrypting.
+	Redact func(string) string
 }
 
 // ErrReleaseFailed marks a cycle in which a project's release failed (and
@@ -505,7 +509,8 @@ func (r *Reconciler) Sync(ctx context.Context, src Source) (Report, error) {
 // ones in parallel (bounded), removals last. A project whose release fails
 // is rolled back; projects that follow it are skipped.
 func (r *Reconciler) Apply(ctx context.Context, prep *Prepared) (Report, error) {
-	rep := Report{Commit: prep.Commit, Wave: prep.Wave, Plan: prep.Plan, SecretsPending: prep.SecretsPending, Pending: prep.Pending}
+	rep := Report{Commit: prep.Commit, Wave: prep.Wave, Plan: prep.Plan, SecretsPending: prep.SecretsPending, Pending: prep.Pending,
+		Redact: prep.secrets.RedactFragments}
 	records, err := r.records()
 	if err != nil {
 		return rep, err
