@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -236,9 +237,9 @@ func TestRoundTrip(t *testing.T) {
 			}
 			p.Kind = "dump:db.sql"
 			// slow enough for the /proc watcher to see restic at work
-			dsum, err := r.BackupCommand(ctx, p, "db.sql", "sh", "-c", "sleep 0.5; cat "+dumpFile)
+			dsum, err := r.BackupStream(ctx, p, "db.sql", command("sh", "-c", "sleep 0.5; cat "+dumpFile))
 			if err != nil {
-				t.Fatalf("BackupCommand: %v", err)
+				t.Fatalf("BackupStream: %v", err)
 			}
 
 			// a second run whose dump fails
@@ -247,9 +248,9 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			p2.Kind = "dump:db.sql"
-			_, err = r.BackupCommand(ctx, p2, "db.sql", "sh", "-c", "echo half a dump; exit 3")
-			if !errors.Is(err, ErrFailed) {
-				t.Errorf("failing dump: err = %v, want ErrFailed", err)
+			_, err = r.BackupStream(ctx, p2, "db.sql", command("sh", "-c", "echo half a dump; exit 3"))
+			if !errors.Is(err, ErrProducer) {
+				t.Errorf("failing dump: err = %v, want ErrProducer", err)
 			} else {
 				t.Logf("failing dump: %v", err)
 				r.noSecret(t, "an error", err.Error())
@@ -353,4 +354,14 @@ func TestUnreachable(t *testing.T) {
 	}
 	r.noSecret(t, "an error", err.Error())
 	r.noSecret(t, "the log", r.logs.String())
+}
+
+// command is a stream from a process's stdout that fails when the process
+// exits non-zero, as a dump run in a container does.
+func command(name string, args ...string) func(io.Writer) error {
+	return func(w io.Writer) error {
+		cmd := exec.Command(name, args...)
+		cmd.Stdout = w
+		return cmd.Run()
+	}
 }
