@@ -94,7 +94,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	jobs.Changed = func() { rep.JobsChanged(ctx) }
 	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep, Jobs: jobs, Notify: notifier}
 	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings(),
-		Job: func(ctx context.Context, args map[string]string) (string, error) { return jobs.Request(ctx, nil, args) },
+		Job:        func(ctx context.Context, args map[string]string) (string, error) { return jobs.Request(ctx, nil, args) },
 		Collectors: jobs.Collectors()}, run.Cycle)
 	go jobs.Run(ctx)
 
