@@ -189,8 +189,12 @@ func checkAppRefs(p *desired.Project, ps *desired.Problems) {
 	if b := app.Backup; b != nil {
 		for i, v := range b.Volumes {
 			if _, ok := p.Compose.Volumes[v]; !ok {
+				known := "it has none"
+				if len(p.Compose.Volumes) > 0 {
+					known = "its volumes: " + strings.Join(slices.Sorted(maps.Keys(p.Compose.Volumes)), ", ")
+				}
 				*ps = append(*ps, desired.Problem{Path: settings, Line: app.Line("backup", "volumes", fmt.Sprint(i)),
-					Msg: fmt.Sprintf("backup.volumes[%d]: %q is not a named volume of %s; name one of its top-level volumes: (%s)", i, v, app.ComposeFile, strings.Join(slices.Sorted(maps.Keys(p.Compose.Volumes)), ", "))})
+					Msg: fmt.Sprintf("backup.volumes[%d]: %q is not a named volume of %s; %s", i, v, app.ComposeFile, known)})
 			}
 		}
 		for i, d := range b.Dumps {
