@@ -31,6 +31,8 @@ type fleet struct {
 	vars     map[string]string
 	secrets  map[string]string
 	extraCfg string
+	// hostCfg is more of host.yaml (backup:, ...).
+	hostCfg string
 }
 
 const demoImage = "syncd-demoweb:1.0.0"
@@ -104,7 +106,7 @@ func (f *fleet) commit() {
 	for k, v := range f.vars {
 		fmt.Fprintf(&vars, "  %s: %q\n", k, v)
 	}
-	f.write("hosts/"+f.host+"/host.yaml", fmt.Sprintf("apps: [%s]\nvars:\n%s", strings.Join(f.apps, ", "), vars.String()))
+	f.write("hosts/"+f.host+"/host.yaml", fmt.Sprintf("apps: [%s]\nvars:\n%s%s", strings.Join(f.apps, ", "), vars.String(), f.hostCfg))
 	var plain strings.Builder
 	for k, v := range f.secrets {
 		fmt.Fprintf(&plain, "%s: %s\n", k, v)
