@@ -214,3 +214,106 @@ func equalMaps(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestBackupE2EStopStartsAgainWhatRan backs up with stop: true: the app's
+// services stop for the volume (web before db) and exactly those that ran
+// start again; one stopped by hand stays stopped.
+func TestBackupE2EStopStartsAgainWhatRan(t *testing.T) {
+	testenv.Docker(t)
+	f, app := backupFleet(t, "backup:\n  volumes: [data]\n  stop: true\n")
+	restic := testenv.Tool(t, "restic")
+	f.mustSync()
+	started := func(svc string) string {
+		id := strings.Fields(containers(t, app)[app+"/"+svc])[0]
+		return testenv.DockerCLI(t, "inspect", "--format", "{{.State.StartedAt}}", id)
+	}
+	before := started("db")
+	code, out := f.syncd("backup", "--restic", restic)
+	if code != 0 {
+		t.Fatalf("backup exit %d:\n%s", code, out)
+	}
+	if started("db") == before {
+		t.Error("db was not stopped for the backup (same start time)")
+	}
+	for svc, st := range containers(t, app) {
+		if !strings.HasSuffix(st, "running") {
+			t.Errorf("%s is %s after the backup", svc, st)
+		}
+	}
+
+	// web stopped by hand: the backup leaves it stopped.
+	testenv.DockerCLI(t, "stop", strings.Fields(containers(t, app)[app+"/web"])[0])
+	if code, out := f.syncd("backup", "--restic", restic); code != 0 {
+		t.Fatalf("backup exit %d:\n%s", code, out)
+	}
+	st := containers(t, app)
+	if !strings.HasSuffix(st[app+"/db"], "running") || strings.HasSuffix(st[app+"/web"], "running") {
+		t.Errorf("after a backup with web stopped by hand: %v; want db running, web still stopped", st)
+	}
+}
+
+// TestBackupE2EBeforeUpgrade: a new image for an app with dumps is deployed
+// only after a backup tagged pre-upgrade; when that backup fails, the app
+// keeps its image, the status says why, and the next good cycle upgrades.
+func TestBackupE2EBeforeUpgrade(t *testing.T) {
+	testenv.Docker(t)
+	f, app := backupFleet(t, dumpAndVolume)
+	restic := testenv.Tool(t, "restic")
+	f.mustSync()
+	dexec(t, app, "db", []byte("precious"), "write", "/data/rows")
+	next := "syncd-demoweb:upgrade-" + app
+	testenv.DockerCLI(t, "tag", demoImage, next)
+	t.Cleanup(func() { exec.Command("docker", "rmi", next).Run() })
+	compose := filepath.Join(f.repo, "apps", app, "compose.yaml")
+	b, err := os.ReadFile(compose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.write("apps/"+app+"/compose.yaml", strings.Replace(string(b), "image: "+demoImage, "image: "+next, 1))
+
+	// The dump fails: the upgrade waits.
+	dexec(t, app, "db", nil, "write", "/data/.dump-fails")
+	code, out := f.syncd("sync", "--restic", restic)
+	if code != exitFailure || !strings.Contains(out, "waiting: ") || !strings.Contains(out, "backup before its upgrade failed") {
+		t.Errorf("sync (exit %d) does not say the upgrade waits:\n%s", code, out)
+	}
+	image := func() string {
+		id := strings.Fields(containers(t, app)[app+"/db"])[0]
+		return testenv.DockerCLI(t, "inspect", "--format", "{{.Config.Image}}", id)
+	}
+	if got := image(); got != demoImage {
+		t.Errorf("db runs %s after a failed backup before its upgrade, want %s", got, demoImage)
+	}
+	h, err := status.ReadLocal(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range h.Projects {
+		if p.Name == app && (p.State != status.Waiting || !strings.Contains(p.LastError, "backup before its upgrade failed")) {
+			t.Errorf("status of %s: %s %q, want waiting for its backup", app, p.State, p.LastError)
+		}
+	}
+
+	// The dump works again: the next cycle backs up, then upgrades.
+	removeDumpFails(t, app)
+	if code, out := f.syncd("sync", "--restic", restic); code != 0 {
+		t.Fatalf("sync exit %d:\n%s", code, out)
+	}
+	if got := image(); got != next {
+		t.Errorf("db runs %s, want the upgrade %s", got, next)
+	}
+	_, list := f.syncd("backup", "--list", "--restic", restic)
+	if !strings.Contains(list, "pre-upgrade") {
+		t.Errorf("no pre-upgrade run:\n%s", list)
+	}
+}
+
+// removeDumpFails deletes /data/.dump-fails from app's volume, where the
+// engine keeps it (the image has no rm).
+func removeDumpFails(t *testing.T, app string) {
+	t.Helper()
+	mount := strings.TrimSpace(testenv.DockerCLI(t, "volume", "inspect", "--format", "{{.Mountpoint}}", app+"_data"))
+	if err := os.Remove(filepath.Join(mount, ".dump-fails")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -203,6 +203,10 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stdout, "host %s at %s is enrolling: its age key %s cannot open its secrets yet; run `syncd enroll --repo . --host %s` in a working copy, review and commit\n", f.host, res.Commit, recipient, f.host)
 		return exitOK
 	}
+	if waiting := res.Projects[string(reconcile.Waiting)]; waiting > 0 {
+		fmt.Fprintf(c.stderr, "syncd sync: host %s: %d project(s) wait at what they ran (see above); %s is applied to them by a later cycle\n", f.host, waiting, res.Commit)
+		return exitFailure
+	}
 	if held := res.Projects[string(reconcile.Held)]; held > 0 {
 		// The commit failed for those projects before: they run their last
 		// good release until a newer commit arrives.

@@ -172,7 +172,10 @@ func result(rep reconcile.Report) agent.Result {
 	}
 	for _, o := range rep.Outcomes {
 		res.Projects[string(o.Result)]++
-		if o.Result != reconcile.Unchanged {
+		switch {
+		case o.Result == reconcile.Waiting && o.Err != nil:
+			fmt.Fprintf(&out, "%s: %s: %v\n", o.Project, o.Result, o.Err)
+		case o.Result != reconcile.Unchanged:
 			fmt.Fprintf(&out, "%s: %s\n", o.Project, o.Result)
 		}
 		switch o.Result {
