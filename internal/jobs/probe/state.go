@@ -48,8 +48,8 @@ type State struct {
 	// only news to whoever heard of the down.
 	Alerted bool `json:"alerted,omitempty"`
 	// CertDays is the certificate's days left at the last check, if any.
-	CertDays   *int `json:"cert_days,omitempty"`
-	CertWarned bool `json:"cert_warned,omitempty"`
+	CertDays   *int      `json:"cert_days,omitempty"`
+	CertWarned bool      `json:"cert_warned,omitempty"`
 	LastRun    time.Time `json:"last_run,omitzero"`
 	// LatencyMS is the last check's.
 	LatencyMS int64 `json:"latency_ms"`
@@ -178,8 +178,9 @@ func (s *State) Observe(pol Policy, r Result, hold bool) []Kind {
 			out = append(out, ProbeUp)
 		}
 	case s.Flapping:
-	case s.Status == Down && !s.Alerted && !hold:
-		// A new down, or one held back while the engine was unreachable.
+	case s.Status == Down && !s.Alerted && !hold && !r.OK:
+		// A new down, or one held back while the engine was unreachable
+		// that still fails now that it answers.
 		s.Alerted = true
 		out = append(out, ProbeDown)
 	case s.Status == Up && changed && s.Alerted:
