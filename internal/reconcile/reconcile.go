@@ -52,6 +52,10 @@ type Reconciler struct {
 	// Enrolling, when set, lets a host whose own age key is not yet a
 	// recipient of its secrets file run the apps that need no secret.
 	Enrolling Enrolling
+	// Probes, when set, verifies a release after Compose's healthchecks
+	// and the soak passed: the app's gating probes (jobs/probe.Gate). A
+	// release that fails it is rolled back as an unhealthy one is.
+	Probes Verifier
 
 	// unsaved holds the records a cycle could not write (the state disk
 	// full): they describe what runs, so the next cycle plans from them
@@ -60,6 +64,13 @@ type Reconciler struct {
 	// tookOver are the projects of a stopped syncd this one took over,
 	// logged once.
 	tookOver map[string]bool
+}
+
+// Verifier checks a release that Compose reports healthy by the app's own
+// probes, within timeout (the app's health_timeout). redact scrubs the
+// host's secret values from what it says.
+type Verifier interface {
+	Verify(ctx context.Context, p *desired.Project, redact func(string) string, timeout time.Duration) error
 }
 
 // Enrolling is asked about a host's secrets that cannot be decrypted.
@@ -648,6 +659,9 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 		return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
 	}
 	err := r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: pr.Force, Timeout: timeout, Soak: t.project.App.SoakOr(prep.repo.Fleet)})
+	if err == nil && r.Probes != nil {
+		err = r.Probes.Verify(ctx, t.project, prep.secrets.RedactFragments, timeout)
+	}
 	if err == nil {
 		log.Info("applied")
 		return Outcome{Project: pr.Name, Result: Applied}, r.recordOf(prep.Commit, t)
