@@ -15,6 +15,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/host"
+	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/secrets"
 	"github.com/syncd-dev/syncd/internal/source"
@@ -96,6 +97,7 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconc
 		Store:     store,
 		Decrypter: &lazyDecrypter{path: f.ageKey},
 		Logger:    log,
+		Probes:    &probe.Gate{Checker: &probe.Checker{Containers: eng}},
 	}
 	return r, func() { eng.Close(); unlock() }, nil
 }
