@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/syncd-dev/syncd/internal/desired"
 )
 
@@ -195,5 +198,35 @@ func TestMonitorSetForgets(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(dir, StateFile))
 	if strings.Contains(string(data), `"app/b"`) || len(m.Snapshots()) != 1 {
 		t.Errorf("state keeps a removed probe:\n%s", data)
+	}
+}
+
+func TestMonitorMetrics(t *testing.T) {
+	srv, failing := switchable(t)
+	c := &clock{t: t0}
+	m := newMonitor(t, t.TempDir(), c, &recorder{}, &fakeContainers{health: map[string]string{"app/web": "healthy"}},
+		project("app", desired.Probe{Name: "home", HTTP: &desired.HTTPProbe{URL: srv.URL}}, desired.Probe{Name: "web", Container: &desired.ContainerProbe{Service: "web"}}))
+	tick(t, m, c, 1, time.Minute)
+	failing.Store(true)
+	tick(t, m, c, 3, time.Minute)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m)
+	want := `
+# HELP syncd_probe_up 1 when the probe is up, 0 when it is down (after its thresholds); absent until its first check.
+# TYPE syncd_probe_up gauge
+syncd_probe_up{kind="container",probe="web",project="app"} 1
+syncd_probe_up{kind="http",probe="home",project="app"} 0
+# HELP syncd_probe_checks_total Checks of the probe since its state began, by result: ok or failed.
+# TYPE syncd_probe_checks_total counter
+syncd_probe_checks_total{kind="container",probe="web",project="app",result="failed"} 0
+syncd_probe_checks_total{kind="container",probe="web",project="app",result="ok"} 4
+syncd_probe_checks_total{kind="http",probe="home",project="app",result="failed"} 3
+syncd_probe_checks_total{kind="http",probe="home",project="app",result="ok"} 1
+# HELP syncd_probe_engine_up 1 when the Docker engine answered the probes' last ping, else 0.
+# TYPE syncd_probe_engine_up gauge
+syncd_probe_engine_up 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "syncd_probe_up", "syncd_probe_checks_total", "syncd_probe_engine_up"); err != nil {
+		t.Error(err)
 	}
 }
