@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
@@ -31,23 +30,11 @@ func runProbe(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "syncd probe: %v\n", err)
 		return exitFailure
 	}
-	tmp, err := os.MkdirTemp("", "syncd-probe-")
+	dir, _, done, err := tempCheckout(ctx, f.repo, "syncd-probe-", g)
 	if err != nil {
 		return fail(err)
 	}
-	defer os.RemoveAll(tmp)
-	src, err := newSource(f.repo, tmp, g)
-	if err != nil {
-		return fail(err)
-	}
-	head, err := src.Head(ctx)
-	if err != nil {
-		return fail(err)
-	}
-	dir, err := src.Checkout(ctx, head)
-	if err != nil {
-		return fail(err)
-	}
+	defer done()
 	repo, ps := desired.Load(dir)
 	if err := ps.Err(); err != nil {
 		fmt.Fprintln(c.stderr, err)
