@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,6 +209,7 @@ func TestCheckTCP(t *testing.T) {
 
 // fakeContainers is the engine as container probes see it.
 type fakeContainers struct {
+	mu      sync.Mutex        // checks run in parallel
 	health  map[string]string // project/service -> state
 	down    error
 	pings   int
@@ -215,6 +217,8 @@ type fakeContainers struct {
 }
 
 func (f *fakeContainers) ServiceHealth(_ context.Context, project, service string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.queries++
 	if f.down != nil {
 		return "", f.down
@@ -225,7 +229,12 @@ func (f *fakeContainers) ServiceHealth(_ context.Context, project, service strin
 	return "missing", nil
 }
 
-func (f *fakeContainers) Ping(context.Context) error { f.pings++; return f.down }
+func (f *fakeContainers) Ping(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pings++
+	return f.down
+}
 
 func TestCheckContainer(t *testing.T) {
 	f := &fakeContainers{health: map[string]string{"app/web": "healthy", "app/worker": "running", "app/db": "unhealthy", "app/job": "exited (1)"}}
