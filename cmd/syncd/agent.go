@@ -16,6 +16,7 @@ import (
 
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/host"
+	"github.com/syncd-dev/syncd/internal/notify"
 	"github.com/syncd-dev/syncd/internal/source"
 )
 
@@ -83,10 +84,19 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Notifications and jobs follow the repository: sinks and schedules
+	// come with each cycle.
+	notifier := notify.New(notify.Config{Logger: log})
+	go notifier.Run(ctx)
+	jobs := f.jobs(rec, notifier)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
-		Log: log.With("component", "status"), Now: time.Now, AgeRecipient: recipient}
-	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep}
-	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings()}, run.Cycle)
+		Log: log.With("component", "status"), Now: time.Now, AgeRecipient: recipient, Jobs: jobs}
+	jobs.Changed = func() { rep.JobsChanged(ctx) }
+	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep, Jobs: jobs, Notify: notifier}
+	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings(),
+		Job:        func(ctx context.Context, args map[string]string) (string, error) { return jobs.Request(ctx, nil, args) },
+		Collectors: jobs.Collectors()}, run.Cycle)
+	go jobs.Run(ctx)
 
 	// Triggers beside the loop's own timers: SIGHUP, the socket, the
 	// webhook, and changes to a local repository.

@@ -24,7 +24,7 @@ import (
 
 // cycleFlags are the flags sync and plan share.
 type cycleFlags struct {
-	repo, host, ageKey, stateDir, logFormat string
+	repo, host, ageKey, stateDir, logFormat, restic string
 }
 
 func (f *cycleFlags) register(fs *flag.FlagSet) {
@@ -34,6 +34,7 @@ func (f *cycleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ageKey, "age-key", "/etc/syncd/age.key", "the host's age identity `file` (needed when the host has secrets)")
 	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/syncd", "where syncd keeps what it applied (`directory`)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.restic, "restic", "restic", "the restic `binary` backups run (a path, or a name on PATH)")
 }
 
 // setting is a flag's value as the agent and sync compare it: paths made
@@ -213,9 +214,10 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "syncd sync: %v\n", err)
 		return exitFailure
 	}
+	jobs := f.jobs(r, nil)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: r.Engine, Store: r.Store, Writer: writer,
-		Log: r.Logger.With("component", "status"), Now: time.Now, AgeRecipient: recipient}
-	run := &host.Runtime{Host: f.host, Source: src, Reconciler: r, Reporter: rep}
+		Log: r.Logger.With("component", "status"), Now: time.Now, AgeRecipient: recipient, Jobs: jobs}
+	run := &host.Runtime{Host: f.host, Source: src, Reconciler: r, Reporter: rep, Jobs: jobs}
 	res, err := run.Cycle(ctx, agent.ReasonRequest)
 	fmt.Fprint(c.stdout, res.Output)
 	if err != nil {

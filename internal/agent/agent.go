@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Cycle runs one reconcile cycle. reason says what triggered it: "start",
@@ -47,6 +49,12 @@ type Config struct {
 	// Settings are what the agent runs with (repo, host, age-key): a sync
 	// asked for over the socket with other ones is refused.
 	Settings map[string]string
+	// Job, when set, runs a job asked for over the socket (POST /job:
+	// `syncd backup` and `syncd restore` with the agent up) and returns
+	// what to print.
+	Job func(ctx context.Context, args map[string]string) (string, error)
+	// Collectors are more metrics served on /metrics (the jobs').
+	Collectors []prometheus.Collector
 }
 
 const (
@@ -136,7 +144,7 @@ func New(cfg Config, cycle Cycle) *Agent {
 		cycle:   cycle,
 		log:     cfg.Logger,
 		clock:   cfg.Clock,
-		metrics: newMetrics(),
+		metrics: newMetrics(cfg.Collectors...),
 		wake:    make(chan struct{}, 1),
 	}
 	a.handler = a.newHandler()

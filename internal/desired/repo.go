@@ -147,15 +147,29 @@ func (a *App) check(p string, n *yaml.Node, ps *Problems) {
 	if a.Soak != nil && *a.Soak < 0 {
 		ps.add(p, lineOf(n, "soak"), "soak must be 0s (off) or more")
 	}
+	a.node = n
 	a.afterLine = map[string]int{}
 	for i, dep := range a.After {
 		a.afterLine[dep] = lineOf(n, "after", fmt.Sprint(i))
 	}
 	if b := a.Backup; b != nil {
 		checkSchedule(p, n, b.Schedule, ps, "backup", "schedule")
+		files := map[string]bool{}
 		for i, d := range b.Dumps {
-			if d.Service == "" || len(d.Command) == 0 || d.Filename == "" {
-				ps.add(p, lineOf(n, "backup", "dumps", fmt.Sprint(i)), "backup.dumps[%d]: service, command and filename are all required", i)
+			line := lineOf(n, "backup", "dumps", fmt.Sprint(i))
+			switch {
+			case d.Service == "" || len(d.Command) == 0 || d.Filename == "":
+				ps.add(p, line, "backup.dumps[%d]: service, command and filename are all required", i)
+			case files[d.Filename]:
+				ps.add(p, lineOf(n, "backup", "dumps", fmt.Sprint(i), "filename"), "backup.dumps[%d].filename: %q is used by another dump; give each dump its own file", i, d.Filename)
+			case strings.ContainsAny(d.Filename, "/\\") || d.Filename == "." || d.Filename == "..":
+				ps.add(p, lineOf(n, "backup", "dumps", fmt.Sprint(i), "filename"), "backup.dumps[%d].filename: %q must be a plain file name such as db.sql", i, d.Filename)
+			}
+			files[d.Filename] = true
+		}
+		for i, v := range b.Paths {
+			if v == "" || v == "/" {
+				ps.add(p, lineOf(n, "backup", "paths", fmt.Sprint(i)), "backup.paths[%d]: %q: name a directory of the app (./data) or of the host (/srv/app)", i, v)
 			}
 		}
 	}
@@ -237,6 +251,7 @@ func (r *Repo) loadHost(root *os.Root, dir string, h *Host, ps *Problems) bool {
 	}
 	before := len(*ps)
 	n := decodeStrict(p, data, h, ps)
+	h.node = n
 	invalidYAML := n == nil && len(*ps) > before
 	if len(h.Apps) == 0 && !invalidYAML {
 		ps.add(p, lineOf(n, "apps"), "apps: list the apps this host runs, e.g. apps: [traefik]; an empty list would remove every project (see prune in syncd.yaml)")

@@ -64,7 +64,12 @@ type Host struct {
 	// Overrides maps an app to the repository-relative path of this host's
 	// Compose override for it.
 	Overrides map[string]string `yaml:"-"`
+	node      *yaml.Node
 }
+
+// Line is the line of host.yaml at keys ("backup", "password_secret"), or
+// of the nearest of their parents that exists.
+func (h *Host) Line(keys ...string) int { return lineOf(h.node, keys...) }
 
 // HostBackup is the restic configuration of a host. Credentials are named,
 // never written: they are keys of the host's secrets file.
@@ -110,7 +115,15 @@ type App struct {
 	// settingsFile is app.yaml's path, or "" when the app has none.
 	settingsFile string
 	afterLine    map[string]int
+	node         *yaml.Node
 }
+
+// SettingsFile is app.yaml's repository path, or "" when the app has none.
+func (a *App) SettingsFile() string { return a.settingsFile }
+
+// Line is the line of app.yaml at keys ("backup", "volumes", "0"), or of
+// the nearest of their parents that exists; 0 without app.yaml.
+func (a *App) Line(keys ...string) int { return lineOf(a.node, keys...) }
 
 // Drift policies.
 const (
@@ -120,18 +133,44 @@ const (
 
 // AppBackup says what of an app restic saves.
 type AppBackup struct {
-	Schedule string   `yaml:"schedule"`
-	Volumes  []string `yaml:"volumes"`
-	Paths    []string `yaml:"paths"`
-	Dumps    []Dump   `yaml:"dumps"`
+	Schedule string `yaml:"schedule"`
+	// Volumes are named volumes of the compose file, read where the
+	// engine keeps them.
+	Volumes []string `yaml:"volumes"`
+	// Paths are directories of the host; a relative one (./data) is in the
+	// app's project directory, as in its bind mounts.
+	Paths []string `yaml:"paths"`
+	Dumps []Dump   `yaml:"dumps"`
+	// Stop stops the app's services while its volumes and paths are read
+	// (after the dumps), in reverse depends_on order, and starts again
+	// those that were running.
+	Stop bool `yaml:"stop"`
+	// BeforeUpgrade backs the app up before a cycle recreates one of its
+	// services for a new image; default true for an app with dumps.
+	BeforeUpgrade *bool `yaml:"before_upgrade"`
+}
+
+// UpgradeBackup reports whether the app is backed up before an image
+// change.
+func (b *AppBackup) UpgradeBackup() bool {
+	if b == nil {
+		return false
+	}
+	if b.BeforeUpgrade != nil {
+		return *b.BeforeUpgrade
+	}
+	return len(b.Dumps) > 0
 }
 
 // Dump is a command run inside a service's container whose output is
-// streamed to `restic backup --stdin`.
+// streamed into restic as one file.
 type Dump struct {
 	Service  string   `yaml:"service"`
 	Command  []string `yaml:"command"`
 	Filename string   `yaml:"filename"`
+	// RestoreCommand reads the file on its stdin to restore it (syncd
+	// restore), run in the same service's container.
+	RestoreCommand []string `yaml:"restore_command"`
 }
 
 // Probe is one health probe of an app; exactly one of HTTP, TCP and

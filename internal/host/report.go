@@ -34,7 +34,11 @@ type Reporter struct {
 	// AgeRecipient is the public half of the host's age key, published
 	// for `syncd enroll`.
 	AgeRecipient string
+	// Jobs, when set, gives the last result of each job for the document.
+	Jobs interface{ Status() []status.Job }
 
+	mu   sync.Mutex // one document at a time: cycles and finished jobs
+	last *status.Host
 	once sync.Once // the read-only warning is given once
 	// readOnlyUntil pauses pushes after the remote refused one: the status
 	// stays local, and write access is tried again an hour later.
@@ -50,7 +54,36 @@ type Reporter struct {
 
 // Report publishes the status of a cycle.
 func (r *Reporter) Report(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	doc := r.document(ctx, head, rep, cycleErr, took)
+	r.last = &doc
+	r.publish(ctx, doc)
+}
+
+// JobsChanged publishes the last cycle's document again with the jobs'
+// new results (a job finished between cycles).
+func (r *Reporter) JobsChanged(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == nil {
+		return // the first cycle's document will carry them
+	}
+	doc := *r.last
+	doc.UpdatedAt = r.Now()
+	doc.Jobs = r.scrubJobs(r.Jobs.Status())
+	r.last = &doc
+	r.publish(ctx, doc)
+}
+
+func (r *Reporter) scrubJobs(jobs []status.Job) []status.Job {
+	for i := range jobs {
+		jobs[i].Error = r.scrub(jobs[i].Error)
+	}
+	return jobs
+}
+
+func (r *Reporter) publish(ctx context.Context, doc status.Host) {
 	if r.Writer == nil || r.Now().Before(r.readOnlyUntil) {
 		if err := status.WriteLocal(r.Store.Dir(), doc); err != nil {
 			r.Log.Warn("status: write", "err", err)
@@ -101,6 +134,9 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 		Drift:     rep.Plan.Drift(),
 		LastCycle: status.Cycle{At: r.Now(), DurationMS: took.Milliseconds(), Result: "ok"},
 	}
+	if r.Jobs != nil {
+		doc.Jobs = r.scrubJobs(r.Jobs.Status())
+	}
 	if cycleErr != nil {
 		doc.LastCycle.Result = "error"
 		doc.LastCycle.Error = firstLine(cycleErr.Error())
@@ -145,6 +181,8 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 			switch o.Result {
 			case reconcile.Held:
 				p.State = status.Held
+			case reconcile.Waiting:
+				p.State = status.Waiting
 			case reconcile.Failed, reconcile.RolledBack, reconcile.TakenDown, reconcile.Refused, reconcile.Skipped:
 				p.State = status.Failed
 			}
@@ -223,7 +261,7 @@ func allRunning(op *plan.ObservedProject) bool {
 
 // worse orders project states for the host's: the worst one wins.
 func worse(a, b status.State) status.State {
-	rank := map[status.State]int{status.Converged: 0, status.Enrolling: 1, status.Degraded: 1, status.Held: 2, status.Failed: 3}
+	rank := map[status.State]int{status.Converged: 0, status.Enrolling: 1, status.Degraded: 1, status.Waiting: 1, status.Held: 2, status.Failed: 3}
 	if rank[b] > rank[a] {
 		return b
 	}

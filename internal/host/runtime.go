@@ -3,10 +3,12 @@ package host
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/agent"
+	"github.com/syncd-dev/syncd/internal/notify"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 )
 
@@ -29,6 +31,12 @@ type Runtime struct {
 	// Reporter publishes the outcome of a cycle that was not quiet (the
 	// status file, locally and on the status branch); may be nil.
 	Reporter *Reporter
+	// Jobs, when set, are given what each cycle rendered (their schedules
+	// and the apps they back up follow it).
+	Jobs *Jobs
+	// Notify, when set, is told the cycle's state changes (failed and
+	// recovered, rolled back, drift); its sinks follow syncd.yaml.
+	Notify *notify.Notifier
 	// lastHead is the head of the last successful cycle: a poll that finds
 	// it again costs the ls-remote only, unless the last cycle failed (its
 	// status must be replaced once the failure is over).
@@ -53,6 +61,7 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 		err = fmt.Errorf("source: %w", err)
 		r.failed = true
 		publish("", reconcile.Report{}, err)
+		r.events(reconcile.Report{}, err)
 		return agent.Result{}, err
 	}
 	if reason == agent.ReasonPoll && head == r.lastHead && !r.failed {
@@ -63,17 +72,89 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 		err = fmt.Errorf("source: %w", err)
 		r.failed = true
 		publish(head, reconcile.Report{Commit: head}, err)
+		r.events(reconcile.Report{Commit: head}, err)
 		return agent.Result{Commit: head}, err
 	}
 	rep, err := r.Reconciler.Sync(ctx, reconcile.Source{Dir: dir, Commit: head})
 	r.enrolling = rep.SecretsPending
+	if rep.Rendered != nil {
+		r.Jobs.Update(rep.Rendered)
+		r.Notify.SetSinks(sinks(rep.Rendered, r.Reconciler.Logger), rep.Rendered.Secrets.RedactFragments)
+	}
 	publish(head, rep, err)
+	r.events(rep, err)
 	res := result(rep)
-	r.failed = err != nil
+	// A project left waiting (a job held it) makes the next poll a full
+	// cycle again.
+	r.failed = err != nil || rep.Waiting()
 	if err == nil {
 		r.lastHead = head
 	}
 	return res, err
+}
+
+// sinks resolves syncd.yaml `notify:` for the host: a url_secret is read
+// from its secrets.
+func sinks(rd *reconcile.Rendered, log *slog.Logger) []notify.Sink {
+	var out []notify.Sink
+	for i, s := range rd.Fleet.Notify {
+		url := s.URL
+		if s.URLSecret != "" {
+			v, ok := rd.Secrets[s.URLSecret]
+			if !ok || rd.SecretsPending {
+				if log != nil {
+					log.Warn("notify: the sink's url_secret is not among the host's secrets; it is left out", "sink", i, "url_secret", s.URLSecret)
+				}
+				continue
+			}
+			url = v
+		}
+		out = append(out, notify.Sink{URL: url, Events: s.Events})
+	}
+	return out
+}
+
+// events tells Notify what the cycle changed: a failed cycle (and its
+// recovery), releases rolled back, drift found (and resolved).
+func (r *Runtime) events(rep reconcile.Report, err error) {
+	if r.Notify == nil {
+		return
+	}
+	at := ""
+	if rep.Commit != "" {
+		at = " at " + rep.Commit[:min(12, len(rep.Commit))]
+	}
+	if err != nil {
+		r.Notify.Notify(notify.Event{Kind: notify.CycleFailed, Key: "cycle", Title: fmt.Sprintf("syncd %s: cycle failed%s", r.Host, at), Message: firstLine(err.Error())})
+	} else {
+		r.Notify.Notify(notify.Event{Kind: notify.CycleFailed, Key: "cycle", Recovered: true, Title: fmt.Sprintf("syncd %s: cycles work again%s", r.Host, at)})
+	}
+	for _, o := range rep.Outcomes {
+		if o.Result == reconcile.RolledBack || o.Result == reconcile.TakenDown {
+			msg := ""
+			if o.Err != nil {
+				msg = firstLine(o.Err.Error())
+			}
+			r.Notify.Notify(notify.Event{Kind: notify.RolledBack, Key: o.Project + "@" + rep.Commit,
+				Title: fmt.Sprintf("syncd %s: %s %s%s", r.Host, o.Project, o.Result, at), Message: msg})
+		}
+	}
+	if rep.Plan.Commit == "" {
+		return // no plan: nothing known of drift
+	}
+	var drifted []string
+	for _, pr := range rep.Plan.Projects {
+		for _, c := range pr.Changes {
+			if c.Drift {
+				drifted = append(drifted, fmt.Sprintf("%s/%s: %s", pr.Name, c.Service, c.Reason))
+			}
+		}
+	}
+	if len(drifted) > 0 {
+		r.Notify.Notify(notify.Event{Kind: notify.Drift, Key: "host", Title: fmt.Sprintf("syncd %s: drift found", r.Host), Message: strings.Join(drifted, "\n")})
+	} else {
+		r.Notify.Notify(notify.Event{Kind: notify.Drift, Key: "host", Recovered: true, Title: fmt.Sprintf("syncd %s: no drift any more", r.Host)})
+	}
 }
 
 // Enrolling reports whether the last cycle found the host's key not yet

@@ -40,6 +40,7 @@ const (
 	Degraded    State = "degraded"    // running, but something is unhealthy or drifted
 	Failed      State = "failed"      // a release failed (rolled back or taken down)
 	Held        State = "held"        // a failed commit is held until a newer one arrives
+	Waiting     State = "waiting"     // left for the next cycle (a job holds it; its backup before upgrade failed)
 	Invalid     State = "invalid"     // the repository cannot be rendered; nothing changed
 	Unreachable State = "unreachable" // the source or the engine cannot be reached
 	// Enrolling: the host made its own age key, which is not yet a
@@ -127,6 +128,11 @@ type Job struct {
 	Result     string    `yaml:"result" json:"result"`
 	// Error is redacted.
 	Error string `yaml:"error,omitempty" json:"error,omitempty"`
+	// LastSuccess is when the job last succeeded; Detail what its last run
+	// did (a backup: its run, snapshots and bytes added). Equal leaves
+	// both out.
+	LastSuccess time.Time `yaml:"last_success,omitempty" json:"last_success,omitzero"`
+	Detail      string    `yaml:"detail,omitempty" json:"detail,omitempty"`
 }
 
 // Equal reports whether a and b say the same thing: the heartbeat time and
@@ -145,6 +151,7 @@ func significant(h Host) Host {
 	h.LastCycle.At, h.LastCycle.DurationMS = time.Time{}, 0
 	for i := range h.Jobs {
 		h.Jobs[i].At, h.Jobs[i].DurationMS = time.Time{}, 0
+		h.Jobs[i].LastSuccess, h.Jobs[i].Detail = time.Time{}, ""
 	}
 	return h
 }
