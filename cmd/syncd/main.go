@@ -53,7 +53,7 @@ func commands() []command {
 		{"backup", "back up now (restic); --list shows the snapshots", runBackup},
 		{"restore", "restore an app in place (after a pre-restore backup), or extract it (--to DIR)", runRestore},
 		{"scan", "run the image scan now", notBuilt},
-		{"probe", "run the health probes now", notBuilt},
+		{"probe", "run every health probe of a host once and print a table", runProbe},
 		{"init-host", "make a host's deploy key and its cloud-init user-data (no age key in it)", runInitHost},
 		{"enroll", "add a host's self-made age recipient to .sops.yaml and re-encrypt its files", runEnroll},
 		{"version", "print the version", runVersion},

@@ -15,6 +15,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/host"
+	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/secrets"
 	"github.com/syncd-dev/syncd/internal/source"
@@ -97,6 +98,7 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconc
 		Store:     store,
 		Decrypter: &lazyDecrypter{path: f.ageKey},
 		Logger:    log,
+		Probes:    &probe.Gate{Checker: &probe.Checker{Containers: eng}},
 	}
 	return r, func() { eng.Close(); unlock() }, nil
 }
@@ -126,6 +128,29 @@ func (d *lazyDecrypter) Decrypt(name string, data []byte) (map[string]string, er
 		return nil, d.err
 	}
 	return secrets.Decrypter{Identity: d.id}.Decrypt(name, data)
+}
+
+// tempCheckout checks the head of repo out into a temporary directory of
+// its own (the state directory's checkout belongs to the agent or sync
+// that may be running); done removes it.
+func tempCheckout(ctx context.Context, repo, prefix string, g gitFlags) (dir, head string, done func(), err error) {
+	tmp, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", "", nil, err
+	}
+	done = func() { os.RemoveAll(tmp) }
+	src, err := newSource(repo, tmp, g)
+	if err == nil {
+		head, err = src.Head(ctx)
+	}
+	if err == nil {
+		dir, err = src.Checkout(ctx, head)
+	}
+	if err != nil {
+		done()
+		return "", "", nil, err
+	}
+	return dir, head, done, nil
 }
 
 // socketPath is where a running agent listens for `syncd sync`.
@@ -237,25 +262,11 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 	}
 	defer closeEngine()
 	prep, err := func() (*reconcile.Prepared, error) {
-		// A Git checkout of its own: the state directory's belongs to the
-		// agent or sync that may be running.
-		tmp, err := os.MkdirTemp("", "syncd-plan-")
+		dir, head, done, err := tempCheckout(ctx, f.repo, "syncd-plan-", g)
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(tmp)
-		src, err := newSource(f.repo, tmp, g)
-		if err != nil {
-			return nil, err
-		}
-		head, err := src.Head(ctx)
-		if err != nil {
-			return nil, err
-		}
-		dir, err := src.Checkout(ctx, head)
-		if err != nil {
-			return nil, err
-		}
+		defer done()
 		return r.Prepare(ctx, reconcile.Source{Dir: dir, Commit: head})
 	}()
 	if err != nil {

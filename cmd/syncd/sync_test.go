@@ -49,6 +49,12 @@ const healthy = `    healthcheck:
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
 	testenv.DemoImage(t, demoImage, false)
+	return newFleetOf(t)
+}
+
+// newFleetOf is newFleet for a test that builds the images it runs.
+func newFleetOf(t *testing.T) *fleet {
+	t.Helper()
 	var b [3]byte
 	rand.Read(b[:])
 	f := &fleet{

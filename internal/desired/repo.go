@@ -173,36 +173,7 @@ func (a *App) check(p string, n *yaml.Node, ps *Problems) {
 			}
 		}
 	}
-	seen := map[string]bool{}
-	for i, pr := range a.Probes {
-		line := lineOf(n, "probes", fmt.Sprint(i))
-		switch {
-		case pr.Name == "":
-			ps.add(p, line, "probes[%d]: name is required", i)
-		case seen[pr.Name]:
-			ps.add(p, line, "probes[%d]: name %q is used twice", i, pr.Name)
-		}
-		seen[pr.Name] = true
-		kinds := 0
-		for _, set := range []bool{pr.HTTP != nil, pr.TCP != nil, pr.Container != nil} {
-			if set {
-				kinds++
-			}
-		}
-		if kinds != 1 {
-			ps.add(p, line, "probes[%d] (%s): set exactly one of http, tcp or container", i, pr.Name)
-		}
-		if pr.HTTP != nil && pr.HTTP.URL == "" {
-			ps.add(p, line, "probes[%d] (%s): http.url is required", i, pr.Name)
-		}
-		if pr.TCP != nil && pr.TCP.Address == "" {
-			ps.add(p, line, "probes[%d] (%s): tcp.address is required", i, pr.Name)
-		}
-		if pr.Container != nil && pr.Container.Service == "" {
-			ps.add(p, line, "probes[%d] (%s): container.service is required", i, pr.Name)
-		}
-		checkSchedule(p, n, pr.Schedule, ps, "probes", fmt.Sprint(i), "schedule")
-	}
+	checkProbes(p, n, a.Probes, ps)
 	for i, d := range a.Deviations {
 		line := lineOf(n, "deviations", fmt.Sprint(i))
 		if !slices.Contains(Rules, d.Rule) {

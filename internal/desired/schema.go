@@ -174,21 +174,101 @@ type Dump struct {
 }
 
 // Probe is one health probe of an app; exactly one of HTTP, TCP and
-// Container is set.
+// Container is set. In a rendered Project, its ${NAME}s are filled in (see
+// Project.Probes); a value may then hold a secret: show it only redacted.
 type Probe struct {
-	Name      string          `yaml:"name"`
-	Schedule  string          `yaml:"schedule"`
+	Name     string `yaml:"name"`
+	Schedule string `yaml:"schedule"`
+	// Timeout bounds one check; 0 means DefaultProbeTimeout.
+	Timeout time.Duration `yaml:"timeout"`
+	// FailureThreshold is how many failed checks in a row make the probe
+	// down; 0 means DefaultFailureThreshold.
+	FailureThreshold int `yaml:"failure_threshold"`
+	// SuccessThreshold is how many passed checks in a row make it up again
+	// and pass the deploy gate; 0 means DefaultSuccessThreshold.
+	SuccessThreshold int `yaml:"success_threshold"`
+	// Gate says whether a release must pass this probe after its apply;
+	// nil means true for http and tcp, false for container (the Compose
+	// healthcheck already gates).
+	Gate      *bool           `yaml:"gate"`
 	HTTP      *HTTPProbe      `yaml:"http"`
 	TCP       *TCPProbe       `yaml:"tcp"`
 	Container *ContainerProbe `yaml:"container"`
 }
 
+// Probe defaults.
+const (
+	DefaultProbeSchedule    = "@every 1m"
+	DefaultProbeTimeout     = 10 * time.Second
+	DefaultFailureThreshold = 3
+	DefaultSuccessThreshold = 2
+)
+
+// Kind is "http", "tcp" or "container" ("" when none is set).
+func (p Probe) Kind() string {
+	switch {
+	case p.HTTP != nil:
+		return "http"
+	case p.TCP != nil:
+		return "tcp"
+	case p.Container != nil:
+		return "container"
+	}
+	return ""
+}
+
+// TimeoutOr is the probe's timeout or DefaultProbeTimeout.
+func (p Probe) TimeoutOr() time.Duration {
+	if p.Timeout > 0 {
+		return p.Timeout
+	}
+	return DefaultProbeTimeout
+}
+
+// FailuresOr is the probe's failure threshold or DefaultFailureThreshold.
+func (p Probe) FailuresOr() int {
+	if p.FailureThreshold > 0 {
+		return p.FailureThreshold
+	}
+	return DefaultFailureThreshold
+}
+
+// SuccessesOr is the probe's success threshold or DefaultSuccessThreshold.
+func (p Probe) SuccessesOr() int {
+	if p.SuccessThreshold > 0 {
+		return p.SuccessThreshold
+	}
+	return DefaultSuccessThreshold
+}
+
+// ScheduleOr is the probe's schedule or DefaultProbeSchedule.
+func (p Probe) ScheduleOr() string {
+	if p.Schedule != "" {
+		return p.Schedule
+	}
+	return DefaultProbeSchedule
+}
+
+// Gates reports whether a release must pass the probe after its apply.
+func (p Probe) Gates() bool {
+	if p.Gate != nil {
+		return *p.Gate
+	}
+	return p.HTTP != nil || p.TCP != nil
+}
+
 // HTTPProbe checks a URL's status, body and TLS certificate.
 type HTTPProbe struct {
-	URL      string `yaml:"url"`
-	Status   int    `yaml:"status"`
-	Body     string `yaml:"body"`
-	CertDays int    `yaml:"cert_days"`
+	URL string `yaml:"url"`
+	// Status is the status code expected; 0 means any 2xx.
+	Status int `yaml:"status"`
+	// Body is a substring the response body must contain.
+	Body string `yaml:"body"`
+	// CertDays warns when the server's certificate expires in fewer days.
+	CertDays int `yaml:"cert_days"`
+	// TLSSkipVerify accepts a certificate that does not verify (a
+	// self-signed one); validate warns.
+	TLSSkipVerify bool `yaml:"tls_skip_verify"`
 }
 
 // TCPProbe checks that an address accepts connections.

@@ -52,6 +52,10 @@ type Reconciler struct {
 	// Enrolling, when set, lets a host whose own age key is not yet a
 	// recipient of its secrets file run the apps that need no secret.
 	Enrolling Enrolling
+	// Probes, when set, verifies a release after Compose's healthchecks
+	// and the soak passed: the app's gating probes (jobs/probe.Gate). A
+	// release that fails it is rolled back as an unhealthy one is.
+	Probes Verifier
 	// Locks, when set, are the project locks the host's jobs hold: a
 	// project a job (a backup) holds is left as it is this cycle (Waiting),
 	// so an apply never changes what a job reads or restores.
@@ -69,6 +73,13 @@ type Reconciler struct {
 	// tookOver are the projects of a stopped syncd this one took over,
 	// logged once.
 	tookOver map[string]bool
+}
+
+// Verifier checks a release that Compose reports healthy by the app's own
+// probes, within timeout (the app's health_timeout). redact scrubs the
+// host's secret values from what it says.
+type Verifier interface {
+	Verify(ctx context.Context, p *desired.Project, redact func(string) string, timeout time.Duration) error
 }
 
 // Locker hands out project locks without waiting.
@@ -725,6 +736,9 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 		}
 	}
 	err := r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: pr.Force, Timeout: timeout, Soak: t.project.App.SoakOr(prep.repo.Fleet)})
+	if err == nil && r.Probes != nil {
+		err = r.Probes.Verify(ctx, t.project, prep.secrets.RedactFragments, timeout)
+	}
 	if err == nil {
 		log.Info("applied")
 		return Outcome{Project: pr.Name, Result: Applied}, r.recordOf(prep.Commit, t)

@@ -107,6 +107,8 @@ type Project struct {
 	Data []string `yaml:"data,omitempty" json:"data,omitempty"`
 	// LastError is redacted.
 	LastError string `yaml:"last_error,omitempty" json:"last_error,omitempty"`
+	// Probes are the project's health probes (probes.go).
+	Probes []Probe `yaml:"probes,omitempty" json:"probes,omitempty"`
 }
 
 // Image is what one service runs.
@@ -176,6 +178,7 @@ func normalise(h Host) Host {
 			}
 			return strings.Compare(a.Ref, b.Ref)
 		})
+		p.Probes = normaliseProbes(p.Probes)
 	}
 	slices.SortStableFunc(h.Projects, func(a, b Project) int { return strings.Compare(a.Name, b.Name) })
 	h.Jobs = slices.Clone(h.Jobs)
@@ -198,6 +201,7 @@ func redacted(h Host, redact func(string) string) Host {
 		if h.Projects[i].LastError != "" {
 			h.Projects[i].LastError = redact(h.Projects[i].LastError)
 		}
+		redactProbes(h.Projects[i].Probes, redact)
 	}
 	for i := range h.Jobs {
 		if h.Jobs[i].Error != "" {

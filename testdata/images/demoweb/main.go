@@ -11,7 +11,9 @@
 //	demoweb write FILE   write stdin to FILE (tests change data in a FROM scratch image)
 //	demoweb cat FILE     print FILE
 //
-// DEMO_UNHEALTHY=1 makes /healthz answer 500, to exercise a rollback.
+// DEMO_UNHEALTHY=1 makes /healthz answer 500, to exercise a rollback. DEMO_FAIL_PATH=/ makes
+// that path answer 500 while /healthz stays healthy: a release whose container is healthy
+// but whose probe fails.
 package main
 
 import (
@@ -128,7 +130,13 @@ func handler(getenv func(string) string) http.Handler {
 			log.Printf("demoweb: render: %v", err)
 		}
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := getenv("DEMO_FAIL_PATH"); p != "" && r.URL.Path == p {
+			http.Error(w, "failing on purpose (DEMO_FAIL_PATH)", http.StatusInternalServerError)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // secretPresent reports whether /run/secrets/<name> is a readable regular file. It opens the
