@@ -84,8 +84,8 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 		return fail(err)
 	}
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
-		Log: log.With("component", "status"), Now: time.Now, AgeRecipient: recipient}
-	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep}
+		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient}
+	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep, Gate: gate(src, writer, c.now, log)}
 	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings()}, run.Cycle)
 
 	// Triggers beside the loop's own timers: SIGHUP, the socket, the
