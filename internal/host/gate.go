@@ -151,7 +151,7 @@ func (v *verdict) message(host, applied string) string {
 	if v.target != "" && v.target != applied {
 		what = "applies " + short(v.target) + ", the newest commit through the gate"
 	}
-	return fmt.Sprintf("host %s: rollout of %s %s; it %s\n", host, short(v.head), v.Verdict.String(), what)
+	return fmt.Sprintf("host %s: rollout of %s %s\n  meanwhile host %s %s\n", host, short(v.head), v.Verdict.String(), host, what)
 }
 
 func short(commit string) string {
