@@ -35,6 +35,11 @@ type Gate struct {
 	Heartbeat time.Duration
 	Now       func() time.Time
 	Log       *slog.Logger
+
+	// candidates are the last History answer, for head and until: they do
+	// not change while a head waits.
+	candidates          []string
+	candHead, candUntil string
 }
 
 // waves is what the gate needs of the repository at one head.
@@ -97,11 +102,14 @@ func (g *Gate) decide(ctx context.Context, host, head, applied string, w *waves)
 	if v.Decision == rollout.Apply {
 		return &verdict{Verdict: v, head: head, target: head}, nil
 	}
-	candidates, err := g.History.Ancestors(ctx, head, applied)
-	if err != nil {
-		return nil, err
+	if g.candidates == nil || g.candHead != head || g.candUntil != applied {
+		candidates, err := g.History.Ancestors(ctx, head, applied)
+		if err != nil {
+			return nil, err
+		}
+		g.candidates, g.candHead, g.candUntil = candidates, head, applied
 	}
-	target, _ := rollout.Newest(in, candidates)
+	target, _ := rollout.Newest(in, g.candidates)
 	return &verdict{Verdict: v, head: head, target: target}, nil
 }
 

@@ -76,7 +76,7 @@ type Writer struct {
 	Now func() time.Time
 	// MaxAttempts bounds the pushes of one Write (default 8).
 	MaxAttempts int
-	// Pushed, when set, is told of each Write that pushed: how many
+	// Pushed, when set, is told of each Write that committed: how many
 	// attempts it took (1: no push was rejected) and how long it took.
 	Pushed func(attempts int, took time.Duration)
 
@@ -151,7 +151,7 @@ func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) 
 		began := time.Now()
 		committed, err = w.push(ctx, branch, doc)
 		if err == nil {
-			if w.Pushed != nil {
+			if w.Pushed != nil && committed {
 				w.Pushed(attempt, time.Since(started))
 			}
 			break
