@@ -52,14 +52,16 @@ func newMetrics() *metrics {
 			Name: "syncd_polls_total",
 			Help: "Polls of the source (cycles run for the poll timer, quiet or not).",
 		}),
-		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "syncd_rollout_waiting",
-			Help: "1 while the wave gate holds the branch head back from this host until lower waves have applied it, converged and baked.",
-		}),
-		halted: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "syncd_rollout_halted",
-			Help: "1 while the branch head is halted for this host because a lower-wave host failed it; a fixing commit resumes.",
-		}),
+	}
+	// The wave gate's state, one 0/1 gauge each.
+	for _, g := range []struct {
+		into       *prometheus.Gauge
+		name, help string
+	}{
+		{&m.waiting, "syncd_rollout_waiting", "1 while the wave gate holds the branch head back from this host until lower waves have applied it, converged and baked."},
+		{&m.halted, "syncd_rollout_halted", "1 while the branch head is halted for this host because a lower-wave host failed it; a fixing commit resumes."},
+	} {
+		*g.into = prometheus.NewGauge(prometheus.GaugeOpts{Name: g.name, Help: g.help})
 	}
 	for _, r := range []string{"ok", "error", "quiet"} {
 		m.cycles.WithLabelValues(r) // shown as 0 from the start
