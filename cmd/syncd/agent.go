@@ -90,9 +90,9 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	go notifier.Run(ctx)
 	jobs := f.jobs(rec, notifier)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
-		Log: log.With("component", "status"), Now: time.Now, AgeRecipient: recipient, Jobs: jobs}
+		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs}
 	jobs.Changed = func() { rep.JobsChanged(ctx) }
-	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep, Jobs: jobs, Notify: notifier}
+	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep, Jobs: jobs, Notify: notifier, Gate: gate(src, writer, c.now, log)}
 	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings(),
 		Job:        func(ctx context.Context, args map[string]string) (string, error) { return jobs.Request(ctx, nil, args) },
 		Collectors: jobs.Collectors()}, run.Cycle)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/syncd-dev/syncd/internal/host"
 	"github.com/syncd-dev/syncd/internal/source"
@@ -47,6 +48,17 @@ func newSource(repo, stateDir string, g gitFlags) (host.Source, error) {
 		src.Signers = signers
 	}
 	return src, nil
+}
+
+// gate is the wave gate of a Git source that pushes its status: the
+// status branch is where the lower waves' reports are read. A local
+// directory, or a status kept local, has no gate.
+func gate(src host.Source, writer *status.Writer, now func() time.Time, log *slog.Logger) *host.Gate {
+	gs, ok := src.(*source.Git)
+	if !ok || writer == nil {
+		return nil
+	}
+	return &host.Gate{Fleet: writer, History: gs, Now: now, Log: log.With("component", "rollout")}
 }
 
 // statusWriter pushes the host's status to branch of a Git source; nil for

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -9,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/desired"
@@ -188,12 +188,7 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 			}
 			return exitFailure
 		}
-		if held := res.Projects[string(reconcile.Held)]; held > 0 {
-			fmt.Fprintf(c.stdout, "host %s: %d project(s) held at their last good release; %s is not applied to them (cycle run by the agent)\n", f.host, held, res.Commit)
-			return exitHeld
-		}
-		fmt.Fprintf(c.stdout, "host %s converged to %s (cycle run by the agent)\n", f.host, res.Commit)
-		return exitOK
+		return syncOutcome(c, f.host, res, " (cycle run by the agent)")
 	}
 	r, closeEngine, err := f.reconciler(ctx, c, true)
 	if err != nil {
@@ -216,8 +211,11 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	}
 	jobs := f.jobs(r, nil)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: r.Engine, Store: r.Store, Writer: writer,
-		Log: r.Logger.With("component", "status"), Now: time.Now, AgeRecipient: recipient, Jobs: jobs}
-	run := &host.Runtime{Host: f.host, Source: src, Reconciler: r, Reporter: rep, Jobs: jobs}
+		Log: r.Logger.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs}
+	if writer != nil {
+		writer.Now = c.now
+	}
+	run := &host.Runtime{Host: f.host, Source: src, Reconciler: r, Reporter: rep, Jobs: jobs, Gate: gate(src, writer, c.now, r.Logger)}
 	res, err := run.Cycle(ctx, agent.ReasonRequest)
 	fmt.Fprint(c.stdout, res.Output)
 	if err != nil {
@@ -228,17 +226,33 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stdout, "host %s at %s is enrolling: its age key %s cannot open its secrets yet; run `syncd enroll --repo . --host %s` in a working copy, review and commit\n", f.host, res.Commit, recipient, f.host)
 		return exitOK
 	}
+	return syncOutcome(c, f.host, res, "")
+}
+
+// syncOutcome says how a successful cycle ended and picks sync's exit
+// code: projects left waiting (their backup before upgrade failed) 1, held
+// projects 3, a halted rollout 4; waiting for the lower waves is no
+// failure (0).
+func syncOutcome(c *cli, hostName string, res agent.Result, by string) int {
 	if waiting := res.Projects[string(reconcile.Waiting)]; waiting > 0 {
-		fmt.Fprintf(c.stderr, "syncd sync: host %s: %d project(s) wait at what they ran (see above); %s is applied to them by a later cycle\n", f.host, waiting, res.Commit)
+		fmt.Fprintf(c.stderr, "syncd sync: host %s: %d project(s) wait at what they ran (see above); %s is applied to them by a later cycle%s\n", hostName, waiting, res.Commit, by)
 		return exitFailure
 	}
 	if held := res.Projects[string(reconcile.Held)]; held > 0 {
 		// The commit failed for those projects before: they run their last
 		// good release until a newer commit arrives.
-		fmt.Fprintf(c.stdout, "host %s: %d project(s) held at their last good release; %s is not applied to them\n", f.host, held, res.Commit)
+		fmt.Fprintf(c.stdout, "host %s: %d project(s) held at their last good release; %s is not applied to them%s\n", hostName, held, res.Commit, by)
 		return exitHeld
 	}
-	fmt.Fprintf(c.stdout, "host %s converged to %s\n", f.host, res.Commit)
+	switch ro := res.Rollout; {
+	case ro != nil && ro.State == agent.RolloutHalted:
+		fmt.Fprintf(c.stdout, "host %s runs %s: the rollout of %s is halted by a lower wave%s\n", hostName, cmp.Or(res.Commit, "nothing yet"), short(ro.Commit), by)
+		return exitHalted
+	case ro != nil && ro.State == agent.RolloutWaiting:
+		fmt.Fprintf(c.stdout, "host %s runs %s: the rollout of %s waits for the lower waves%s\n", hostName, cmp.Or(res.Commit, "nothing yet"), short(ro.Commit), by)
+		return exitOK
+	}
+	fmt.Fprintf(c.stdout, "host %s converged to %s%s\n", hostName, res.Commit, by)
 	return exitOK
 }
 

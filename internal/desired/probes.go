@@ -222,7 +222,7 @@ func (s *scan) renderProbes() []Probe {
 		fill := func(v string, keys ...string) string {
 			line := lineOf(root, append([]string{"probes", idx}, keys...)...)
 			for _, ref := range scanVars(v) {
-				if _, defined := s.env[ref.Name];  !defined && ref.required() {
+				if _, defined := s.env[ref.Name]; !defined && ref.required() {
 					s.ps.add(f, line, "probes[%d] (%s): %s: variable ${%s} is not defined for host %q; define it under vars in hosts/%s/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file",
 						i, pr.Name, strings.Join(keys, "."), ref.Name, s.host.Name, s.host.Name)
 				}

@@ -62,6 +62,7 @@ func Load(dir string) (*Repo, Problems) {
 	r.loadApps(root, &ps)
 	r.loadHosts(root, &ps)
 	r.checkAfter(&ps)
+	r.checkSkip(&ps)
 	return r, ps.Sorted()
 }
 
@@ -81,6 +82,9 @@ func (r *Repo) loadFleet(root *os.Root, ps *Problems) {
 	}
 	if r.Fleet.Waves.BakeTime < 0 {
 		ps.add(p, lineOf(n, "waves", "bake_time"), "waves.bake_time must be positive")
+	}
+	for i := range r.Fleet.Waves.Skip {
+		r.Fleet.Waves.skipLine = append(r.Fleet.Waves.skipLine, lineOf(n, "waves", "skip", fmt.Sprint(i)))
 	}
 	checkNotify(p, n, r.Fleet.Notify, ps)
 }
@@ -352,6 +356,17 @@ func (r *Repo) checkAfter(ps *Problems) {
 	if cycle := findCycle(r.Apps); len(cycle) > 0 {
 		a := r.Apps[cycle[0]]
 		ps.add(a.settingsFile, a.afterLine[cycle[1]], "after: cycle %s; remove one of these dependencies", strings.Join(cycle, " → "))
+	}
+}
+
+// checkSkip refuses a waves.skip entry that names no host: a typo would
+// leave the host it meant holding the rollout.
+func (r *Repo) checkSkip(ps *Problems) {
+	hosts := slices.Sorted(maps.Keys(r.Hosts))
+	for i, name := range r.Fleet.Waves.Skip {
+		if _, ok := r.Hosts[name]; !ok {
+			ps.add("syncd.yaml", r.Fleet.Waves.skipLine[i], "waves.skip: unknown host %q%s: there is no hosts/%s/host.yaml; remove it from waves.skip", name, suggest(name, hosts), name)
+		}
 	}
 }
 

@@ -123,6 +123,8 @@ func TestLoadProblems(t *testing.T) {
 			[]string{"hosts/beta/host.yaml: error: missing; create it"}},
 		{"wrong type", map[string]string{"hosts/beta/host.yaml": "apps: [web]\nwave: first\n"},
 			[]string{`hosts/beta/host.yaml:2: error: wave: expected a whole number, got "first"`}},
+		{"waves.skip names no host", map[string]string{"syncd.yaml": "waves:\n  skip:\n    - alpha\n    - betta\n"},
+			[]string{`syncd.yaml:4: error: waves.skip: unknown host "betta" (did you mean "beta"?): there is no hosts/betta/host.yaml`}},
 		{"negative wave", map[string]string{"hosts/beta/host.yaml": "apps: [web]\nwave: -1\n"},
 			[]string{"hosts/beta/host.yaml:2: error: wave must be 0 (canaries) or more"}},
 		{"bad duration", map[string]string{"apps/web/app.yaml": "health_timeout: soon\n"},

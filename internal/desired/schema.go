@@ -24,7 +24,14 @@ type Fleet struct {
 		Soak *time.Duration `yaml:"soak"`
 	} `yaml:"defaults"`
 	Waves struct {
+		// BakeTime is how long every host of the lower waves must have
+		// been converged and healthy at a commit before a higher wave
+		// applies it: a soak on top of their health, not instead of it.
 		BakeTime time.Duration `yaml:"bake_time"`
+		// Skip are hosts the wave gate passes over: decommissioned, or
+		// down for repair, they would hold the rollout forever.
+		Skip     []string `yaml:"skip"`
+		skipLine []int
 	} `yaml:"waves"`
 	Prune struct {
 		// AllowMassRemoval lets one cycle remove more than half of a

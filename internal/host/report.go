@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,34 @@ type Reporter struct {
 	// redact is the last cycle's redaction of the host's secret values,
 	// kept for the cycles that stop before decrypting.
 	redact func(string) string
+	// rollout is the wave gate's verdict for the next document (set by
+	// the Runtime); nil when the head is through.
+	rollout *status.Rollout
+	// since is when the host became converged at sinceCommit.
+	since       time.Time
+	sinceCommit string
+	loaded      bool // lastGood and since were read from the last document
+}
+
+// applied is the commit the host runs: its last good release, remembered
+// across restarts by the local status document.
+func (r *Reporter) applied() string {
+	r.load()
+	return r.lastGood
+}
+
+// load reads what the last document said once, after a restart.
+func (r *Reporter) load() {
+	if r.loaded {
+		return
+	}
+	r.loaded = true
+	if prev, err := status.ReadLocal(r.Store.Dir()); err == nil {
+		r.lastGood = cmp.Or(r.lastGood, prev.AppliedCommit)
+		if prev.State == status.Converged && !prev.ConvergedSince.IsZero() {
+			r.since, r.sinceCommit = prev.ConvergedSince, prev.AppliedCommit
+		}
+	}
 }
 
 // Report publishes the status of a cycle.
@@ -129,6 +158,13 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	if len(rep.Plan.Projects) > 0 || rep.Wave != 0 {
 		r.wave = rep.Wave
 	}
+	// target is the commit the cycle worked on: head, or an older one the
+	// wave gate let through.
+	// A host the gate holds back before it ran anything worked on none.
+	target := rep.Commit
+	if target == "" && r.rollout == nil {
+		target = head
+	}
 	doc := status.Host{
 		Host: r.Host, Wave: r.wave, DesiredCommit: head, SyncdVersion: r.Version, UpdatedAt: r.Now(), AgeRecipient: r.AgeRecipient,
 		Drift:     rep.Plan.Drift(),
@@ -158,6 +194,7 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 		names[n] = true
 	}
 	worst := status.Converged
+	failed := "" // the first project whose release of target failed, and why
 	for _, name := range slices.Sorted(maps.Keys(names)) {
 		p := status.Project{Name: name, State: status.Converged, Health: status.NoHealth}
 		if rec := records[name]; rec != nil {
@@ -172,8 +209,11 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 					p.ConfigHash[svc] = h
 				}
 			}
-			if rec.FailedCommit != "" && rec.FailedCommit == head {
+			if rec.FailedCommit != "" && rec.FailedCommit == target {
 				p.State, p.LastError = status.Held, rec.FailedError
+				if failed == "" {
+					failed = name + ": " + r.scrub(rec.FailedError)
+				}
 			}
 		}
 		if o, ok := outcomes[name]; ok && o.Err != nil {
@@ -216,16 +256,38 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	}
 	// applied_commit is what runs: a held project runs its last good
 	// release, not head. After a restart, the last document says it.
-	if r.lastGood == "" {
-		if prev, err := status.ReadLocal(r.Store.Dir()); err == nil {
-			r.lastGood = prev.AppliedCommit
-		}
-	}
-	if doc.State == status.Converged || doc.State == status.Degraded {
-		r.lastGood = head
+	r.load()
+	if (doc.State == status.Converged || doc.State == status.Degraded) && target != "" {
+		r.lastGood = target
 	}
 	doc.AppliedCommit = r.lastGood
+	if doc.State == status.Invalid {
+		failed = doc.LastCycle.Error
+	}
+	r.rolloutFields(&doc, target, failed)
 	return doc
+}
+
+// rolloutFields fill in what the wave gates of other hosts judge by: since
+// when this host is converged at what it runs (the bake time counts from
+// it, kept while it stays so), the commit that failed here, and this
+// host's own gate.
+func (r *Reporter) rolloutFields(doc *status.Host, target, failed string) {
+	if doc.State == status.Converged && doc.AppliedCommit != "" {
+		if r.sinceCommit != doc.AppliedCommit || r.since.IsZero() {
+			r.since, r.sinceCommit = r.Now(), doc.AppliedCommit
+		}
+		doc.ConvergedSince = r.since
+	} else {
+		r.since, r.sinceCommit = time.Time{}, ""
+	}
+	// Only a release that failed (rolled back and held) or a commit the
+	// host refused as invalid halts the higher waves: an engine or network
+	// fault is not the commit's.
+	if failed != "" && target != "" {
+		doc.FailedCommit, doc.FailedError = target, failed
+	}
+	doc.Rollout = r.rollout
 }
 
 func firstLine(s string) string {

@@ -52,7 +52,7 @@ func backupTable(results []backup.RunResult) string {
 	fmt.Fprintln(w, "APP\tRUN\tPART\tSNAPSHOT\tFILES NEW\tFILES CHANGED\tADDED")
 	for _, res := range results {
 		for _, s := range res.Saved {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", res.App, res.Run, s.Kind, short(s.Summary.SnapshotID),
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", res.App, res.Run, s.Kind, s.Summary.SnapshotID[:min(8, len(s.Summary.SnapshotID))],
 				s.Summary.FilesNew, s.Summary.FilesChanged, bytesString(s.Summary.DataAdded))
 		}
 		if !res.Complete() && res.Run != "" {
@@ -98,5 +98,3 @@ func snapshotTable(snaps []backup.Snapshot, host string) string {
 	w.Flush()
 	return b.String()
 }
-
-func short(id string) string { return id[:min(8, len(id))] }

@@ -77,11 +77,44 @@ type Host struct {
 	// Message says what a person must do, when something must be done.
 	Message   string `yaml:"message,omitempty" json:"message,omitempty"`
 	LastCycle Cycle  `yaml:"last_cycle,omitempty" json:"last_cycle,omitzero"`
+	// ConvergedSince is when the host became converged and healthy at
+	// AppliedCommit (kept while it stays so): the wave gate's bake time
+	// counts from it.
+	ConvergedSince time.Time `yaml:"converged_since,omitempty" json:"converged_since,omitzero"`
+	// FailedCommit is a commit whose release failed on this host (rolled
+	// back, refused, held, invalid), with FailedError (redacted): it halts
+	// that commit's rollout for the higher waves.
+	FailedCommit string `yaml:"failed_commit,omitempty" json:"failed_commit,omitempty"`
+	FailedError  string `yaml:"failed_error,omitempty" json:"failed_error,omitempty"`
+	// Rollout is this host's wave gate when it holds the head back.
+	Rollout *Rollout `yaml:"rollout,omitempty" json:"rollout,omitempty"`
 	// Drift is how many containers the last cycle found changed by hand.
 	Drift    int       `yaml:"drift" json:"drift"`
 	Projects []Project `yaml:"projects,omitempty" json:"projects,omitempty"`
 	// Jobs holds the last result of each day-2 job (backup, scan, probe).
 	Jobs []Job `yaml:"jobs,omitempty" json:"jobs,omitempty"`
+}
+
+// Rollout is what the wave gate says about the head for this host: it
+// waits for lower-wave hosts, or the head is halted by one that failed it.
+type Rollout struct {
+	// State is "waiting" or "halted".
+	State string `yaml:"state" json:"state"`
+	// Commit is the head commit held back.
+	Commit string `yaml:"commit" json:"commit"`
+	// Until is, when every wait is a bake, when the last one ends.
+	Until time.Time `yaml:"until,omitempty" json:"until,omitzero"`
+	// Hosts are the lower-wave hosts it waits for, or that failed Commit.
+	Hosts []RolloutHost `yaml:"hosts,omitempty" json:"hosts,omitempty"`
+	// Skipped are the lower-wave hosts passed over (waves.skip).
+	Skipped []string `yaml:"skipped,omitempty" json:"skipped,omitempty"`
+}
+
+// RolloutHost is one host that holds a rollout back, and why.
+type RolloutHost struct {
+	Host   string `yaml:"host" json:"host"`
+	Wave   int    `yaml:"wave" json:"wave"`
+	Reason string `yaml:"reason" json:"reason"`
 }
 
 // Cycle is the last reconcile cycle. Equal leaves out At and DurationMS.
@@ -161,6 +194,14 @@ func significant(h Host) Host {
 func normalise(h Host) Host {
 	h.UpdatedAt = h.UpdatedAt.UTC().Truncate(time.Second)
 	h.LastCycle.At = h.LastCycle.At.UTC().Truncate(time.Second)
+	h.ConvergedSince = h.ConvergedSince.UTC().Truncate(time.Second)
+	if h.Rollout != nil {
+		ro := *h.Rollout
+		ro.Until = ro.Until.UTC().Truncate(time.Second)
+		ro.Hosts = slices.Clone(ro.Hosts)
+		ro.Skipped = slices.Clone(ro.Skipped)
+		h.Rollout = &ro
+	}
 	h.Projects = slices.Clone(h.Projects)
 	for i := range h.Projects {
 		p := &h.Projects[i]
@@ -196,6 +237,17 @@ func redacted(h Host, redact func(string) string) Host {
 	}
 	if h.LastCycle.Error != "" {
 		h.LastCycle.Error = redact(h.LastCycle.Error)
+	}
+	if h.FailedError != "" {
+		h.FailedError = redact(h.FailedError)
+	}
+	if h.Rollout != nil {
+		ro := *h.Rollout
+		ro.Hosts = slices.Clone(ro.Hosts)
+		for i := range ro.Hosts {
+			ro.Hosts[i].Reason = redact(ro.Hosts[i].Reason)
+		}
+		h.Rollout = &ro
 	}
 	for i := range h.Projects {
 		if h.Projects[i].LastError != "" {
