@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/engine"
+	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/state"
@@ -37,6 +38,8 @@ type Reporter struct {
 	AgeRecipient string
 	// Jobs, when set, gives the last result of each job for the document.
 	Jobs interface{ Status() []status.Job }
+	// Probes, when set, gives the probes' state for the document.
+	Probes interface{ Snapshots() []probe.Snapshot }
 
 	mu   sync.Mutex // one document at a time: cycles and finished jobs
 	last *status.Host
@@ -90,9 +93,9 @@ func (r *Reporter) Report(ctx context.Context, head string, rep reconcile.Report
 	r.publish(ctx, doc)
 }
 
-// JobsChanged publishes the last cycle's document again with the jobs'
-// new results (a job finished between cycles).
-func (r *Reporter) JobsChanged(ctx context.Context) {
+// Refresh publishes the last cycle's document again with the jobs' and
+// the probes' news (a job finished, a probe changed, between cycles).
+func (r *Reporter) Refresh(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.last == nil {
@@ -100,7 +103,16 @@ func (r *Reporter) JobsChanged(ctx context.Context) {
 	}
 	doc := *r.last
 	doc.UpdatedAt = r.Now()
-	doc.Jobs = r.scrubJobs(r.Jobs.Status())
+	if r.Jobs != nil {
+		doc.Jobs = r.scrubJobs(r.Jobs.Status())
+	}
+	if r.Probes != nil {
+		snaps := r.Probes.Snapshots()
+		doc.Projects = slices.Clone(doc.Projects)
+		for i := range doc.Projects {
+			doc.Projects[i].Probes = probeStatus(snaps, doc.Projects[i].Name)
+		}
+	}
 	r.last = &doc
 	r.publish(ctx, doc)
 }
@@ -193,6 +205,10 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	for _, n := range rep.Pending {
 		names[n] = true
 	}
+	var probes []probe.Snapshot
+	if r.Probes != nil {
+		probes = r.Probes.Snapshots()
+	}
 	worst := status.Converged
 	failed := "" // the first project whose release of target failed, and why
 	for _, name := range slices.Sorted(maps.Keys(names)) {
@@ -239,6 +255,7 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 				p.State = status.Degraded
 			}
 		}
+		p.Probes = probeStatus(probes, name)
 		doc.Projects = append(doc.Projects, p)
 		worst = worse(worst, p.State)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/agent"
+	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/notify"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 )
@@ -37,6 +38,8 @@ type Runtime struct {
 	// Notify, when set, is told the cycle's state changes (failed and
 	// recovered, rolled back, drift); its sinks follow syncd.yaml.
 	Notify *notify.Notifier
+	// Probes, when set, is given the projects each cycle rendered.
+	Probes *probe.Monitor
 	// Gate, when set, holds a head back until the lower waves run it
 	// (needs a Git source and the status branch); nil applies every head.
 	Gate *Gate
@@ -121,6 +124,9 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 	if rep.Rendered != nil {
 		r.Jobs.Update(rep.Rendered)
 		r.Notify.SetSinks(sinks(rep.Rendered, r.Reconciler.Logger), rep.Rendered.Secrets.RedactFragments)
+		if err := setProbes(r.Probes, rep.Rendered); err != nil && r.Reconciler.Logger != nil {
+			r.Reconciler.Logger.Warn("probes", "err", err)
+		}
 	}
 	publish(head, rep, err)
 	r.events(rep, err)
