@@ -165,7 +165,7 @@ func BenchmarkBackupDump(b *testing.B) {
 
 		env := resticEnv(b, bin, filepath.Join(dir, "plain"))
 		start = time.Now()
-		cmd := exec.Command("sh", "-c", `set -o pipefail 2>/dev/null; docker exec "$1" /demoweb dump /data | "$2" backup --json --host bench --stdin --stdin-filename data.dump`, "sh", id, bin)
+		cmd := exec.Command("bash", "-c", `set -o pipefail; docker exec "$1" /demoweb dump /data | "$2" backup --json --host bench --stdin --stdin-filename data.dump`, "bash", id, bin)
 		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("docker exec | restic backup --stdin: %v\n%s", err, out)

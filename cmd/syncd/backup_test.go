@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/syncd-dev/syncd/internal/secrets/secretstest"
 	"github.com/syncd-dev/syncd/internal/status"
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
@@ -19,10 +23,10 @@ const (
 	resticPass   = "restic-Pw-Lm83Kd0q"
 )
 
-// backupFleet is a fleet whose app db (a demoweb holding /data, standing
+// restFleet is a fleet whose app db (a demoweb holding /data, standing
 // in for a database) and web (depends on db) are backed up to a rest-server
 // on loopback with htpasswd credentials in the repository URL.
-func backupFleet(t *testing.T, appYAML string) (*fleet, string) {
+func restFleet(t *testing.T, appYAML string) (*fleet, string) {
 	t.Helper()
 	f := newFleet(t)
 	f.secrets["restic_repo"] = testenv.RestServer(t, restUser, restPassword)
@@ -84,7 +88,7 @@ func random(t *testing.T, n int) []byte {
 // in a command line, the output or the state directory.
 func TestBackupE2ERoundTrip(t *testing.T) {
 	testenv.Docker(t)
-	f, app := backupFleet(t, dumpAndVolume)
+	f, app := restFleet(t, dumpAndVolume)
 	restic := testenv.Tool(t, "restic")
 	f.mustSync()
 
@@ -220,7 +224,7 @@ func equalMaps(a, b map[string]string) bool {
 // start again; one stopped by hand stays stopped.
 func TestBackupE2EStopStartsAgainWhatRan(t *testing.T) {
 	testenv.Docker(t)
-	f, app := backupFleet(t, "backup:\n  volumes: [data]\n  stop: true\n")
+	f, app := restFleet(t, "backup:\n  volumes: [data]\n  stop: true\n")
 	restic := testenv.Tool(t, "restic")
 	f.mustSync()
 	started := func(svc string) string {
@@ -257,7 +261,7 @@ func TestBackupE2EStopStartsAgainWhatRan(t *testing.T) {
 // keeps its image, the status says why, and the next good cycle upgrades.
 func TestBackupE2EBeforeUpgrade(t *testing.T) {
 	testenv.Docker(t)
-	f, app := backupFleet(t, dumpAndVolume)
+	f, app := restFleet(t, dumpAndVolume)
 	restic := testenv.Tool(t, "restic")
 	f.mustSync()
 	dexec(t, app, "db", []byte("precious"), "write", "/data/rows")
@@ -316,4 +320,47 @@ func removeDumpFails(t *testing.T, app string) {
 	if err := os.Remove(filepath.Join(mount, ".dump-fails")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBackupE2EThroughTheAgent: with an agent up, `syncd backup` is run by
+// the agent (its jobs, its locks); the result reaches the status document
+// between cycles and /metrics.
+func TestBackupE2EThroughTheAgent(t *testing.T) {
+	testenv.Docker(t)
+	f, app := restFleet(t, dumpAndVolume)
+	restic := testenv.Tool(t, "restic")
+	a := startAgent(t, f, f.repo, "--restic", restic)
+	waitStatus(t, f, a, "converged", func(h status.Host) bool { return h.State == status.Converged })
+
+	// An empty dump is a failure, never an empty snapshot.
+	code, out := f.syncd("backup", "--app", app, "--restic", "/nonexistent/restic")
+	if code == 0 || !strings.Contains(out, "wrote nothing") {
+		t.Errorf("backup of an empty dump (exit %d):\n%s", code, out)
+	}
+	dexec(t, app, "db", []byte("rows"), "write", "/data/table")
+	code, out = f.syncd("backup", "--app", app, "--restic", "/nonexistent/restic")
+	if code != 0 || !strings.Contains(out, "volume:data") {
+		t.Fatalf("backup through the agent (exit %d; a restic of its own would not exist):\n%s\nagent log:\n%s", code, out, a.log)
+	}
+	h := waitStatus(t, f, a, "the backup's result", func(h status.Host) bool {
+		for _, j := range h.Jobs {
+			if j.Name == "backup "+app && j.Result == "ok" && strings.Contains(j.Detail, "2 of 2 snapshots") {
+				return true
+			}
+		}
+		return false
+	})
+	secretstest.AssertNoLeak(t, "status", fmt.Sprint(h), f.values()...)
+	resp, err := http.Get("http://" + a.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if want := `syncd_job_success{job="backup ` + app + `"} 1`; !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+	// The repository URL is a secret too, but its host (127.0.0.1) is
+	// also the agent's listen address: its credentials are what must not show.
+	secretstest.AssertNoLeak(t, "agent log", a.log.String(), restPassword, resticPass, f.secrets["api_token"], f.secrets["db_password"])
 }

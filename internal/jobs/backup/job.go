@@ -207,7 +207,15 @@ func (r *Runner) Backup(ctx context.Context, app App, commit string, tags ...str
 			if err == nil {
 				var s Summary
 				s, err = r.Restic.BackupStream(ctx, part(kind), d.Filename, func(w io.Writer) error {
-					return r.Engine.Exec(ctx, id, d.Command, nil, w)
+					cw := &counter{w: w}
+					if err := r.Engine.Exec(ctx, id, d.Command, nil, cw); err != nil {
+						return err
+					}
+					if cw.n == 0 {
+						// An empty dump is no backup of a database.
+						return fmt.Errorf("the command wrote nothing to its output in %s", d.Service)
+					}
+					return nil
 				})
 				err = save(kind, s, err)
 			}
@@ -345,4 +353,16 @@ func (r *Runner) startAgain(ctx context.Context, app App, stopped []plan.Contain
 		return fmt.Errorf("start %s again: %w", strings.Join(names, ", "), err)
 	}
 	return nil
+}
+
+// counter counts what passes through to w.
+type counter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
