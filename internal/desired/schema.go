@@ -91,6 +91,11 @@ type HostScan struct {
 	Schedule string `yaml:"schedule"`
 	// RefuseSeverity refuses to deploy an image with findings at or above it.
 	RefuseSeverity string `yaml:"refuse_severity"`
+	// IgnoreUnfixed, Ignore and OnError: see AppScan, whose fields add to
+	// (ignore) or override (the others) these for one app.
+	IgnoreUnfixed *bool        `yaml:"ignore_unfixed"`
+	Ignore        []ScanIgnore `yaml:"ignore"`
+	OnError       string       `yaml:"on_error"`
 }
 
 // App is apps/<name>/app.yaml plus where its compose file lives.
@@ -104,6 +109,7 @@ type App struct {
 	Backup     *AppBackup     `yaml:"backup"`
 	Probes     []Probe        `yaml:"probes"`
 	Deviations []Deviation    `yaml:"deviations"`
+	Scan       *AppScan       `yaml:"scan"`
 
 	// ComposeFile is the repository-relative path of the app's compose file.
 	ComposeFile string `yaml:"-"`
