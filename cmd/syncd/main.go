@@ -52,7 +52,7 @@ func commands() []command {
 		{"status", "this host, or the fleet from the status branch", runStatus},
 		{"backup", "run the backup job now", notBuilt},
 		{"restore", "restore an app's backup", notBuilt},
-		{"scan", "run the image scan now", notBuilt},
+		{"scan", "scan the images that run now; exit 1 if one violates the scan policy", runScan},
 		{"probe", "run the health probes now", notBuilt},
 		{"init-host", "make a host's deploy key and its cloud-init user-data (no age key in it)", runInitHost},
 		{"enroll", "add a host's self-made age recipient to .sops.yaml and re-encrypt its files", runEnroll},

@@ -24,6 +24,7 @@ import (
 // cycleFlags are the flags sync and plan share.
 type cycleFlags struct {
 	repo, host, ageKey, stateDir, logFormat string
+	trivy                                   string
 }
 
 func (f *cycleFlags) register(fs *flag.FlagSet) {
@@ -33,6 +34,7 @@ func (f *cycleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ageKey, "age-key", "/etc/syncd/age.key", "the host's age identity `file` (needed when the host has secrets)")
 	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/syncd", "where syncd keeps what it applied (`directory`)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.trivy, "trivy", "trivy", "the trivy binary (`path`, or a name looked up in PATH) for image scans; TRIVY_* variables are its own settings")
 }
 
 // setting is a flag's value as the agent and sync compare it: paths made
@@ -96,6 +98,10 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconc
 		Store:     store,
 		Decrypter: &lazyDecrypter{path: f.ageKey},
 		Logger:    log,
+	}
+	if lock {
+		// plan never pulls or scans: the gate belongs to apply.
+		r.Gate = f.scanner(log)
 	}
 	return r, func() { eng.Close(); unlock() }, nil
 }

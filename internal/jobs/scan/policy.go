@@ -134,6 +134,6 @@ func (e *RefusedError) Error() string {
 			fmt.Fprintf(&b, " (the ignore entry for %s in %s:%d ran out on %s)", x.ID, x.File, x.Line, x.Until)
 		}
 	}
-	b.WriteString("; the project keeps running its release: update the image, or accept a finding with scan.ignore (id, until, reason) in host.yaml or app.yaml")
+	b.WriteString("; no container was created from it: update the image, or accept a finding with scan.ignore (id, until, reason) in host.yaml or app.yaml")
 	return b.String()
 }

@@ -264,8 +264,7 @@ func (s *Scanner) Admit(ctx context.Context, project string, policy desired.Scan
 		refused.Images = append(refused.Images, ri)
 	}
 	if len(refused.Images) > 0 {
-		s.log().Warn("image refused", "project", project, "err", refused.Error())
-		return refused
+		return refused // the caller logs what it does about it
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%w; scan.on_error: refuse keeps the new images out until a scan succeeds", errors.Join(failed...))
@@ -294,8 +293,21 @@ type Result struct {
 
 // ScanRunning scans every image that runs (an image that did not change
 // and a DB that did not change are not scanned again) and judges each by
-// its project's policy. Results come in the order of images.
+// its project's policy. Results come in the order of images. Each
+// result's New lists the refusing findings not reported before for its
+// image, and they count as reported from now on: call it from the one
+// place that notifies (the schedule).
 func (s *Scanner) ScanRunning(ctx context.Context, images []Running) []Result {
+	return s.scanRunning(ctx, images, true)
+}
+
+// Check is ScanRunning without New: it reports nothing as news and leaves
+// what was reported as it is (for `syncd scan`).
+func (s *Scanner) Check(ctx context.Context, images []Running) []Result {
+	return s.scanRunning(ctx, images, false)
+}
+
+func (s *Scanner) scanRunning(ctx context.Context, images []Running, report bool) []Result {
 	out := make([]Result, 0, len(images))
 	for _, run := range images {
 		res := Result{Running: run}
@@ -310,6 +322,10 @@ func (s *Scanner) ScanRunning(ctx context.Context, images []Running) []Result {
 		}
 		res.Report = rep
 		res.Verdict = Judge(run.Policy, rep.Findings, s.now())
+		if !report {
+			out = append(out, res)
+			continue
+		}
 		ids := IDs(res.Verdict.Refusing)
 		_ = s.store(run.Image.ID, func(e *cacheEntry) {
 			for _, f := range res.Verdict.Refusing {
