@@ -84,7 +84,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 		return fail(err)
 	}
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
-		Log: log.With("component", "status"), Now: time.Now, AgeRecipient: recipient}
+		Log: log.With("component", "status"), Now: time.Now, AgeRecipient: recipient, Scans: scanSummaries(rec.Gate)}
 	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep}
 	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings()}, run.Cycle)
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/status"
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
@@ -74,6 +75,16 @@ func TestScanGateAndCommand(t *testing.T) {
 	put("apps/"+app+"/app.yaml", ignore)
 	if code, out, errOut := syncd("sync", "--status-branch", ""); code != exitOK {
 		t.Fatalf("sync with an ignore entry: exit %d\n%s%s", code, out, errOut)
+	}
+	doc, err := status.ReadLocal(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Projects) != 1 || len(doc.Projects[0].Scan) != 1 {
+		t.Fatalf("status without a scan summary: %+v", doc.Projects)
+	}
+	if sum := doc.Projects[0].Scan[0]; sum.Counts["CRITICAL"] != 1 || len(sum.Refused) != 0 || sum.DB != time.Now().UTC().Add(-time.Hour).Format(time.DateOnly) || sum.ID == "" || sum.Ref != image {
+		t.Errorf("scan summary %+v: want 1 CRITICAL, none refused (ignored), the DB's date", sum)
 	}
 	code, out, errOut = syncd("scan")
 	if code != exitOK || !strings.Contains(out, "PROJECT") || !strings.Contains(out, app) {

@@ -195,7 +195,7 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 		return exitFailure
 	}
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: r.Engine, Store: r.Store, Writer: writer,
-		Log: r.Logger.With("component", "status"), Now: time.Now, AgeRecipient: recipient}
+		Log: r.Logger.With("component", "status"), Now: time.Now, AgeRecipient: recipient, Scans: scanSummaries(r.Gate)}
 	run := &host.Runtime{Host: f.host, Source: src, Reconciler: r, Reporter: rep}
 	res, err := run.Cycle(ctx, agent.ReasonRequest)
 	fmt.Fprint(c.stdout, res.Output)

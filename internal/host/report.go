@@ -34,6 +34,9 @@ type Reporter struct {
 	// AgeRecipient is the public half of the host's age key, published
 	// for `syncd enroll`.
 	AgeRecipient string
+	// Scans, when set, returns the last scan of an image (by ID) for the
+	// project's scan summary; false for an image never scanned.
+	Scans func(imageID string) (status.ImageScan, bool)
 
 	once sync.Once // the read-only warning is given once
 	// readOnlyUntil pauses pushes after the remote refused one: the status
@@ -157,6 +160,7 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 			for _, c := range op.Containers {
 				p.Images = append(p.Images, status.Image{Service: c.Service, Ref: r.scrub(c.Image), ID: c.ImageID, Digest: observed.Digests[c.ImageID]})
 			}
+			p.Scan = r.scans(p.Images)
 			if p.State == status.Converged && (p.Health == status.Unhealthy || !allRunning(op)) {
 				p.State = status.Degraded
 			}
@@ -237,4 +241,24 @@ func enrolMessage(host string, pending []string) string {
 		msg += "; until then these apps wait: " + strings.Join(pending, ", ")
 	}
 	return msg
+}
+
+// scans returns the scan summary of each distinct image of images.
+func (r *Reporter) scans(images []status.Image) []status.ImageScan {
+	if r.Scans == nil {
+		return nil
+	}
+	var out []status.ImageScan
+	seen := map[string]bool{}
+	for _, img := range images {
+		if img.ID == "" || seen[img.ID] {
+			continue
+		}
+		seen[img.ID] = true
+		if s, ok := r.Scans(img.ID); ok {
+			s.Ref, s.ID = img.Ref, img.ID
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -106,6 +106,8 @@ type Project struct {
 	Data []string `yaml:"data,omitempty" json:"data,omitempty"`
 	// LastError is redacted.
 	LastError string `yaml:"last_error,omitempty" json:"last_error,omitempty"`
+	// Scan summarises the last scan of each image the project runs.
+	Scan []ImageScan `yaml:"scan,omitempty" json:"scan,omitempty"`
 }
 
 // Image is what one service runs.

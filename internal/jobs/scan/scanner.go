@@ -101,6 +101,10 @@ type cacheEntry struct {
 	// Reported are the refusing finding IDs ScanRunning last reported for
 	// this image, so only new ones are news.
 	Reported []string `json:"reported,omitempty"`
+	// Counts and Refusing are the last verdict on the image (by the
+	// policy of the project it was judged for), for the status.
+	Counts   map[string]int `json:"counts,omitempty"`
+	Refusing []string       `json:"refusing,omitempty"`
 }
 
 const cacheName = "scans.json"
@@ -137,7 +141,7 @@ func (s *Scanner) Scan(ctx context.Context, img Image) (Report, error) {
 	r.Warnings = s.warnings(after)
 	s.log().Info("scanned", "image", img.String(), "findings", len(findings), "db", after.UpdatedAt.Format(time.DateOnly), "took", s.now().Sub(began).Round(time.Millisecond))
 	if err := s.store(img.ID, func(e *cacheEntry) {
-		*e = cacheEntry{DB: after, ScannedAt: r.ScannedAt, Findings: findings, Reported: e.Reported}
+		*e = cacheEntry{DB: after, ScannedAt: r.ScannedAt, Findings: findings, Reported: e.Reported, Counts: Judge(desired.ScanPolicy{}, findings, r.ScannedAt).Counts}
 	}); err != nil {
 		r.Warnings = append(r.Warnings, err.Error())
 	}
@@ -252,6 +256,7 @@ func (s *Scanner) Admit(ctx context.Context, project string, policy desired.Scan
 			s.log().Warn(w, "project", project, "image", img.String())
 		}
 		v := Judge(policy, rep.Findings, s.now())
+		s.remember(img.ID, v)
 		if !v.Refused() {
 			continue
 		}
@@ -322,6 +327,7 @@ func (s *Scanner) scanRunning(ctx context.Context, images []Running, report bool
 		}
 		res.Report = rep
 		res.Verdict = Judge(run.Policy, rep.Findings, s.now())
+		s.remember(run.Image.ID, res.Verdict)
 		if !report {
 			out = append(out, res)
 			continue
@@ -340,6 +346,33 @@ func (s *Scanner) scanRunning(ctx context.Context, images []Running, report bool
 		out = append(out, res)
 	}
 	return out
+}
+
+// remember keeps v as the image's last verdict (for Summary).
+func (s *Scanner) remember(id string, v Verdict) {
+	s.mu.Lock()
+	e := s.load().Images[id]
+	same := e != nil && maps.Equal(e.Counts, v.Counts) && slices.Equal(e.Refusing, IDs(v.Refusing))
+	s.mu.Unlock()
+	if same {
+		return // a cached scan judged alike writes nothing
+	}
+	_ = s.store(id, func(e *cacheEntry) {
+		e.Counts, e.Refusing = v.Counts, IDs(v.Refusing)
+	})
+}
+
+// Summary returns what the last scan of the image id found and the last
+// verdict on it, from the cache (trivy does not run); false when it was
+// never scanned.
+func (s *Scanner) Summary(id string) (Summary, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.load().Images[id]
+	if e == nil || e.ScannedAt.IsZero() {
+		return Summary{}, false
+	}
+	return Summary{Image: Image{ID: id}, DB: e.DB, Counts: maps.Clone(e.Counts), Refusing: slices.Clone(e.Refusing)}, true
 }
 
 // Summary is what the status document says of one image's scan.
