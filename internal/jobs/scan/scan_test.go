@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
@@ -162,5 +165,32 @@ func TestScanRunningNewFindings(t *testing.T) {
 	sum := Summarise(res)["web"]
 	if len(sum) != 1 || sum[0].Counts["CRITICAL"] != 1 || sum[0].Counts["HIGH"] != 1 || !slices.Equal(sum[0].Refusing, []string{"CVE-2099-0001", "CVE-2099-0002"}) {
 		t.Errorf("summary: %+v", sum)
+	}
+}
+
+// TestCollector: the findings of the running images by severity, once per
+// image, and how many violate their policy.
+func TestCollector(t *testing.T) {
+	s, _ := realScanner(t, critical)
+	vuln := imageOf(t, testenv.VulnerableDemoImage(t, vulnerableTag))
+	clean := imageOf(t, testenv.DemoImage(t, cleanTag, false))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collector())
+	policy := desired.ScanPolicy{RefuseSeverity: "CRITICAL"}
+	s.ScanRunning(context.Background(), []Running{{Project: "a", Image: vuln, Policy: policy}, {Project: "b", Image: vuln, Policy: policy}, {Project: "c", Image: clean, Policy: policy}})
+	want := `
+# HELP syncd_scan_findings Vulnerabilities trivy found in the images that run, by severity (before the scan policy).
+# TYPE syncd_scan_findings gauge
+syncd_scan_findings{severity="CRITICAL"} 1
+syncd_scan_findings{severity="HIGH"} 0
+syncd_scan_findings{severity="LOW"} 0
+syncd_scan_findings{severity="MEDIUM"} 0
+syncd_scan_findings{severity="UNKNOWN"} 0
+# HELP syncd_scan_refused_images Images that run that violate the scan policy of the project running them (an image counts once per project).
+# TYPE syncd_scan_refused_images gauge
+syncd_scan_refused_images 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "syncd_scan_findings", "syncd_scan_refused_images"); err != nil {
+		t.Error(err)
 	}
 }

@@ -87,6 +87,8 @@ type Scanner struct {
 	run sync.Mutex
 	mu  sync.Mutex
 	mem *cacheFile
+	// last is ScanRunning's last results, for the metrics.
+	last []Result
 }
 
 // cacheFile is StateDir/scans.json.
@@ -303,7 +305,11 @@ type Result struct {
 // image, and they count as reported from now on: call it from the one
 // place that notifies (the schedule).
 func (s *Scanner) ScanRunning(ctx context.Context, images []Running) []Result {
-	return s.scanRunning(ctx, images, true)
+	res := s.scanRunning(ctx, images, true)
+	s.mu.Lock()
+	s.last = res
+	s.mu.Unlock()
+	return res
 }
 
 // Check is ScanRunning without New: it reports nothing as news and leaves
