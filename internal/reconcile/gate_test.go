@@ -118,6 +118,30 @@ func TestScanGate(t *testing.T) {
 	if got := running(); got != idOf(vulnerable) {
 		t.Errorf("with an ignore entry the project runs %q, want %s", got, idOf(vulnerable))
 	}
+
+	// A scan that cannot be made (a new DB, so no cached result, and no
+	// trivy): on_error refuse keeps the new image out without holding
+	// the commit; on_error allow lets it in.
+	testenv.WriteTrivyDB(t, cache, time.Now().UTC(), testenv.Advisory{ID: "CVE-2099-0001", Module: testenv.VulnerableModule, Fixed: "0.5.1", Severity: "CRITICAL"})
+	scanner.Trivy = filepath.Join(t.TempDir(), "no-trivy")
+	setImage(clean)
+	rep, _, err = sync()
+	if err == nil || results(rep) != app+"=failed" || !strings.Contains(err.Error(), "trivy not found") {
+		t.Fatalf("no trivy, on_error refuse: %s, %v", results(rep), err)
+	}
+	if recs, _ := store.Projects(); recs[app].FailedCommit != "" {
+		t.Errorf("a failed scan held the commit: %+v", recs[app])
+	}
+	if got := running(); got != idOf(vulnerable) {
+		t.Errorf("after a failed scan the project runs %q, want what it ran", got)
+	}
+	put("hosts/"+host+"/host.yaml", fmt.Sprintf("apps: [%s]\nvars:\n  IMAGE: %s\nscan:\n  refuse_severity: CRITICAL\n  on_error: allow\n", app, clean))
+	if rep, _, err := sync(); err != nil || results(rep) != app+"=applied" {
+		t.Fatalf("no trivy, on_error allow: %s, %v", results(rep), err)
+	}
+	if got := running(); got != idOf(clean) {
+		t.Errorf("on_error allow: the project runs %q, want the clean image", got)
+	}
 }
 
 // fakeGate answers every Admit with err, and records what it was asked.
