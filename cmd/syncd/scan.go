@@ -82,23 +82,11 @@ func runScan(ctx context.Context, c *cli, args []string) int {
 // runningImages returns every image the host's projects (or app's) run,
 // with each project's scan policy from the repository's head.
 func (f *cycleFlags) runningImages(ctx context.Context, g gitFlags, app string) ([]scan.Running, error) {
-	tmp, err := os.MkdirTemp("", "syncd-scan-")
+	dir, _, done, err := headCheckout(ctx, f.repo, g)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	src, err := newSource(f.repo, tmp, g)
-	if err != nil {
-		return nil, err
-	}
-	head, err := src.Head(ctx)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := src.Checkout(ctx, head)
-	if err != nil {
-		return nil, err
-	}
+	defer done()
 	repo, ps := desired.Load(dir)
 	if ps.HasErrors() {
 		return nil, fmt.Errorf("the repository is invalid:\n%s", ps.Err())

@@ -21,10 +21,8 @@ import (
 // ignore entry lets it deploy; `syncd scan` prints the table and exits 1
 // once the entry is gone, 0 while it holds.
 func TestScanGateAndCommand(t *testing.T) {
-	trivy := testenv.Tool(t, "trivy")
+	trivy, cache := testenv.Trivy(t, testenv.CriticalAdvisory)
 	image := testenv.VulnerableDemoImage(t, "syncd-scantest:vulnerable")
-	cache := testenv.TrivyCache(t, time.Now().UTC().Add(-time.Hour),
-		testenv.Advisory{ID: "CVE-2099-0001", Module: testenv.VulnerableModule, Fixed: "0.5.1", Severity: "CRITICAL"})
 	for _, kv := range testenv.TrivyEnv(cache) {
 		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "TRIVY_") {
 			t.Setenv(k, v)

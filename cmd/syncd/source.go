@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/syncd-dev/syncd/internal/host"
@@ -62,4 +64,28 @@ func statusWriter(src host.Source, branch, hostName, stateDir string, log *slog.
 	}
 	return &status.Writer{URL: gs.URL, Branch: branch, Auth: auth, Dir: filepath.Join(stateDir, "status-repo"),
 		StateDir: stateDir, Host: hostName, Logger: log}, nil
+}
+
+// headCheckout checks the head of repo out into a temporary directory of
+// its own (the state directory's checkout belongs to the agent or sync
+// that may be running) and returns it with the head's commit; done
+// removes it.
+func headCheckout(ctx context.Context, repo string, g gitFlags) (dir, head string, done func(), err error) {
+	tmp, err := os.MkdirTemp("", "syncd-checkout-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	done = func() { os.RemoveAll(tmp) }
+	src, err := newSource(repo, tmp, g)
+	if err == nil {
+		head, err = src.Head(ctx)
+	}
+	if err == nil {
+		dir, err = src.Checkout(ctx, head)
+	}
+	if err != nil {
+		done()
+		return "", "", nil, err
+	}
+	return dir, head, done, nil
 }

@@ -237,25 +237,11 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 	}
 	defer closeEngine()
 	prep, err := func() (*reconcile.Prepared, error) {
-		// A Git checkout of its own: the state directory's belongs to the
-		// agent or sync that may be running.
-		tmp, err := os.MkdirTemp("", "syncd-plan-")
+		dir, head, done, err := headCheckout(ctx, f.repo, g)
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(tmp)
-		src, err := newSource(f.repo, tmp, g)
-		if err != nil {
-			return nil, err
-		}
-		head, err := src.Head(ctx)
-		if err != nil {
-			return nil, err
-		}
-		dir, err := src.Checkout(ctx, head)
-		if err != nil {
-			return nil, err
-		}
+		defer done()
 		return r.Prepare(ctx, reconcile.Source{Dir: dir, Commit: head})
 	}()
 	if err != nil {

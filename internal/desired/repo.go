@@ -313,7 +313,7 @@ func (r *Repo) loadHost(root *os.Root, dir string, h *Host, ps *Problems) bool {
 	}
 	if s := h.Scan; s != nil {
 		checkSchedule(p, n, s.Schedule, ps, "scan", "schedule")
-		checkScan(p, n, AppScan{RefuseSeverity: s.RefuseSeverity, IgnoreUnfixed: s.IgnoreUnfixed, Ignore: s.Ignore, OnError: s.OnError}, ps)
+		checkScan(p, n, s.AppScan, ps)
 	}
 
 	files, err := fs.ReadDir(root.FS(), dir)

@@ -71,17 +71,7 @@ type ScanPolicy struct {
 // app's ignore entries added and the fields it sets overriding.
 func (r *Repo) ScanPolicyOf(h *Host, app string) ScanPolicy {
 	p := ScanPolicy{OnError: ScanOnErrorAllow}
-	if h != nil && h.Scan != nil {
-		s := h.Scan
-		p.RefuseSeverity = s.RefuseSeverity
-		p.IgnoreUnfixed = s.IgnoreUnfixed != nil && *s.IgnoreUnfixed
-		p.Ignore = append(p.Ignore, s.Ignore...)
-		if s.OnError != "" {
-			p.OnError = s.OnError
-		}
-	}
-	if a := r.Apps[app]; a != nil && a.Scan != nil {
-		s := a.Scan
+	add := func(s *AppScan) {
 		if s.RefuseSeverity != "" {
 			p.RefuseSeverity = s.RefuseSeverity
 		}
@@ -92,6 +82,12 @@ func (r *Repo) ScanPolicyOf(h *Host, app string) ScanPolicy {
 		if s.OnError != "" {
 			p.OnError = s.OnError
 		}
+	}
+	if h != nil && h.Scan != nil {
+		add(&h.Scan.AppScan)
+	}
+	if a := r.Apps[app]; a != nil && a.Scan != nil {
+		add(a.Scan)
 	}
 	return p
 }

@@ -89,13 +89,9 @@ type Retention struct {
 // HostScan is the Trivy configuration of a host.
 type HostScan struct {
 	Schedule string `yaml:"schedule"`
-	// RefuseSeverity refuses to deploy an image with findings at or above it.
-	RefuseSeverity string `yaml:"refuse_severity"`
-	// IgnoreUnfixed, Ignore and OnError: see AppScan, whose fields add to
-	// (ignore) or override (the others) these for one app.
-	IgnoreUnfixed *bool        `yaml:"ignore_unfixed"`
-	Ignore        []ScanIgnore `yaml:"ignore"`
-	OnError       string       `yaml:"on_error"`
+	// AppScan is the host's policy; an app's app.yaml adds to it (ignore)
+	// or overrides it (the other fields).
+	AppScan `yaml:",inline"`
 }
 
 // App is apps/<name>/app.yaml plus where its compose file lives.
@@ -335,14 +331,22 @@ func checkFields(path string, n *yaml.Node, t reflect.Type, where string, ps *Pr
 		}
 		known := map[string]reflect.Type{}
 		var names []string
-		for f := range t.Fields() {
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "" || name == "-" {
-				continue
+		var fields func(reflect.Type)
+		fields = func(t reflect.Type) {
+			for f := range t.Fields() {
+				name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+				if name == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
+					fields(f.Type) // its fields are the mapping's own
+					continue
+				}
+				if name == "" || name == "-" {
+					continue
+				}
+				known[name] = f.Type
+				names = append(names, name)
 			}
-			known[name] = f.Type
-			names = append(names, name)
 		}
+		fields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			ft, ok := known[k.Value]

@@ -24,11 +24,9 @@ import (
 // running release stays, and the commit is held; an ignore entry for the
 // finding lets it deploy.
 func TestScanGate(t *testing.T) {
-	trivy := testenv.Tool(t, "trivy")
+	trivy, cache := testenv.Trivy(t, testenv.CriticalAdvisory)
 	clean := testenv.DemoImage(t, "syncd-scantest:clean", false)
 	vulnerable := testenv.VulnerableDemoImage(t, "syncd-scantest:vulnerable")
-	cache := testenv.TrivyCache(t, time.Now().UTC().Add(-time.Hour),
-		testenv.Advisory{ID: "CVE-2099-0001", Module: testenv.VulnerableModule, Fixed: "0.5.1", Severity: "CRITICAL"})
 	app := testenv.ProjectName(t)
 	host := fmt.Sprintf("gate%d", time.Now().UnixNano()%1e6)
 	dir := t.TempDir()
@@ -122,7 +120,7 @@ func TestScanGate(t *testing.T) {
 	// A scan that cannot be made (a new DB, so no cached result, and no
 	// trivy): on_error refuse keeps the new image out without holding
 	// the commit; on_error allow lets it in.
-	testenv.WriteTrivyDB(t, cache, time.Now().UTC(), testenv.Advisory{ID: "CVE-2099-0001", Module: testenv.VulnerableModule, Fixed: "0.5.1", Severity: "CRITICAL"})
+	testenv.WriteTrivyDB(t, cache, time.Now().UTC(), testenv.CriticalAdvisory)
 	scanner.Trivy = filepath.Join(t.TempDir(), "no-trivy")
 	setImage(clean)
 	rep, _, err = sync()

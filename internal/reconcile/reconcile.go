@@ -737,7 +737,9 @@ func (r *Reconciler) admit(ctx context.Context, prep *Prepared, pr plan.Project,
 	fresh := map[string]string{}
 	for ref, id := range ids {
 		if !slices.Contains(prep.running[pr.Name], id) {
-			fresh[ref] = id
+			// The reference only names the image in messages and logs;
+			// it may be made of a secret.
+			fresh[redact(ref)] = id
 		}
 	}
 	err = r.Gate.Admit(ctx, pr.Name, policy, fresh)

@@ -129,3 +129,16 @@ func TrivyEnv(cacheDir string) []string {
 		"TRIVY_DISABLE_TELEMETRY=true",
 	)
 }
+
+// CriticalAdvisory is a CRITICAL finding, fixed in 0.5.1, of
+// VulnerableModule: VulnerableDemoImage has it.
+var CriticalAdvisory = Advisory{ID: "CVE-2099-0001", Module: VulnerableModule, Fixed: "0.5.1", Severity: "CRITICAL"}
+
+// Trivy returns the pinned trivy binary and a trivy cache directory whose
+// DB (built an hour ago) holds advs, or ends the test (Tool) when there is
+// no trivy. Scan offline with TrivyEnv(cacheDir).
+func Trivy(t testing.TB, advs ...Advisory) (bin, cacheDir string) {
+	t.Helper()
+	bin = Tool(t, "trivy")
+	return bin, TrivyCache(t, time.Now().UTC().Add(-time.Hour), advs...)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os/exec"
 	"testing"
-	"time"
 
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/testenv"
@@ -15,9 +14,7 @@ import (
 // `trivy image` run by hand; "cached" is a re-deploy of an image already
 // scanned with the same DB (goal: under 5 ms).
 func BenchmarkGate(b *testing.B) {
-	bin := testenv.Tool(b, "trivy")
-	testenv.Docker(b)
-	cache := testenv.TrivyCache(b, time.Now().UTC().Add(-time.Hour), critical)
+	bin, cache := testenv.Trivy(b, critical)
 	env := testenv.TrivyEnv(cache)
 	tag := testenv.VulnerableDemoImage(b, vulnerableTag)
 	id := testenv.DockerCLI(b, "image", "inspect", "--format", "{{.ID}}", tag)

@@ -25,15 +25,14 @@ const (
 )
 
 // critical is the test DB's advisory against the vulnerable image.
-var critical = testenv.Advisory{ID: "CVE-2099-0001", Module: testenv.VulnerableModule, Fixed: "0.5.1", Severity: "CRITICAL"}
+var critical = testenv.CriticalAdvisory
 
 // realScanner is a Scanner running the real trivy offline against a DB
 // holding advs.
 func realScanner(t *testing.T, advs ...testenv.Advisory) (*Scanner, string) {
 	t.Helper()
-	bin := testenv.Tool(t, "trivy")
+	bin, cache := testenv.Trivy(t, advs...)
 	testenv.Docker(t)
-	cache := testenv.TrivyCache(t, time.Now().UTC().Add(-time.Hour), advs...)
 	return &Scanner{Trivy: bin, Env: testenv.TrivyEnv(cache), StateDir: t.TempDir(), Timeout: 2 * time.Minute}, cache
 }
 
