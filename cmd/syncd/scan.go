@@ -22,8 +22,12 @@ import (
 
 // scanner is the image scanner of the host: trivy from --trivy, its
 // results cached in the state directory.
+// trivy's DB and own cache go to the state directory unless
+// TRIVY_CACHE_DIR says otherwise: the unit's hardening (ProtectHome)
+// leaves trivy's default, ~/.cache/trivy, read-only.
 func (f *cycleFlags) scanner(log *slog.Logger) *scan.Scanner {
-	return &scan.Scanner{Trivy: f.trivy, StateDir: filepath.Join(f.stateDir, "scan"), Logger: log.With("component", "scan")}
+	return &scan.Scanner{Trivy: f.trivy, StateDir: filepath.Join(f.stateDir, "scan"), CacheDir: filepath.Join(f.stateDir, "trivy"),
+		Logger: log.With("component", "scan")}
 }
 
 // scanSummaries is the status's view of the gate's scan results: the
@@ -73,7 +77,7 @@ func runScan(ctx context.Context, c *cli, args []string) int {
 	}
 	s := f.scanner(log)
 	if st, err := os.Stat(f.stateDir); err != nil || !st.IsDir() {
-		s.StateDir = "" // no state directory here: nothing to cache in
+		s.StateDir, s.CacheDir = "", "" // no state directory here: trivy's own default
 	}
 	results := s.Check(ctx, running)
 	return printScan(c.stdout, c.stderr, results)
