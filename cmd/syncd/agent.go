@@ -16,6 +16,8 @@ import (
 
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/host"
+	"github.com/syncd-dev/syncd/internal/jobs/probe"
+	"github.com/syncd-dev/syncd/internal/notify"
 	"github.com/syncd-dev/syncd/internal/source"
 )
 
@@ -83,10 +85,31 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Notifications and jobs follow the repository: sinks and schedules
+	// come with each cycle.
+	notifier := notify.New(notify.Config{Logger: log})
+	go notifier.Run(ctx)
+	jobs := f.jobs(rec, notifier)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
-		Log: log.With("component", "status"), Now: time.Now, AgeRecipient: recipient, Scans: scanSummaries(rec.Gate)}
-	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep}
-	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings()}, run.Cycle)
+		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs, Scans: scanSummaries(rec.Gate)}
+	jobs.Changed = func() { rep.Refresh(ctx) }
+	// Probes run between cycles; a change of state is notified and
+	// published at once.
+	containers, _ := rec.Engine.(probe.Containers)
+	probeEvents := host.ProbeNotifier(f.host, notifier)
+	monitor, err := probe.NewMonitor(probe.Options{StateDir: f.stateDir, Containers: containers, Logger: log.With("component", "probe"),
+		OnEvent: func(e probe.Event) { probeEvents(e); rep.Refresh(ctx) }})
+	if err != nil {
+		return fail(err)
+	}
+	rep.Probes = monitor
+	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep, Jobs: jobs, Notify: notifier, Probes: monitor,
+		Gate: gate(src, writer, c.now, log)}
+	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings(),
+		Job:        func(ctx context.Context, args map[string]string) (string, error) { return jobs.Request(ctx, nil, args) },
+		Collectors: append(jobs.Collectors(), monitor, scanCollector(rec.Gate))}, run.Cycle)
+	go jobs.Run(ctx)
+	go monitor.Run(ctx)
 
 	// Triggers beside the loop's own timers: SIGHUP, the socket, the
 	// webhook, and changes to a local repository.

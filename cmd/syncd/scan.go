@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/jobs/scan"
@@ -44,6 +46,15 @@ func scanSummaries(g reconcile.Gate) func(string) (status.ImageScan, bool) {
 		}
 		return status.ImageScan{Counts: sum.Counts, Refused: sum.Refusing, DB: sum.DB.UpdatedAt.Format(time.DateOnly)}, true
 	}
+}
+
+// scanCollector is the gate's scanner's metrics (nothing until the
+// scheduled scan of what runs has run).
+func scanCollector(g reconcile.Gate) prometheus.Collector {
+	if s, ok := g.(*scan.Scanner); ok {
+		return s.Collector()
+	}
+	return prometheus.NewRegistry() // collects nothing
 }
 
 // runScan scans the images this host's projects run now and judges them by
@@ -86,7 +97,7 @@ func runScan(ctx context.Context, c *cli, args []string) int {
 // runningImages returns every image the host's projects (or app's) run,
 // with each project's scan policy from the repository's head.
 func (f *cycleFlags) runningImages(ctx context.Context, g gitFlags, app string) ([]scan.Running, error) {
-	dir, _, done, err := headCheckout(ctx, f.repo, g)
+	dir, _, done, err := tempCheckout(ctx, f.repo, "syncd-scan-", g)
 	if err != nil {
 		return nil, err
 	}

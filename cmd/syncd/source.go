@@ -1,12 +1,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/syncd-dev/syncd/internal/host"
 	"github.com/syncd-dev/syncd/internal/source"
@@ -51,6 +50,17 @@ func newSource(repo, stateDir string, g gitFlags) (host.Source, error) {
 	return src, nil
 }
 
+// gate is the wave gate of a Git source that pushes its status: the
+// status branch is where the lower waves' reports are read. A local
+// directory, or a status kept local, has no gate.
+func gate(src host.Source, writer *status.Writer, now func() time.Time, log *slog.Logger) *host.Gate {
+	gs, ok := src.(*source.Git)
+	if !ok || writer == nil {
+		return nil
+	}
+	return &host.Gate{Fleet: writer, History: gs, Now: now, Log: log.With("component", "rollout")}
+}
+
 // statusWriter pushes the host's status to branch of a Git source; nil for
 // a local directory or an empty branch (the status stays local).
 func statusWriter(src host.Source, branch, hostName, stateDir string, log *slog.Logger) (*status.Writer, error) {
@@ -64,28 +74,4 @@ func statusWriter(src host.Source, branch, hostName, stateDir string, log *slog.
 	}
 	return &status.Writer{URL: gs.URL, Branch: branch, Auth: auth, Dir: filepath.Join(stateDir, "status-repo"),
 		StateDir: stateDir, Host: hostName, Logger: log}, nil
-}
-
-// headCheckout checks the head of repo out into a temporary directory of
-// its own (the state directory's checkout belongs to the agent or sync
-// that may be running) and returns it with the head's commit; done
-// removes it.
-func headCheckout(ctx context.Context, repo string, g gitFlags) (dir, head string, done func(), err error) {
-	tmp, err := os.MkdirTemp("", "syncd-checkout-")
-	if err != nil {
-		return "", "", nil, err
-	}
-	done = func() { os.RemoveAll(tmp) }
-	src, err := newSource(repo, tmp, g)
-	if err == nil {
-		head, err = src.Head(ctx)
-	}
-	if err == nil {
-		dir, err = src.Checkout(ctx, head)
-	}
-	if err != nil {
-		done()
-		return "", "", nil, err
-	}
-	return dir, head, done, nil
 }

@@ -12,9 +12,9 @@ import (
 
 func runStatus(ctx context.Context, c *cli, args []string) int {
 	var g gitFlags
-	fs := newFlags(c, "status", "[--state-dir DIR] [--json] | --fleet --repo URL [--status-branch BRANCH]")
+	fs := newFlags(c, "status", "[--state-dir DIR] [--json] | --fleet --repo URL [--status-branch BRANCH] [--json]")
 	stateDir := fs.String("state-dir", "/var/lib/syncd", "this host's state `directory`")
-	asJSON := fs.Bool("json", false, "print this host's status document as JSON")
+	asJSON := fs.Bool("json", false, "print this host's status document (with --fleet: the rollout view) as JSON")
 	fleet := fs.Bool("fleet", false, "read every host's status from the status branch of --repo")
 	repo := fs.String("repo", "", "the desired-state repository's Git `URL` (with --fleet)")
 	branch := fs.String("status-branch", "syncd/status", "the status `branch`")
@@ -31,7 +31,16 @@ func runStatus(ctx context.Context, c *cli, args []string) int {
 		if err == nil {
 			var hosts []status.Host
 			if hosts, err = status.ReadAll(ctx, *repo, *branch, auth); err == nil {
-				status.Table(c.stdout, hosts, time.Now())
+				view := status.View(hosts)
+				if *asJSON {
+					enc := json.NewEncoder(c.stdout)
+					enc.SetIndent("", "  ")
+					enc.Encode(view)
+					return exitOK
+				}
+				view.Write(c.stdout, c.now())
+				fmt.Fprintln(c.stdout)
+				status.Table(c.stdout, hosts, c.now())
 				return exitOK
 			}
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -9,12 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/host"
+	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/secrets"
 	"github.com/syncd-dev/syncd/internal/source"
@@ -23,8 +24,8 @@ import (
 
 // cycleFlags are the flags sync and plan share.
 type cycleFlags struct {
-	repo, host, ageKey, stateDir, logFormat string
-	trivy                                   string
+	repo, host, ageKey, stateDir, logFormat, restic string
+	trivy                                           string
 }
 
 func (f *cycleFlags) register(fs *flag.FlagSet) {
@@ -34,6 +35,7 @@ func (f *cycleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ageKey, "age-key", "/etc/syncd/age.key", "the host's age identity `file` (needed when the host has secrets)")
 	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/syncd", "where syncd keeps what it applied (`directory`)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.restic, "restic", "restic", "the restic `binary` backups run (a path, or a name on PATH)")
 	fs.StringVar(&f.trivy, "trivy", "trivy", "the trivy binary (`path`, or a name looked up in PATH) for image scans; TRIVY_* variables are its own settings")
 }
 
@@ -98,6 +100,7 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconc
 		Store:     store,
 		Decrypter: &lazyDecrypter{path: f.ageKey},
 		Logger:    log,
+		Probes:    &probe.Gate{Checker: &probe.Checker{Containers: eng}},
 	}
 	if lock {
 		// plan never pulls or scans: the gate belongs to apply.
@@ -131,6 +134,29 @@ func (d *lazyDecrypter) Decrypt(name string, data []byte) (map[string]string, er
 		return nil, d.err
 	}
 	return secrets.Decrypter{Identity: d.id}.Decrypt(name, data)
+}
+
+// tempCheckout checks the head of repo out into a temporary directory of
+// its own (the state directory's checkout belongs to the agent or sync
+// that may be running); done removes it.
+func tempCheckout(ctx context.Context, repo, prefix string, g gitFlags) (dir, head string, done func(), err error) {
+	tmp, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", "", nil, err
+	}
+	done = func() { os.RemoveAll(tmp) }
+	src, err := newSource(repo, tmp, g)
+	if err == nil {
+		head, err = src.Head(ctx)
+	}
+	if err == nil {
+		dir, err = src.Checkout(ctx, head)
+	}
+	if err != nil {
+		done()
+		return "", "", nil, err
+	}
+	return dir, head, done, nil
 }
 
 // socketPath is where a running agent listens for `syncd sync`.
@@ -168,12 +194,7 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 			}
 			return exitFailure
 		}
-		if held := res.Projects[string(reconcile.Held)]; held > 0 {
-			fmt.Fprintf(c.stdout, "host %s: %d project(s) held at their last good release; %s is not applied to them (cycle run by the agent)\n", f.host, held, res.Commit)
-			return exitHeld
-		}
-		fmt.Fprintf(c.stdout, "host %s converged to %s (cycle run by the agent)\n", f.host, res.Commit)
-		return exitOK
+		return syncOutcome(c, f.host, res, " (cycle run by the agent)")
 	}
 	r, closeEngine, err := f.reconciler(ctx, c, true)
 	if err != nil {
@@ -194,9 +215,13 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "syncd sync: %v\n", err)
 		return exitFailure
 	}
+	jobs := f.jobs(r, nil)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: r.Engine, Store: r.Store, Writer: writer,
-		Log: r.Logger.With("component", "status"), Now: time.Now, AgeRecipient: recipient, Scans: scanSummaries(r.Gate)}
-	run := &host.Runtime{Host: f.host, Source: src, Reconciler: r, Reporter: rep}
+		Log: r.Logger.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs, Scans: scanSummaries(r.Gate)}
+	if writer != nil {
+		writer.Now = c.now
+	}
+	run := &host.Runtime{Host: f.host, Source: src, Reconciler: r, Reporter: rep, Jobs: jobs, Gate: gate(src, writer, c.now, r.Logger)}
 	res, err := run.Cycle(ctx, agent.ReasonRequest)
 	fmt.Fprint(c.stdout, res.Output)
 	if err != nil {
@@ -207,13 +232,33 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stdout, "host %s at %s is enrolling: its age key %s cannot open its secrets yet; run `syncd enroll --repo . --host %s` in a working copy, review and commit\n", f.host, res.Commit, recipient, f.host)
 		return exitOK
 	}
+	return syncOutcome(c, f.host, res, "")
+}
+
+// syncOutcome says how a successful cycle ended and picks sync's exit
+// code: projects left waiting (their backup before upgrade failed) 1, held
+// projects 3, a halted rollout 4; waiting for the lower waves is no
+// failure (0).
+func syncOutcome(c *cli, hostName string, res agent.Result, by string) int {
+	if waiting := res.Projects[string(reconcile.Waiting)]; waiting > 0 {
+		fmt.Fprintf(c.stderr, "syncd sync: host %s: %d project(s) wait at what they ran (see above); %s is applied to them by a later cycle%s\n", hostName, waiting, res.Commit, by)
+		return exitFailure
+	}
 	if held := res.Projects[string(reconcile.Held)]; held > 0 {
 		// The commit failed for those projects before: they run their last
 		// good release until a newer commit arrives.
-		fmt.Fprintf(c.stdout, "host %s: %d project(s) held at their last good release; %s is not applied to them\n", f.host, held, res.Commit)
+		fmt.Fprintf(c.stdout, "host %s: %d project(s) held at their last good release; %s is not applied to them%s\n", hostName, held, res.Commit, by)
 		return exitHeld
 	}
-	fmt.Fprintf(c.stdout, "host %s converged to %s\n", f.host, res.Commit)
+	switch ro := res.Rollout; {
+	case ro != nil && ro.State == agent.RolloutHalted:
+		fmt.Fprintf(c.stdout, "host %s runs %s: the rollout of %s is halted by a lower wave%s\n", hostName, cmp.Or(res.Commit, "nothing yet"), short(ro.Commit), by)
+		return exitHalted
+	case ro != nil && ro.State == agent.RolloutWaiting:
+		fmt.Fprintf(c.stdout, "host %s runs %s: the rollout of %s waits for the lower waves%s\n", hostName, cmp.Or(res.Commit, "nothing yet"), short(ro.Commit), by)
+		return exitOK
+	}
+	fmt.Fprintf(c.stdout, "host %s converged to %s%s\n", hostName, res.Commit, by)
 	return exitOK
 }
 
@@ -237,7 +282,7 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 	}
 	defer closeEngine()
 	prep, err := func() (*reconcile.Prepared, error) {
-		dir, head, done, err := headCheckout(ctx, f.repo, g)
+		dir, head, done, err := tempCheckout(ctx, f.repo, "syncd-plan-", g)
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/syncd-dev/syncd/internal/secrets/secretstest"
 	"github.com/syncd-dev/syncd/internal/status"
@@ -31,6 +32,12 @@ type fleet struct {
 	vars     map[string]string
 	secrets  map[string]string
 	extraCfg string
+	// hostCfg is more of host.yaml (backup:, ...).
+	hostCfg string
+	wave    int
+	// now, when set, is the clock of the commands run (the wave gate's
+	// bake time).
+	now func() time.Time
 }
 
 const demoImage = "syncd-demoweb:1.0.0"
@@ -47,6 +54,12 @@ const healthy = `    healthcheck:
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
 	testenv.DemoImage(t, demoImage, false)
+	return newFleetOf(t)
+}
+
+// newFleetOf is newFleet for a test that builds the images it runs.
+func newFleetOf(t *testing.T) *fleet {
+	t.Helper()
 	var b [3]byte
 	rand.Read(b[:])
 	f := &fleet{
@@ -104,7 +117,7 @@ func (f *fleet) commit() {
 	for k, v := range f.vars {
 		fmt.Fprintf(&vars, "  %s: %q\n", k, v)
 	}
-	f.write("hosts/"+f.host+"/host.yaml", fmt.Sprintf("apps: [%s]\nvars:\n%s", strings.Join(f.apps, ", "), vars.String()))
+	f.write("hosts/"+f.host+"/host.yaml", fmt.Sprintf("apps: [%s]\nwave: %d\nvars:\n%s%s", strings.Join(f.apps, ", "), f.wave, vars.String(), f.hostCfg))
 	var plain strings.Builder
 	for k, v := range f.secrets {
 		fmt.Fprintf(&plain, "%s: %s\n", k, v)
@@ -118,7 +131,11 @@ func (f *fleet) syncd(cmd string, extra ...string) (int, string) {
 	f.t.Helper()
 	args := append([]string{cmd, "--repo", f.repo, "--host", f.host, "--age-key", f.key, "--state-dir", f.state}, extra...)
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), args, os.Getenv, &out, &errOut)
+	now := f.now
+	if now == nil {
+		now = time.Now
+	}
+	code := runAt(context.Background(), args, os.Getenv, now, &out, &errOut)
 	text := out.String() + errOut.String()
 	secretstest.AssertNoLeak(f.t, "syncd "+cmd+" output", text, f.values()...)
 	return code, text

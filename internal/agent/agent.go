@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Cycle runs one reconcile cycle. reason says what triggered it: "start",
@@ -33,7 +35,35 @@ type Result struct {
 	Drift    int            // drift seen this cycle
 	Projects map[string]int // projects by state ("running", "failed", "held", ...); nil leaves the gauge as it was
 	Output   string         // human text of what happened (for `syncd sync` asking over the socket)
+	// Rollout is the wave gate's word on the head after the cycle; nil
+	// leaves the rollout gauges as they were (a quiet poll).
+	Rollout *Rollout
 }
+
+// Rollout states of a host's wave gate.
+const (
+	RolloutWaiting = "waiting"
+	RolloutHalted  = "halted"
+)
+
+// Rollout is whether the wave gate holds the branch head back from this
+// host after a cycle, and whether that changed: a notifier says
+// "rollout halted" when State becomes halted and "rollout resumed" when Was
+// is halted and State is not.
+type Rollout struct {
+	// State is "" (the head is through, or there is no gate),
+	// RolloutWaiting or RolloutHalted.
+	State string
+	// Commit is the head held back; Applied what the host runs meanwhile.
+	Commit, Applied string
+	// Was is State after the previous cycle that gated.
+	Was string
+	// Text says the gate's verdict, with the hosts and why.
+	Text string
+}
+
+// Changed reports whether the state differs from the previous cycle's.
+func (r *Rollout) Changed() bool { return r != nil && r.State != r.Was }
 
 // Config tunes the loop. Zero values mean the defaults.
 type Config struct {
@@ -47,6 +77,12 @@ type Config struct {
 	// Settings are what the agent runs with (repo, host, age-key): a sync
 	// asked for over the socket with other ones is refused.
 	Settings map[string]string
+	// Job, when set, runs a job asked for over the socket (POST /job:
+	// `syncd backup` and `syncd restore` with the agent up) and returns
+	// what to print.
+	Job func(ctx context.Context, args map[string]string) (string, error)
+	// Collectors are more metrics served on /metrics (the jobs').
+	Collectors []prometheus.Collector
 }
 
 const (
@@ -136,7 +172,7 @@ func New(cfg Config, cycle Cycle) *Agent {
 		cycle:   cycle,
 		log:     cfg.Logger,
 		clock:   cfg.Clock,
-		metrics: newMetrics(),
+		metrics: newMetrics(cfg.Collectors...),
 		wake:    make(chan struct{}, 1),
 	}
 	a.handler = a.newHandler()

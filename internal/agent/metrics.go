@@ -18,10 +18,12 @@ type metrics struct {
 	projects    *prometheus.GaugeVec
 	drift       prometheus.Counter
 	polls       prometheus.Counter
+	waiting     prometheus.Gauge
+	halted      prometheus.Gauge
 	states      map[string]bool // the projects gauge's labels, to delete the ones gone
 }
 
-func newMetrics() *metrics {
+func newMetrics(more ...prometheus.Collector) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -51,13 +53,24 @@ func newMetrics() *metrics {
 			Help: "Polls of the source (cycles run for the poll timer, quiet or not).",
 		}),
 	}
+	// The wave gate's state, one 0/1 gauge each.
+	for _, g := range []struct {
+		into       *prometheus.Gauge
+		name, help string
+	}{
+		{&m.waiting, "syncd_rollout_waiting", "1 while the wave gate holds the branch head back from this host until lower waves have applied it, converged and baked."},
+		{&m.halted, "syncd_rollout_halted", "1 while the branch head is halted for this host because a lower-wave host failed it; a fixing commit resumes."},
+	} {
+		*g.into = prometheus.NewGauge(prometheus.GaugeOpts{Name: g.name, Help: g.help})
+	}
 	for _, r := range []string{"ok", "error", "quiet"} {
 		m.cycles.WithLabelValues(r) // shown as 0 from the start
 	}
-	m.reg.MustRegister(m.duration, m.cycles, m.lastSuccess, m.projects, m.drift, m.polls,
+	m.reg.MustRegister(m.duration, m.cycles, m.lastSuccess, m.projects, m.drift, m.polls, m.waiting, m.halted,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.reg.MustRegister(more...)
 	return m
 }
 
@@ -80,6 +93,10 @@ func (m *metrics) observe(reason string, end time.Time, dur time.Duration, res R
 	if res.Drift > 0 {
 		m.drift.Add(float64(res.Drift))
 	}
+	if ro := res.Rollout; ro != nil {
+		m.waiting.Set(boolGauge(ro.State == RolloutWaiting))
+		m.halted.Set(boolGauge(ro.State == RolloutHalted))
+	}
 	if res.Projects != nil {
 		// Set, then delete what is gone: a scrape never sees the gauge empty.
 		for state, n := range res.Projects {
@@ -95,4 +112,11 @@ func (m *metrics) observe(reason string, end time.Time, dur time.Duration, res R
 			m.states[state] = true
 		}
 	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -86,6 +86,30 @@ func ServeSocket(ctx context.Context, path string, a *Agent) error {
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(reply)
 	})
+	mux.HandleFunc("POST /job", func(w http.ResponseWriter, r *http.Request) {
+		var req jobRequestJSON
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if diff := a.otherSettings(req.Settings); diff != "" {
+			w.WriteHeader(http.StatusConflict)
+			json.NewEncoder(w).Encode(syncReplyJSON{Error: fmt.Sprintf("%v: %s; run it with the agent's settings, or stop the agent", ErrOtherSettings, diff)})
+			return
+		}
+		if a.cfg.Job == nil {
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(syncReplyJSON{Error: "this agent runs no jobs"})
+			return
+		}
+		out, err := a.cfg.Job(r.Context(), req.Args)
+		reply := syncReplyJSON{OK: err == nil, Output: out}
+		if err != nil {
+			reply.Error = err.Error()
+		}
+		json.NewEncoder(w).Encode(reply)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -146,46 +170,18 @@ func RequestSync(ctx context.Context, path string) (Result, error, bool /*agentR
 // flags given: repo, host, age-key): an agent with other ones refuses
 // (ErrOtherSettings) instead of running its own cycle in their place.
 func RequestSyncAs(ctx context.Context, path string, settings map[string]string) (Result, error, bool /*agentRunning*/) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-		return Result{}, nil, false
-	}
-	if err != nil {
-		return Result{}, fmt.Errorf("connect to the agent at %s: %w", path, err), true
-	}
-	defer conn.Close()
-	// The request goes over the connection dialled above, so that "nobody
-	// listens" is decided before anything is sent; ctx ending closes it.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	body, err := json.Marshal(syncRequestJSON{Settings: settings})
-	if err != nil {
-		return Result{}, err, true
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://syncd/sync", bytes.NewReader(body))
-	if err != nil {
-		return Result{}, err, true
-	}
-	if err := req.Write(conn); err != nil {
-		return Result{}, fmt.Errorf("ask the agent at %s: %w", path, ctxErr(ctx, err)), true
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	if err != nil {
-		return Result{}, fmt.Errorf("ask the agent at %s: %w", path, ctxErr(ctx, err)), true
-	}
-	defer resp.Body.Close()
 	var reply syncReplyJSON
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&reply); err != nil {
-		return Result{}, fmt.Errorf("agent at %s answered %s: %w", path, resp.Status, err), true
+	status, err, running := post(ctx, path, "/sync", syncRequestJSON{Settings: settings}, &reply)
+	if err != nil || !running {
+		return Result{}, err, running
 	}
 	res := Result{Commit: reply.Commit, Changed: reply.Changed, Drift: reply.Drift, Projects: reply.Projects, Output: reply.Output}
 	if !reply.OK {
 		msg := reply.Error
 		if msg == "" {
-			msg = "cycle failed (" + resp.Status + ")"
+			msg = fmt.Sprintf("cycle failed (%d)", status)
 		}
-		if resp.StatusCode == http.StatusConflict {
+		if status == http.StatusConflict {
 			return res, fmt.Errorf("%w%s", ErrOtherSettings, strings.TrimPrefix(msg, ErrOtherSettings.Error())), true
 		}
 		return res, errors.New(msg), true
@@ -210,4 +206,65 @@ func ctxErr(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	return err
+}
+
+// jobRequestJSON is what POST /job carries.
+type jobRequestJSON struct {
+	Settings map[string]string `json:"settings,omitempty"`
+	Args     map[string]string `json:"args"`
+}
+
+// RequestJob asks the agent listening on path to run a job (args say
+// which) and returns what it printed. agentRunning is as for RequestSync.
+func RequestJob(ctx context.Context, path string, settings, args map[string]string) (string, error, bool /*agentRunning*/) {
+	var reply syncReplyJSON
+	status, err, running := post(ctx, path, "/job", jobRequestJSON{Settings: settings, Args: args}, &reply)
+	if err != nil || !running {
+		return "", err, running
+	}
+	if !reply.OK {
+		if status == http.StatusConflict {
+			return reply.Output, fmt.Errorf("%w%s", ErrOtherSettings, strings.TrimPrefix(reply.Error, ErrOtherSettings.Error())), true
+		}
+		return reply.Output, errors.New(reply.Error), true
+	}
+	return reply.Output, nil, true
+}
+
+// post sends body to route on the agent's socket and decodes its answer
+// into reply.
+func post(ctx context.Context, path, route string, body, reply any) (int, error, bool) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		return 0, nil, false
+	}
+	if err != nil {
+		return 0, fmt.Errorf("connect to the agent at %s: %w", path, err), true
+	}
+	defer conn.Close()
+	// The request goes over the connection dialled above, so that "nobody
+	// listens" is decided before anything is sent; ctx ending closes it.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	data, err := json.Marshal(body)
+	if err != nil {
+		return 0, err, true
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://syncd"+route, bytes.NewReader(data))
+	if err != nil {
+		return 0, err, true
+	}
+	if err := req.Write(conn); err != nil {
+		return 0, fmt.Errorf("ask the agent at %s: %w", path, ctxErr(ctx, err)), true
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return 0, fmt.Errorf("ask the agent at %s: %w", path, ctxErr(ctx, err)), true
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(reply); err != nil {
+		return resp.StatusCode, fmt.Errorf("agent at %s answered %s: %w", path, resp.Status, err), true
+	}
+	return resp.StatusCode, nil, true
 }

@@ -38,6 +38,10 @@ type Project struct {
 	Dir string
 	// Mounts are the paths in Dir that its services mount or read, sorted.
 	Mounts []Mount
+	// Probes are app.yaml's probes with their ${NAME}s filled in for this
+	// host. They may hold secret values (a token in a URL): whatever of
+	// them leaves syncd passes through the host's Secrets.Redact.
+	Probes []Probe
 
 	services map[string]Location
 }
@@ -249,13 +253,14 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 		return nil
 	}
 	s.checkProfiles(proj, h.Profiles[app.Name])
+	probes := s.renderProbes()
 	dir := r.projectDir(app.Name)
 	mounts := s.relocate(proj, dir)
 	if len(*ps) > before && Problems((*ps)[before:]).HasErrors() {
 		return nil
 	}
 	p := &Project{App: app, Host: h, Compose: proj, Files: files, SecretKeys: map[string][]string{}, StandIns: standIns,
-		Dir: dir, Mounts: mounts, services: s.services}
+		Dir: dir, Mounts: mounts, Probes: probes, services: s.services}
 	for svc, keys := range s.uses {
 		if _, ok := proj.Services[svc]; ok {
 			p.SecretKeys[svc] = slices.Sorted(maps.Keys(keys))

@@ -62,6 +62,7 @@ func Load(dir string) (*Repo, Problems) {
 	r.loadApps(root, &ps)
 	r.loadHosts(root, &ps)
 	r.checkAfter(&ps)
+	r.checkSkip(&ps)
 	return r, ps.Sorted()
 }
 
@@ -81,6 +82,9 @@ func (r *Repo) loadFleet(root *os.Root, ps *Problems) {
 	}
 	if r.Fleet.Waves.BakeTime < 0 {
 		ps.add(p, lineOf(n, "waves", "bake_time"), "waves.bake_time must be positive")
+	}
+	for i := range r.Fleet.Waves.Skip {
+		r.Fleet.Waves.skipLine = append(r.Fleet.Waves.skipLine, lineOf(n, "waves", "skip", fmt.Sprint(i)))
 	}
 	checkNotify(p, n, r.Fleet.Notify, ps)
 }
@@ -147,48 +151,33 @@ func (a *App) check(p string, n *yaml.Node, ps *Problems) {
 	if a.Soak != nil && *a.Soak < 0 {
 		ps.add(p, lineOf(n, "soak"), "soak must be 0s (off) or more")
 	}
+	a.node = n
 	a.afterLine = map[string]int{}
 	for i, dep := range a.After {
 		a.afterLine[dep] = lineOf(n, "after", fmt.Sprint(i))
 	}
 	if b := a.Backup; b != nil {
 		checkSchedule(p, n, b.Schedule, ps, "backup", "schedule")
+		files := map[string]bool{}
 		for i, d := range b.Dumps {
-			if d.Service == "" || len(d.Command) == 0 || d.Filename == "" {
-				ps.add(p, lineOf(n, "backup", "dumps", fmt.Sprint(i)), "backup.dumps[%d]: service, command and filename are all required", i)
+			line := lineOf(n, "backup", "dumps", fmt.Sprint(i))
+			switch {
+			case d.Service == "" || len(d.Command) == 0 || d.Filename == "":
+				ps.add(p, line, "backup.dumps[%d]: service, command and filename are all required", i)
+			case files[d.Filename]:
+				ps.add(p, lineOf(n, "backup", "dumps", fmt.Sprint(i), "filename"), "backup.dumps[%d].filename: %q is used by another dump; give each dump its own file", i, d.Filename)
+			case strings.ContainsAny(d.Filename, "/\\") || d.Filename == "." || d.Filename == "..":
+				ps.add(p, lineOf(n, "backup", "dumps", fmt.Sprint(i), "filename"), "backup.dumps[%d].filename: %q must be a plain file name such as db.sql", i, d.Filename)
+			}
+			files[d.Filename] = true
+		}
+		for i, v := range b.Paths {
+			if v == "" || v == "/" {
+				ps.add(p, lineOf(n, "backup", "paths", fmt.Sprint(i)), "backup.paths[%d]: %q: name a directory of the app (./data) or of the host (/srv/app)", i, v)
 			}
 		}
 	}
-	seen := map[string]bool{}
-	for i, pr := range a.Probes {
-		line := lineOf(n, "probes", fmt.Sprint(i))
-		switch {
-		case pr.Name == "":
-			ps.add(p, line, "probes[%d]: name is required", i)
-		case seen[pr.Name]:
-			ps.add(p, line, "probes[%d]: name %q is used twice", i, pr.Name)
-		}
-		seen[pr.Name] = true
-		kinds := 0
-		for _, set := range []bool{pr.HTTP != nil, pr.TCP != nil, pr.Container != nil} {
-			if set {
-				kinds++
-			}
-		}
-		if kinds != 1 {
-			ps.add(p, line, "probes[%d] (%s): set exactly one of http, tcp or container", i, pr.Name)
-		}
-		if pr.HTTP != nil && pr.HTTP.URL == "" {
-			ps.add(p, line, "probes[%d] (%s): http.url is required", i, pr.Name)
-		}
-		if pr.TCP != nil && pr.TCP.Address == "" {
-			ps.add(p, line, "probes[%d] (%s): tcp.address is required", i, pr.Name)
-		}
-		if pr.Container != nil && pr.Container.Service == "" {
-			ps.add(p, line, "probes[%d] (%s): container.service is required", i, pr.Name)
-		}
-		checkSchedule(p, n, pr.Schedule, ps, "probes", fmt.Sprint(i), "schedule")
-	}
+	checkProbes(p, n, a.Probes, ps)
 	if a.Scan != nil {
 		checkScan(p, n, *a.Scan, ps)
 	}
@@ -269,6 +258,7 @@ func (r *Repo) loadHost(root *os.Root, dir string, h *Host, ps *Problems) bool {
 	}
 	before := len(*ps)
 	n := decodeStrict(p, data, h, ps)
+	h.node = n
 	invalidYAML := n == nil && len(*ps) > before
 	if len(h.Apps) == 0 && !invalidYAML {
 		ps.add(p, lineOf(n, "apps"), "apps: list the apps this host runs, e.g. apps: [traefik]; an empty list would remove every project (see prune in syncd.yaml)")
@@ -367,6 +357,17 @@ func (r *Repo) checkAfter(ps *Problems) {
 	if cycle := findCycle(r.Apps); len(cycle) > 0 {
 		a := r.Apps[cycle[0]]
 		ps.add(a.settingsFile, a.afterLine[cycle[1]], "after: cycle %s; remove one of these dependencies", strings.Join(cycle, " → "))
+	}
+}
+
+// checkSkip refuses a waves.skip entry that names no host: a typo would
+// leave the host it meant holding the rollout.
+func (r *Repo) checkSkip(ps *Problems) {
+	hosts := slices.Sorted(maps.Keys(r.Hosts))
+	for i, name := range r.Fleet.Waves.Skip {
+		if _, ok := r.Hosts[name]; !ok {
+			ps.add("syncd.yaml", r.Fleet.Waves.skipLine[i], "waves.skip: unknown host %q%s: there is no hosts/%s/host.yaml; remove it from waves.skip", name, suggest(name, hosts), name)
+		}
 	}
 }
 

@@ -24,7 +24,14 @@ type Fleet struct {
 		Soak *time.Duration `yaml:"soak"`
 	} `yaml:"defaults"`
 	Waves struct {
+		// BakeTime is how long every host of the lower waves must have
+		// been converged and healthy at a commit before a higher wave
+		// applies it: a soak on top of their health, not instead of it.
 		BakeTime time.Duration `yaml:"bake_time"`
+		// Skip are hosts the wave gate passes over: decommissioned, or
+		// down for repair, they would hold the rollout forever.
+		Skip     []string `yaml:"skip"`
+		skipLine []int
 	} `yaml:"waves"`
 	Prune struct {
 		// AllowMassRemoval lets one cycle remove more than half of a
@@ -64,7 +71,12 @@ type Host struct {
 	// Overrides maps an app to the repository-relative path of this host's
 	// Compose override for it.
 	Overrides map[string]string `yaml:"-"`
+	node      *yaml.Node
 }
+
+// Line is the line of host.yaml at keys ("backup", "password_secret"), or
+// of the nearest of their parents that exists.
+func (h *Host) Line(keys ...string) int { return lineOf(h.node, keys...) }
 
 // HostBackup is the restic configuration of a host. Credentials are named,
 // never written: they are keys of the host's secrets file.
@@ -112,7 +124,15 @@ type App struct {
 	// settingsFile is app.yaml's path, or "" when the app has none.
 	settingsFile string
 	afterLine    map[string]int
+	node         *yaml.Node
 }
+
+// SettingsFile is app.yaml's repository path, or "" when the app has none.
+func (a *App) SettingsFile() string { return a.settingsFile }
+
+// Line is the line of app.yaml at keys ("backup", "volumes", "0"), or of
+// the nearest of their parents that exists; 0 without app.yaml.
+func (a *App) Line(keys ...string) int { return lineOf(a.node, keys...) }
 
 // Drift policies.
 const (
@@ -122,36 +142,142 @@ const (
 
 // AppBackup says what of an app restic saves.
 type AppBackup struct {
-	Schedule string   `yaml:"schedule"`
-	Volumes  []string `yaml:"volumes"`
-	Paths    []string `yaml:"paths"`
-	Dumps    []Dump   `yaml:"dumps"`
+	Schedule string `yaml:"schedule"`
+	// Volumes are named volumes of the compose file, read where the
+	// engine keeps them.
+	Volumes []string `yaml:"volumes"`
+	// Paths are directories of the host; a relative one (./data) is in the
+	// app's project directory, as in its bind mounts.
+	Paths []string `yaml:"paths"`
+	Dumps []Dump   `yaml:"dumps"`
+	// Stop stops the app's services while its volumes and paths are read
+	// (after the dumps), in reverse depends_on order, and starts again
+	// those that were running.
+	Stop bool `yaml:"stop"`
+	// BeforeUpgrade backs the app up before a cycle recreates one of its
+	// services for a new image; default true for an app with dumps.
+	BeforeUpgrade *bool `yaml:"before_upgrade"`
+}
+
+// UpgradeBackup reports whether the app is backed up before an image
+// change.
+func (b *AppBackup) UpgradeBackup() bool {
+	if b == nil {
+		return false
+	}
+	if b.BeforeUpgrade != nil {
+		return *b.BeforeUpgrade
+	}
+	return len(b.Dumps) > 0
 }
 
 // Dump is a command run inside a service's container whose output is
-// streamed to `restic backup --stdin`.
+// streamed into restic as one file.
 type Dump struct {
 	Service  string   `yaml:"service"`
 	Command  []string `yaml:"command"`
 	Filename string   `yaml:"filename"`
+	// RestoreCommand reads the file on its stdin to restore it (syncd
+	// restore), run in the same service's container.
+	RestoreCommand []string `yaml:"restore_command"`
 }
 
 // Probe is one health probe of an app; exactly one of HTTP, TCP and
-// Container is set.
+// Container is set. In a rendered Project, its ${NAME}s are filled in (see
+// Project.Probes); a value may then hold a secret: show it only redacted.
 type Probe struct {
-	Name      string          `yaml:"name"`
-	Schedule  string          `yaml:"schedule"`
+	Name     string `yaml:"name"`
+	Schedule string `yaml:"schedule"`
+	// Timeout bounds one check; 0 means DefaultProbeTimeout.
+	Timeout time.Duration `yaml:"timeout"`
+	// FailureThreshold is how many failed checks in a row make the probe
+	// down; 0 means DefaultFailureThreshold.
+	FailureThreshold int `yaml:"failure_threshold"`
+	// SuccessThreshold is how many passed checks in a row make it up again
+	// and pass the deploy gate; 0 means DefaultSuccessThreshold.
+	SuccessThreshold int `yaml:"success_threshold"`
+	// Gate says whether a release must pass this probe after its apply;
+	// nil means true for http and tcp, false for container (the Compose
+	// healthcheck already gates).
+	Gate      *bool           `yaml:"gate"`
 	HTTP      *HTTPProbe      `yaml:"http"`
 	TCP       *TCPProbe       `yaml:"tcp"`
 	Container *ContainerProbe `yaml:"container"`
 }
 
+// Probe defaults.
+const (
+	DefaultProbeSchedule    = "@every 1m"
+	DefaultProbeTimeout     = 10 * time.Second
+	DefaultFailureThreshold = 3
+	DefaultSuccessThreshold = 2
+)
+
+// Kind is "http", "tcp" or "container" ("" when none is set).
+func (p Probe) Kind() string {
+	switch {
+	case p.HTTP != nil:
+		return "http"
+	case p.TCP != nil:
+		return "tcp"
+	case p.Container != nil:
+		return "container"
+	}
+	return ""
+}
+
+// TimeoutOr is the probe's timeout or DefaultProbeTimeout.
+func (p Probe) TimeoutOr() time.Duration {
+	if p.Timeout > 0 {
+		return p.Timeout
+	}
+	return DefaultProbeTimeout
+}
+
+// FailuresOr is the probe's failure threshold or DefaultFailureThreshold.
+func (p Probe) FailuresOr() int {
+	if p.FailureThreshold > 0 {
+		return p.FailureThreshold
+	}
+	return DefaultFailureThreshold
+}
+
+// SuccessesOr is the probe's success threshold or DefaultSuccessThreshold.
+func (p Probe) SuccessesOr() int {
+	if p.SuccessThreshold > 0 {
+		return p.SuccessThreshold
+	}
+	return DefaultSuccessThreshold
+}
+
+// ScheduleOr is the probe's schedule or DefaultProbeSchedule.
+func (p Probe) ScheduleOr() string {
+	if p.Schedule != "" {
+		return p.Schedule
+	}
+	return DefaultProbeSchedule
+}
+
+// Gates reports whether a release must pass the probe after its apply.
+func (p Probe) Gates() bool {
+	if p.Gate != nil {
+		return *p.Gate
+	}
+	return p.HTTP != nil || p.TCP != nil
+}
+
 // HTTPProbe checks a URL's status, body and TLS certificate.
 type HTTPProbe struct {
-	URL      string `yaml:"url"`
-	Status   int    `yaml:"status"`
-	Body     string `yaml:"body"`
-	CertDays int    `yaml:"cert_days"`
+	URL string `yaml:"url"`
+	// Status is the status code expected; 0 means any 2xx.
+	Status int `yaml:"status"`
+	// Body is a substring the response body must contain.
+	Body string `yaml:"body"`
+	// CertDays warns when the server's certificate expires in fewer days.
+	CertDays int `yaml:"cert_days"`
+	// TLSSkipVerify accepts a certificate that does not verify (a
+	// self-signed one); validate warns.
+	TLSSkipVerify bool `yaml:"tls_skip_verify"`
 }
 
 // TCPProbe checks that an address accepts connections.

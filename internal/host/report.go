@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/engine"
+	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/state"
@@ -34,10 +36,16 @@ type Reporter struct {
 	// AgeRecipient is the public half of the host's age key, published
 	// for `syncd enroll`.
 	AgeRecipient string
+	// Jobs, when set, gives the last result of each job for the document.
+	Jobs interface{ Status() []status.Job }
+	// Probes, when set, gives the probes' state for the document.
+	Probes interface{ Snapshots() []probe.Snapshot }
 	// Scans, when set, returns the last scan of an image (by ID) for the
 	// project's scan summary; false for an image never scanned.
 	Scans func(imageID string) (status.ImageScan, bool)
 
+	mu   sync.Mutex // one document at a time: cycles and finished jobs
+	last *status.Host
 	once sync.Once // the read-only warning is given once
 	// readOnlyUntil pauses pushes after the remote refused one: the status
 	// stays local, and write access is tried again an hour later.
@@ -49,11 +57,77 @@ type Reporter struct {
 	// redact is the last cycle's redaction of the host's secret values,
 	// kept for the cycles that stop before decrypting.
 	redact func(string) string
+	// rollout is the wave gate's verdict for the next document (set by
+	// the Runtime); nil when the head is through.
+	rollout *status.Rollout
+	// since is when the host became converged at sinceCommit.
+	since       time.Time
+	sinceCommit string
+	loaded      bool // lastGood and since were read from the last document
+}
+
+// applied is the commit the host runs: its last good release, remembered
+// across restarts by the local status document.
+func (r *Reporter) applied() string {
+	r.load()
+	return r.lastGood
+}
+
+// load reads what the last document said once, after a restart.
+func (r *Reporter) load() {
+	if r.loaded {
+		return
+	}
+	r.loaded = true
+	if prev, err := status.ReadLocal(r.Store.Dir()); err == nil {
+		r.lastGood = cmp.Or(r.lastGood, prev.AppliedCommit)
+		if prev.State == status.Converged && !prev.ConvergedSince.IsZero() {
+			r.since, r.sinceCommit = prev.ConvergedSince, prev.AppliedCommit
+		}
+	}
 }
 
 // Report publishes the status of a cycle.
 func (r *Reporter) Report(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	doc := r.document(ctx, head, rep, cycleErr, took)
+	r.last = &doc
+	r.publish(ctx, doc)
+}
+
+// Refresh publishes the last cycle's document again with the jobs' and
+// the probes' news (a job finished, a probe changed, between cycles).
+func (r *Reporter) Refresh(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == nil {
+		return // the first cycle's document will carry them
+	}
+	doc := *r.last
+	doc.UpdatedAt = r.Now()
+	if r.Jobs != nil {
+		doc.Jobs = r.scrubJobs(r.Jobs.Status())
+	}
+	if r.Probes != nil {
+		snaps := r.Probes.Snapshots()
+		doc.Projects = slices.Clone(doc.Projects)
+		for i := range doc.Projects {
+			doc.Projects[i].Probes = probeStatus(snaps, doc.Projects[i].Name)
+		}
+	}
+	r.last = &doc
+	r.publish(ctx, doc)
+}
+
+func (r *Reporter) scrubJobs(jobs []status.Job) []status.Job {
+	for i := range jobs {
+		jobs[i].Error = r.scrub(jobs[i].Error)
+	}
+	return jobs
+}
+
+func (r *Reporter) publish(ctx context.Context, doc status.Host) {
 	if r.Writer == nil || r.Now().Before(r.readOnlyUntil) {
 		if err := status.WriteLocal(r.Store.Dir(), doc); err != nil {
 			r.Log.Warn("status: write", "err", err)
@@ -99,10 +173,20 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	if len(rep.Plan.Projects) > 0 || rep.Wave != 0 {
 		r.wave = rep.Wave
 	}
+	// target is the commit the cycle worked on: head, or an older one the
+	// wave gate let through.
+	// A host the gate holds back before it ran anything worked on none.
+	target := rep.Commit
+	if target == "" && r.rollout == nil {
+		target = head
+	}
 	doc := status.Host{
 		Host: r.Host, Wave: r.wave, DesiredCommit: head, SyncdVersion: r.Version, UpdatedAt: r.Now(), AgeRecipient: r.AgeRecipient,
 		Drift:     rep.Plan.Drift(),
 		LastCycle: status.Cycle{At: r.Now(), DurationMS: took.Milliseconds(), Result: "ok"},
+	}
+	if r.Jobs != nil {
+		doc.Jobs = r.scrubJobs(r.Jobs.Status())
 	}
 	if cycleErr != nil {
 		doc.LastCycle.Result = "error"
@@ -124,7 +208,12 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	for _, n := range rep.Pending {
 		names[n] = true
 	}
+	var probes []probe.Snapshot
+	if r.Probes != nil {
+		probes = r.Probes.Snapshots()
+	}
 	worst := status.Converged
+	failed := "" // the first project whose release of target failed, and why
 	for _, name := range slices.Sorted(maps.Keys(names)) {
 		p := status.Project{Name: name, State: status.Converged, Health: status.NoHealth}
 		if rec := records[name]; rec != nil {
@@ -139,8 +228,11 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 					p.ConfigHash[svc] = h
 				}
 			}
-			if rec.FailedCommit != "" && rec.FailedCommit == head {
+			if rec.FailedCommit != "" && rec.FailedCommit == target {
 				p.State, p.LastError = status.Held, rec.FailedError
+				if failed == "" {
+					failed = name + ": " + r.scrub(rec.FailedError)
+				}
 			}
 		}
 		if o, ok := outcomes[name]; ok && o.Err != nil {
@@ -148,6 +240,8 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 			switch o.Result {
 			case reconcile.Held:
 				p.State = status.Held
+			case reconcile.Waiting:
+				p.State = status.Waiting
 			case reconcile.Failed, reconcile.RolledBack, reconcile.TakenDown, reconcile.Refused, reconcile.Skipped:
 				p.State = status.Failed
 			}
@@ -165,6 +259,7 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 				p.State = status.Degraded
 			}
 		}
+		p.Probes = probeStatus(probes, name)
 		doc.Projects = append(doc.Projects, p)
 		worst = worse(worst, p.State)
 	}
@@ -182,16 +277,38 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	}
 	// applied_commit is what runs: a held project runs its last good
 	// release, not head. After a restart, the last document says it.
-	if r.lastGood == "" {
-		if prev, err := status.ReadLocal(r.Store.Dir()); err == nil {
-			r.lastGood = prev.AppliedCommit
-		}
-	}
-	if doc.State == status.Converged || doc.State == status.Degraded {
-		r.lastGood = head
+	r.load()
+	if (doc.State == status.Converged || doc.State == status.Degraded) && target != "" {
+		r.lastGood = target
 	}
 	doc.AppliedCommit = r.lastGood
+	if doc.State == status.Invalid {
+		failed = doc.LastCycle.Error
+	}
+	r.rolloutFields(&doc, target, failed)
 	return doc
+}
+
+// rolloutFields fill in what the wave gates of other hosts judge by: since
+// when this host is converged at what it runs (the bake time counts from
+// it, kept while it stays so), the commit that failed here, and this
+// host's own gate.
+func (r *Reporter) rolloutFields(doc *status.Host, target, failed string) {
+	if doc.State == status.Converged && doc.AppliedCommit != "" {
+		if r.sinceCommit != doc.AppliedCommit || r.since.IsZero() {
+			r.since, r.sinceCommit = r.Now(), doc.AppliedCommit
+		}
+		doc.ConvergedSince = r.since
+	} else {
+		r.since, r.sinceCommit = time.Time{}, ""
+	}
+	// Only a release that failed (rolled back and held) or a commit the
+	// host refused as invalid halts the higher waves: an engine or network
+	// fault is not the commit's.
+	if failed != "" && target != "" {
+		doc.FailedCommit, doc.FailedError = target, failed
+	}
+	doc.Rollout = r.rollout
 }
 
 func firstLine(s string) string {
@@ -227,7 +344,7 @@ func allRunning(op *plan.ObservedProject) bool {
 
 // worse orders project states for the host's: the worst one wins.
 func worse(a, b status.State) status.State {
-	rank := map[status.State]int{status.Converged: 0, status.Enrolling: 1, status.Degraded: 1, status.Held: 2, status.Failed: 3}
+	rank := map[status.State]int{status.Converged: 0, status.Enrolling: 1, status.Degraded: 1, status.Waiting: 1, status.Held: 2, status.Failed: 3}
 	if rank[b] > rank[a] {
 		return b
 	}

@@ -13,16 +13,25 @@ const (
 	CycleFailed  Kind = "cycle_failed"
 	RolledBack   Kind = "rolled_back"
 	Drift        Kind = "drift"
+	// Probes (internal/jobs/probe).
+	ProbeDown     Kind = "probe_down"
+	ProbeFlapping Kind = "probe_flapping"
+	CertExpiring  Kind = "cert_expiring"
+	EngineDown    Kind = "engine_down"
 )
 
 // recoveries maps a failure to the name of its recovery; a kind without one
 // (rolled_back) has nothing to recover from.
 var recoveries = map[Kind]string{
-	BackupFailed: "backup_recovered",
-	CheckFailed:  "check_recovered",
-	CycleFailed:  "cycle_recovered",
-	Drift:        "drift_resolved",
-	RolledBack:   "",
+	BackupFailed:  "backup_recovered",
+	CheckFailed:   "check_recovered",
+	CycleFailed:   "cycle_recovered",
+	Drift:         "drift_resolved",
+	RolledBack:    "",
+	ProbeDown:     "probe_up",
+	ProbeFlapping: "",
+	CertExpiring:  "",
+	EngineDown:    "engine_up",
 }
 
 // Recovery is the event name of k's recovery, or "" when k has none.

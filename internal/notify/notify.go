@@ -139,7 +139,7 @@ func (n *Notifier) Notify(e Event) {
 		}
 		n.active[id] = condition{lastSent: now}
 	}
-	m := message{title: n.cfg.Redact(e.Title), text: n.cfg.Redact(e.Message), queued: now}
+	m := message{title: n.redact(e.Title), text: n.redact(e.Message), queued: now}
 	queued := false
 	for _, s := range n.sinks {
 		if len(s.events) > 0 && !slices.Contains(s.events, e.name()) {
@@ -161,6 +161,36 @@ func (n *Notifier) Notify(e Event) {
 		}
 	}
 }
+
+// SetSinks replaces the sinks and the redaction (a new commit changed
+// syncd.yaml `notify:` or the host's secrets). A sink whose URL stays
+// keeps what it has queued.
+func (n *Notifier) SetSinks(sinks []Sink, redact func(string) string) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if redact != nil {
+		n.cfg.Redact = redact
+	}
+	old := map[string]*sink{}
+	for _, s := range n.sinks {
+		old[s.url] = s
+	}
+	n.sinks = nil
+	for _, s := range sinks {
+		if o := old[s.URL]; o != nil {
+			o.events = s.Events
+			n.sinks = append(n.sinks, o)
+			continue
+		}
+		n.sinks = append(n.sinks, &sink{url: s.URL, events: s.Events})
+	}
+}
+
+// redact applies the redaction (n.mu held).
+func (n *Notifier) redact(s string) string { return n.cfg.Redact(s) }
 
 // Dropped is how many messages a full queue or RetryFor has cost so far.
 func (n *Notifier) Dropped() uint64 {
@@ -198,7 +228,10 @@ func (n *Notifier) Run(ctx context.Context) {
 func (n *Notifier) sendDue(ctx context.Context) time.Duration {
 	for {
 		progressed := false
-		for _, s := range n.sinks {
+		n.mu.Lock()
+		sinks := slices.Clone(n.sinks)
+		n.mu.Unlock()
+		for _, s := range sinks {
 			n.mu.Lock()
 			if len(s.queue) == 0 || time.Now().Before(s.next) {
 				n.mu.Unlock()
@@ -230,7 +263,7 @@ func (n *Notifier) sendDue(ctx context.Context) time.Duration {
 				s.attempts++
 				if !s.down {
 					n.log.Warn("notification sink unreachable; retrying", "sink", Redacted(s.url),
-						"err", n.cfg.Redact(scrub(err.Error(), s.url)))
+						"err", n.redact(scrub(err.Error(), s.url)))
 					s.down = true
 				}
 				if head && time.Since(m.queued) >= n.cfg.RetryFor {

@@ -95,6 +95,9 @@ type ServiceChange struct {
 	Reason  string
 	// Drift marks a change made outside syncd (stopped, removed, edited).
 	Drift bool
+	// Image marks a recreate for another image (a new reference, or the
+	// tag moved): what a backup before upgrade is for.
+	Image bool `json:",omitempty"`
 	// Fields are the settings that changed, when both sides know them
 	// (syncd diff).
 	Fields []FieldChange `json:",omitempty"`
@@ -223,7 +226,9 @@ func service(ds DesiredService, cs []Container, images map[string]string, last A
 	movedTag := strings.HasPrefix(c.Image, "sha256:")
 	switch {
 	case c.Image != ds.Image && !movedTag:
-		return change(Recreate, false, "image changed %s → %s", c.Image, ds.Image), false
+		sc := change(Recreate, false, "image changed %s → %s", c.Image, ds.Image)
+		sc.Image = true
+		return sc, false
 	case c.ConfigHash != ds.ConfigHash:
 		if last.ConfigHash != "" && last.ConfigHash == ds.ConfigHash {
 			return change(Recreate, true, "configuration changed by hand"), false
@@ -233,7 +238,9 @@ func service(ds DesiredService, cs []Container, images map[string]string, last A
 		return change(Recreate, false, "%s", rotated(ds.Secrets, last.Secrets)), true
 	}
 	if id, ok := images[ds.Image]; ok && c.ImageID != "" && id != c.ImageID {
-		return change(Recreate, false, "%s now points to another image (%s → %s)", ds.Image, shortID(c.ImageID), shortID(id)), true
+		sc := change(Recreate, false, "%s now points to another image (%s → %s)", ds.Image, shortID(c.ImageID), shortID(id))
+		sc.Image = true
+		return sc, true
 	}
 	for _, c := range cs {
 		switch c.State {

@@ -73,6 +73,19 @@ type Reconciler struct {
 	// Gate, when set, admits the new images of each release before any
 	// container is created from them.
 	Gate Gate
+	// Probes, when set, verifies a release after Compose's healthchecks
+	// and the soak passed: the app's gating probes (jobs/probe.Gate). A
+	// release that fails it is rolled back as an unhealthy one is.
+	Probes Verifier
+	// Locks, when set, are the project locks the host's jobs hold: a
+	// project a job (a backup) holds is left as it is this cycle (Waiting),
+	// so an apply never changes what a job reads or restores.
+	Locks Locker
+	// BeforeUpgrade, when set, runs before a cycle recreates a service of
+	// an app for another image, when the app asks for it (app.yaml
+	// backup.before_upgrade, default for apps with dumps). When it fails
+	// the project waits (Waiting) and the next cycle tries again.
+	BeforeUpgrade func(ctx context.Context, r *Rendered, app string) error
 
 	// unsaved holds the records a cycle could not write (the state disk
 	// full): they describe what runs, so the next cycle plans from them
@@ -81,6 +94,18 @@ type Reconciler struct {
 	// tookOver are the projects of a stopped syncd this one took over,
 	// logged once.
 	tookOver map[string]bool
+}
+
+// Verifier checks a release that Compose reports healthy by the app's own
+// probes, within timeout (the app's health_timeout). redact scrubs the
+// host's secret values from what it says.
+type Verifier interface {
+	Verify(ctx context.Context, p *desired.Project, redact func(string) string, timeout time.Duration) error
+}
+
+// Locker hands out project locks without waiting.
+type Locker interface {
+	TryLock(project string) (unlock func(), ok bool)
 }
 
 // Enrolling is asked about a host's secrets that cannot be decrypted.
@@ -122,12 +147,38 @@ type Prepared struct {
 	SecretsPending bool
 	Pending        []string
 	dir            string
+	host           string
 	// running are the image IDs each project's containers run now: an
 	// image already running is not new to the Gate.
 	running  map[string][]string
 	repo     *desired.Repo
 	secrets  desired.Secrets
 	projects map[string]*target
+}
+
+// Rendered is what a cycle rendered for the host, for the jobs that run
+// between cycles (backups): the commit, the fleet's and the host's
+// settings, each app's project and the host's secrets. It holds secret
+// values: never print it.
+type Rendered struct {
+	Commit   string
+	Fleet    desired.Fleet
+	Host     *desired.Host
+	Projects map[string]*desired.Project
+	Secrets  desired.Secrets
+	// SecretsPending: the host's key cannot open its secrets yet, so
+	// Secrets are placeholders.
+	SecretsPending bool
+}
+
+// Rendered returns what the prepared cycle rendered.
+func (p *Prepared) Rendered() *Rendered {
+	out := &Rendered{Commit: p.Commit, Fleet: p.repo.Fleet, Host: p.repo.Hosts[p.host], Projects: map[string]*desired.Project{},
+		Secrets: p.secrets, SecretsPending: p.SecretsPending}
+	for name, t := range p.projects {
+		out.Projects[name] = t.project
+	}
+	return out
 }
 
 // target is one desired project with what a cycle needs to apply and record it.
@@ -223,6 +274,7 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		SecretsPending: pendingSecrets,
 		Pending:        pending,
 		dir:            src.Dir,
+		host:           r.Host,
 		repo:           repo,
 		secrets:        secrets,
 		projects:       targets,
@@ -507,7 +559,20 @@ const (
 	Held       Result = "held"
 	Skipped    Result = "skipped"
 	Refused    Result = "refused"
+	// Waiting: left as it is this cycle (a job holds it, or its backup
+	// before upgrade failed); the next cycle tries again.
+	Waiting Result = "waiting"
 )
+
+// Waiting reports whether a project of the cycle was left for the next one.
+func (rep Report) Waiting() bool {
+	for _, o := range rep.Outcomes {
+		if o.Result == Waiting {
+			return true
+		}
+	}
+	return false
+}
 
 // Report is a cycle's result.
 type Report struct {
@@ -523,6 +588,8 @@ type Report struct {
 	// cycle (an image reference may be made of one); nil before a cycle
 	// got as far as decrypting.
 	Redact func(string) string
+	// Rendered is what the cycle rendered; nil when it stopped before.
+	Rendered *Rendered
 }
 
 // ErrReleaseFailed marks a cycle in which a project's release failed (and
@@ -543,7 +610,7 @@ func (r *Reconciler) Sync(ctx context.Context, src Source) (Report, error) {
 // is rolled back; projects that follow it are skipped.
 func (r *Reconciler) Apply(ctx context.Context, prep *Prepared) (Report, error) {
 	rep := Report{Commit: prep.Commit, Wave: prep.Wave, Plan: prep.Plan, SecretsPending: prep.SecretsPending, Pending: prep.Pending,
-		Redact: prep.secrets.RedactFragments}
+		Redact: prep.secrets.RedactFragments, Rendered: prep.Rendered()}
 	records, err := r.records()
 	if err != nil {
 		return rep, err
@@ -608,6 +675,12 @@ func (r *Reconciler) Apply(ctx context.Context, prep *Prepared) (Report, error) 
 				return
 			}
 			defer func() { <-sem }()
+			unlock, ok := r.tryLock(pr.Name)
+			if !ok {
+				record(Outcome{Project: pr.Name, Result: Waiting, Err: fmt.Errorf("%s: a job (a backup or restore) is running on it; applied next cycle", pr.Name)}, nil)
+				return
+			}
+			defer unlock()
 			mu.Lock()
 			prev := records[pr.Name]
 			mu.Unlock()
@@ -631,7 +704,14 @@ func (r *Reconciler) Apply(ctx context.Context, prep *Prepared) (Report, error) 
 			o = outcomes[pr.Name]
 		case plan.Remove:
 			o = Outcome{Project: pr.Name, Result: Removed}
-			if err := r.Engine.Remove(ctx, pr.Name); err != nil {
+			unlock, ok := r.tryLock(pr.Name)
+			if !ok {
+				o = Outcome{Project: pr.Name, Result: Waiting, Err: fmt.Errorf("%s: a job (a backup or restore) is running on it; removed next cycle", pr.Name)}
+				break
+			}
+			err := r.Engine.Remove(ctx, pr.Name)
+			unlock()
+			if err != nil {
 				o = Outcome{Project: pr.Name, Result: Failed, Err: fmt.Errorf("remove %s: %w", pr.Name, err)}
 			} else {
 				r.log().Info("removed", "project", pr.Name, "reason", pr.Reason)
@@ -682,13 +762,25 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 	}
 	pulled := false
 	// Only a policy that can refuse costs a scan (and a pull of its own).
+	// Before the backup of an upgrade: a refused image changes nothing.
 	if policy := prep.repo.ScanPolicyOf(prep.repo.Hosts[r.Host], pr.Name); r.Gate != nil && policy.RefuseSeverity != "" {
 		if o, rec, stop := r.admit(ctx, prep, pr, prev, policy, log); stop {
 			return o, rec
 		}
 		pulled = true
 	}
+	if r.BeforeUpgrade != nil && t.project.App.Backup.UpgradeBackup() && upgrades(pr) {
+		log.Info("backing up before the upgrade")
+		if err := r.BeforeUpgrade(ctx, prep.Rendered(), pr.Name); err != nil {
+			err = fmt.Errorf("the backup before its upgrade failed, so the upgrade waits (tried again next cycle; app.yaml backup.before_upgrade: false turns it off): %s", prep.secrets.RedactFragments(err.Error()))
+			log.Error("upgrade waits", "err", err)
+			return Outcome{Project: pr.Name, Result: Waiting, Err: err}, nil
+		}
+	}
 	err := r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: pr.Force, Timeout: timeout, Soak: t.project.App.SoakOr(prep.repo.Fleet), Pulled: pulled})
+	if err == nil && r.Probes != nil {
+		err = r.Probes.Verify(ctx, t.project, prep.secrets.RedactFragments, timeout)
+	}
 	if err == nil {
 		log.Info("applied")
 		return Outcome{Project: pr.Name, Result: Applied}, r.recordOf(prep.Commit, t)
@@ -781,6 +873,24 @@ func held(prev *state.Project, commit string, err error, at time.Time) *state.Pr
 	}
 	rec.FailedCommit, rec.FailedError, rec.FailedAt = commit, firstLine(err.Error()), at
 	return rec
+}
+
+// upgrades reports whether pr recreates an existing service for another
+// image.
+func upgrades(pr plan.Project) bool {
+	for _, c := range pr.Changes {
+		if c.Action == plan.Recreate && c.Image {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Reconciler) tryLock(project string) (func(), bool) {
+	if r.Locks == nil {
+		return func() {}, true
+	}
+	return r.Locks.TryLock(project)
 }
 
 // rollback brings a failed project back to its last-known-good commit's

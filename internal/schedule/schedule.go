@@ -231,9 +231,9 @@ type Locks struct {
 	locks map[string]chan struct{}
 }
 
-// Lock waits for project's lock (or ctx) and returns its unlock.
-func (l *Locks) Lock(ctx context.Context, project string) (func(), error) {
+func (l *Locks) lock(project string) chan struct{} {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.locks == nil {
 		l.locks = map[string]chan struct{}{}
 	}
@@ -242,7 +242,25 @@ func (l *Locks) Lock(ctx context.Context, project string) (func(), error) {
 		ch = make(chan struct{}, 1)
 		l.locks[project] = ch
 	}
-	l.mu.Unlock()
+	return ch
+}
+
+// TryLock takes project's lock if it is free (apply: a project a job
+// holds waits for the next cycle rather than blocking the others).
+func (l *Locks) TryLock(project string) (func(), bool) {
+	ch := l.lock(project)
+	select {
+	case ch <- struct{}{}:
+		var once sync.Once
+		return func() { once.Do(func() { <-ch }) }, true
+	default:
+		return nil, false
+	}
+}
+
+// Lock waits for project's lock (or ctx) and returns its unlock.
+func (l *Locks) Lock(ctx context.Context, project string) (func(), error) {
+	ch := l.lock(project)
 	select {
 	case ch <- struct{}{}:
 		var once sync.Once

@@ -305,30 +305,27 @@ func (g *Git) Checkout(ctx context.Context, commit string) (string, error) {
 			os.RemoveAll(next)
 		}
 	}()
-	r, err := gogit.PlainCloneContext(ctx, next, false, &gogit.CloneOptions{
-		URL:           g.URL,
-		Auth:          auth,
-		RemoteName:    "origin",
-		ReferenceName: plumbing.NewBranchReferenceName(g.branch()),
-		SingleBranch:  true,
-		Depth:         1,
-		Tags:          gogit.NoTags,
-		// Nothing is written to the work tree before the signature check.
-		NoCheckout: true,
-	})
+	// The head at depth 1, as almost every cycle wants; a commit behind
+	// it (the newest one through the wave gate) needs the history.
+	r, err := g.clone(ctx, next, auth, 1)
 	if err != nil {
-		if errors.Is(err, gogit.NoMatchingRefSpecError{}) || errors.Is(err, transport.ErrEmptyRemoteRepository) {
-			return "", fmt.Errorf("fetch %s: %w %s", g.displayURL(), ErrNoBranch, g.branch())
-		}
-		return "", fmt.Errorf("fetch %s: %w", g.displayURL(), g.redact(err))
+		return "", err
 	}
 	head, err := r.Head()
 	if err != nil {
 		return "", fmt.Errorf("fetch %s: %w", g.displayURL(), g.redact(err))
 	}
 	if head.Hash() != want {
-		return "", fmt.Errorf("fetch %s: %w: %s is now at %s, not %s; poll again",
-			g.displayURL(), ErrBranchMoved, g.branch(), head.Hash(), want)
+		if err := os.RemoveAll(next); err != nil {
+			return "", fmt.Errorf("checkout: %w", err)
+		}
+		if r, err = g.clone(ctx, next, auth, HistoryDepth); err != nil {
+			return "", err
+		}
+		if _, err := r.CommitObject(want); err != nil {
+			return "", fmt.Errorf("fetch %s: %w: %s is now at %s and %s is not among its last %d commits; poll again",
+				g.displayURL(), ErrBranchMoved, g.branch(), head.Hash(), want, HistoryDepth)
+		}
 	}
 	if err := g.verify(r, want); err != nil {
 		return "", err
@@ -345,6 +342,72 @@ func (g *Git) Checkout(ctx context.Context, commit string) (string, error) {
 	}
 	keep = true
 	return live, nil
+}
+
+// HistoryDepth is how far back a host looks for a commit to apply: the
+// wave gate may let through a commit older than the head, one that was
+// perhaps never a branch tip (pushed together with newer ones).
+const HistoryDepth = 64
+
+// clone clones the branch into dir, depth commits deep, without checking
+// out a file (nothing is written before the signature check).
+func (g *Git) clone(ctx context.Context, dir string, auth transport.AuthMethod, depth int) (*gogit.Repository, error) {
+	r, err := gogit.PlainCloneContext(ctx, dir, false, &gogit.CloneOptions{
+		URL:           g.URL,
+		Auth:          auth,
+		RemoteName:    "origin",
+		ReferenceName: plumbing.NewBranchReferenceName(g.branch()),
+		SingleBranch:  true,
+		Depth:         depth,
+		Tags:          gogit.NoTags,
+		NoCheckout:    true,
+	})
+	if err != nil {
+		if errors.Is(err, gogit.NoMatchingRefSpecError{}) || errors.Is(err, transport.ErrEmptyRemoteRepository) {
+			return nil, fmt.Errorf("fetch %s: %w %s", g.displayURL(), ErrNoBranch, g.branch())
+		}
+		return nil, fmt.Errorf("fetch %s: %w", g.displayURL(), g.redact(err))
+	}
+	return r, nil
+}
+
+// Ancestors returns head and the commits before it on the branch, newest
+// first, following first parents, down to but not including until (the
+// commit the host runs), at most HistoryDepth of them: the commits the
+// wave gate may choose from. It costs one shallow fetch into memory.
+func (g *Git) Ancestors(ctx context.Context, head, until string) ([]string, error) {
+	ctx, cancel := withDefaultDeadline(ctx, checkoutTimeout)
+	defer cancel()
+	if !plumbing.IsHash(head) {
+		return nil, fmt.Errorf("ancestors: %q is not a commit hash", head)
+	}
+	auth, err := g.Auth()
+	if err != nil {
+		return nil, err
+	}
+	r, err := gogit.CloneContext(ctx, memory.NewStorage(), nil, &gogit.CloneOptions{
+		URL: g.URL, Auth: auth, RemoteName: "origin", ReferenceName: plumbing.NewBranchReferenceName(g.branch()),
+		SingleBranch: true, Depth: HistoryDepth, Tags: gogit.NoTags, NoCheckout: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", g.displayURL(), g.redact(err))
+	}
+	c, err := r.CommitObject(plumbing.NewHash(head))
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w: %s is not among the last %d commits of %s; poll again", g.displayURL(), ErrBranchMoved, head, HistoryDepth, g.branch())
+	}
+	var out []string
+	for len(out) < HistoryDepth && c.Hash.String() != until {
+		out = append(out, c.Hash.String())
+		if c.NumParents() == 0 {
+			break
+		}
+		// The shallow boundary: its parents were not fetched.
+		if c, err = c.Parent(0); err != nil {
+			break
+		}
+	}
+	return out, nil
 }
 
 // verify checks the signature of commit in r when Signers is set.

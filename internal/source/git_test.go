@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -174,15 +175,32 @@ func TestCheckoutWhenTheBranchMoved(t *testing.T) {
 	if _, err := g.Checkout(ctx, c1); err != nil {
 		t.Fatal(err)
 	}
+	// Two commits pushed at once: the first was never a branch tip, and
+	// the wave gate may pick it.
 	c2 := w.commit("two", map[string]string{"a": "two\n"})
+	c3 := w.commit("three", map[string]string{"a": "three\n"})
 	w.push(url)
-	w.commit("three", map[string]string{"a": "three\n"})
-	w.push(url)
-	_, err := g.Checkout(ctx, c2)
-	if !errors.Is(err, ErrBranchMoved) {
-		t.Fatalf("Checkout of a commit that is no longer the head: %v, want ErrBranchMoved", err)
+	dir, err := g.Checkout(ctx, c2)
+	if err != nil {
+		t.Fatalf("Checkout of a commit behind the head: %v", err)
 	}
-	assertTree(t, filepath.Join(g.Dir, "repo"), map[string]string{"a": "one\n"})
+	assertTree(t, dir, map[string]string{"a": "two\n"})
+	assertOnlyRepo(t, g.Dir)
+
+	got, err := g.Ancestors(ctx, c3, c1)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint([]string{c3, c2}) {
+		t.Errorf("Ancestors(c3, c1) = %v, %v; want [c3 c2]", got, err)
+	}
+
+	// A force-push drops c2 from the branch: it cannot be checked out.
+	testenv.Git(t, w.dir, "reset", "-q", "--hard", c1)
+	w.commit("rewritten", map[string]string{"a": "rewritten\n"})
+	w.push(url)
+	_, err = g.Checkout(ctx, c3)
+	if !errors.Is(err, ErrBranchMoved) {
+		t.Fatalf("Checkout of a commit no longer on the branch: %v, want ErrBranchMoved", err)
+	}
+	assertTree(t, filepath.Join(g.Dir, "repo"), map[string]string{"a": "two\n"})
 	assertOnlyRepo(t, g.Dir)
 	if _, err := g.Checkout(ctx, "main"); err == nil {
 		t.Error("Checkout of a branch name instead of a hash succeeded")

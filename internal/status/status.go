@@ -40,6 +40,7 @@ const (
 	Degraded    State = "degraded"    // running, but something is unhealthy or drifted
 	Failed      State = "failed"      // a release failed (rolled back or taken down)
 	Held        State = "held"        // a failed commit is held until a newer one arrives
+	Waiting     State = "waiting"     // left for the next cycle (a job holds it; its backup before upgrade failed)
 	Invalid     State = "invalid"     // the repository cannot be rendered; nothing changed
 	Unreachable State = "unreachable" // the source or the engine cannot be reached
 	// Enrolling: the host made its own age key, which is not yet a
@@ -76,11 +77,44 @@ type Host struct {
 	// Message says what a person must do, when something must be done.
 	Message   string `yaml:"message,omitempty" json:"message,omitempty"`
 	LastCycle Cycle  `yaml:"last_cycle,omitempty" json:"last_cycle,omitzero"`
+	// ConvergedSince is when the host became converged and healthy at
+	// AppliedCommit (kept while it stays so): the wave gate's bake time
+	// counts from it.
+	ConvergedSince time.Time `yaml:"converged_since,omitempty" json:"converged_since,omitzero"`
+	// FailedCommit is a commit whose release failed on this host (rolled
+	// back, refused, held, invalid), with FailedError (redacted): it halts
+	// that commit's rollout for the higher waves.
+	FailedCommit string `yaml:"failed_commit,omitempty" json:"failed_commit,omitempty"`
+	FailedError  string `yaml:"failed_error,omitempty" json:"failed_error,omitempty"`
+	// Rollout is this host's wave gate when it holds the head back.
+	Rollout *Rollout `yaml:"rollout,omitempty" json:"rollout,omitempty"`
 	// Drift is how many containers the last cycle found changed by hand.
 	Drift    int       `yaml:"drift" json:"drift"`
 	Projects []Project `yaml:"projects,omitempty" json:"projects,omitempty"`
 	// Jobs holds the last result of each day-2 job (backup, scan, probe).
 	Jobs []Job `yaml:"jobs,omitempty" json:"jobs,omitempty"`
+}
+
+// Rollout is what the wave gate says about the head for this host: it
+// waits for lower-wave hosts, or the head is halted by one that failed it.
+type Rollout struct {
+	// State is "waiting" or "halted".
+	State string `yaml:"state" json:"state"`
+	// Commit is the head commit held back.
+	Commit string `yaml:"commit" json:"commit"`
+	// Until is, when every wait is a bake, when the last one ends.
+	Until time.Time `yaml:"until,omitempty" json:"until,omitzero"`
+	// Hosts are the lower-wave hosts it waits for, or that failed Commit.
+	Hosts []RolloutHost `yaml:"hosts,omitempty" json:"hosts,omitempty"`
+	// Skipped are the lower-wave hosts passed over (waves.skip).
+	Skipped []string `yaml:"skipped,omitempty" json:"skipped,omitempty"`
+}
+
+// RolloutHost is one host that holds a rollout back, and why.
+type RolloutHost struct {
+	Host   string `yaml:"host" json:"host"`
+	Wave   int    `yaml:"wave" json:"wave"`
+	Reason string `yaml:"reason" json:"reason"`
 }
 
 // Cycle is the last reconcile cycle. Equal leaves out At and DurationMS.
@@ -106,6 +140,8 @@ type Project struct {
 	Data []string `yaml:"data,omitempty" json:"data,omitempty"`
 	// LastError is redacted.
 	LastError string `yaml:"last_error,omitempty" json:"last_error,omitempty"`
+	// Probes are the project's health probes (probes.go).
+	Probes []Probe `yaml:"probes,omitempty" json:"probes,omitempty"`
 	// Scan summarises the last scan of each image the project runs.
 	Scan []ImageScan `yaml:"scan,omitempty" json:"scan,omitempty"`
 }
@@ -127,6 +163,11 @@ type Job struct {
 	Result     string    `yaml:"result" json:"result"`
 	// Error is redacted.
 	Error string `yaml:"error,omitempty" json:"error,omitempty"`
+	// LastSuccess is when the job last succeeded; Detail what its last run
+	// did (a backup: its run, snapshots and bytes added). Equal leaves
+	// both out.
+	LastSuccess time.Time `yaml:"last_success,omitempty" json:"last_success,omitzero"`
+	Detail      string    `yaml:"detail,omitempty" json:"detail,omitempty"`
 }
 
 // Equal reports whether a and b say the same thing: the heartbeat time and
@@ -145,6 +186,7 @@ func significant(h Host) Host {
 	h.LastCycle.At, h.LastCycle.DurationMS = time.Time{}, 0
 	for i := range h.Jobs {
 		h.Jobs[i].At, h.Jobs[i].DurationMS = time.Time{}, 0
+		h.Jobs[i].LastSuccess, h.Jobs[i].Detail = time.Time{}, ""
 	}
 	return h
 }
@@ -154,6 +196,14 @@ func significant(h Host) Host {
 func normalise(h Host) Host {
 	h.UpdatedAt = h.UpdatedAt.UTC().Truncate(time.Second)
 	h.LastCycle.At = h.LastCycle.At.UTC().Truncate(time.Second)
+	h.ConvergedSince = h.ConvergedSince.UTC().Truncate(time.Second)
+	if h.Rollout != nil {
+		ro := *h.Rollout
+		ro.Until = ro.Until.UTC().Truncate(time.Second)
+		ro.Hosts = slices.Clone(ro.Hosts)
+		ro.Skipped = slices.Clone(ro.Skipped)
+		h.Rollout = &ro
+	}
 	h.Projects = slices.Clone(h.Projects)
 	for i := range h.Projects {
 		p := &h.Projects[i]
@@ -171,6 +221,7 @@ func normalise(h Host) Host {
 			}
 			return strings.Compare(a.Ref, b.Ref)
 		})
+		p.Probes = normaliseProbes(p.Probes)
 	}
 	slices.SortStableFunc(h.Projects, func(a, b Project) int { return strings.Compare(a.Name, b.Name) })
 	h.Jobs = slices.Clone(h.Jobs)
@@ -189,10 +240,22 @@ func redacted(h Host, redact func(string) string) Host {
 	if h.LastCycle.Error != "" {
 		h.LastCycle.Error = redact(h.LastCycle.Error)
 	}
+	if h.FailedError != "" {
+		h.FailedError = redact(h.FailedError)
+	}
+	if h.Rollout != nil {
+		ro := *h.Rollout
+		ro.Hosts = slices.Clone(ro.Hosts)
+		for i := range ro.Hosts {
+			ro.Hosts[i].Reason = redact(ro.Hosts[i].Reason)
+		}
+		h.Rollout = &ro
+	}
 	for i := range h.Projects {
 		if h.Projects[i].LastError != "" {
 			h.Projects[i].LastError = redact(h.Projects[i].LastError)
 		}
+		redactProbes(h.Projects[i].Probes, redact)
 	}
 	for i := range h.Jobs {
 		if h.Jobs[i].Error != "" {

@@ -76,6 +76,9 @@ type Writer struct {
 	Now func() time.Time
 	// MaxAttempts bounds the pushes of one Write (default 8).
 	MaxAttempts int
+	// Pushed, when set, is told of each Write that committed: how many
+	// attempts it took (1: no push was rejected) and how long it took.
+	Pushed func(attempts int, took time.Duration)
 
 	mu sync.Mutex // one Write at a time: they share Dir
 }
@@ -143,10 +146,14 @@ func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) 
 	if attempts <= 0 {
 		attempts = 8
 	}
+	started := time.Now()
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
 		committed, err = w.push(ctx, branch, doc)
 		if err == nil {
+			if w.Pushed != nil && committed {
+				w.Pushed(attempt, time.Since(started))
+			}
 			break
 		}
 		if !errors.Is(err, errRejected) || attempt >= attempts {
@@ -172,6 +179,12 @@ func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) 
 		w.log().Info("status committed", "branch", branch, "state", doc.State, "applied", short(doc.AppliedCommit))
 	}
 	return committed, nil
+}
+
+// Fleet reads every host's document from the status branch the writer
+// pushes to (ReadAll): what the wave gate judges by.
+func (w *Writer) Fleet(ctx context.Context) ([]Host, error) {
+	return ReadAll(ctx, w.URL, w.branch(), w.Auth)
 }
 
 // backoff is the pause after the attempt-th rejected push, which took

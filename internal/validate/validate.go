@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -85,6 +86,10 @@ func Check(ctx context.Context, dir string, in Inspector, opts Options) desired.
 			var lps desired.Problems
 			lps = append(lps, Lint(p)...)
 			checkAppRefs(p, &lps)
+			if p.App.Backup != nil && h.Backup == nil {
+				lps = append(lps, desired.Problem{Path: p.App.SettingsFile(), Line: p.App.Line("backup"), Severity: desired.Warning,
+					Msg: fmt.Sprintf("backup: host %s has no backup: repository in hosts/%s/host.yaml, so %s is not backed up there", name, name, p.App.Name)})
+			}
 			for _, lp := range lps {
 				lp.Msg = secrets.RedactFragments(lp.Msg)
 				ps = append(ps, lp)
@@ -197,11 +202,16 @@ func checkHostSecrets(h *desired.Host, secrets desired.Secrets, ps *desired.Prob
 	if b == nil || h.SecretsFile == "" {
 		return
 	}
-	for field, key := range map[string]string{"backup.repository_secret": b.RepositorySecret, "backup.password_secret": b.PasswordSecret} {
+	check := func(field, key string, line int) {
 		if _, ok := secrets[key]; key != "" && !ok {
-			*ps = append(*ps, desired.Problem{Path: fmt.Sprintf("hosts/%s/host.yaml", h.Name),
+			*ps = append(*ps, desired.Problem{Path: fmt.Sprintf("hosts/%s/host.yaml", h.Name), Line: line,
 				Msg: fmt.Sprintf("%s names %q, which is not a key of %s; add it with `sops edit %s`", field, key, h.SecretsFile, h.SecretsFile)})
 		}
+	}
+	check("backup.repository_secret", b.RepositorySecret, h.Line("backup", "repository_secret"))
+	check("backup.password_secret", b.PasswordSecret, h.Line("backup", "password_secret"))
+	for _, name := range slices.Sorted(maps.Keys(b.Env)) {
+		check("backup.env."+name, b.Env[name], h.Line("backup", "env", name))
 	}
 }
 
@@ -212,14 +222,24 @@ func checkAppRefs(p *desired.Project, ps *desired.Problems) {
 	settings := fmt.Sprintf("apps/%s/app.yaml", app.Name)
 	hasService := func(s string) bool { _, ok := p.Compose.Services[s]; return ok }
 	if b := app.Backup; b != nil {
-		for _, v := range b.Volumes {
+		for i, v := range b.Volumes {
 			if _, ok := p.Compose.Volumes[v]; !ok {
-				*ps = append(*ps, desired.Problem{Path: settings, Msg: fmt.Sprintf("backup.volumes: %q is not a named volume of %s", v, app.ComposeFile)})
+				known := "it has none"
+				if len(p.Compose.Volumes) > 0 {
+					known = "its volumes: " + strings.Join(slices.Sorted(maps.Keys(p.Compose.Volumes)), ", ")
+				}
+				*ps = append(*ps, desired.Problem{Path: settings, Line: app.Line("backup", "volumes", fmt.Sprint(i)),
+					Msg: fmt.Sprintf("backup.volumes[%d]: %q is not a named volume of %s; %s", i, v, app.ComposeFile, known)})
 			}
 		}
-		for _, d := range b.Dumps {
+		for i, d := range b.Dumps {
 			if d.Service != "" && !hasService(d.Service) {
-				*ps = append(*ps, desired.Problem{Path: settings, Msg: fmt.Sprintf("backup.dumps: service %q is not defined in %s", d.Service, app.ComposeFile)})
+				*ps = append(*ps, desired.Problem{Path: settings, Line: app.Line("backup", "dumps", fmt.Sprint(i), "service"),
+					Msg: fmt.Sprintf("backup.dumps[%d].service: %q is not a service of %s", i, d.Service, app.ComposeFile)})
+			}
+			if len(d.RestoreCommand) == 0 {
+				*ps = append(*ps, desired.Problem{Path: settings, Line: app.Line("backup", "dumps", fmt.Sprint(i)), Severity: desired.Warning,
+					Msg: fmt.Sprintf("backup.dumps[%d]: no restore_command: `syncd restore` cannot put %s back in place, only extract it (--to DIR)", i, d.Filename)})
 			}
 		}
 	}

@@ -136,7 +136,14 @@ func (r *Restic) environ() []string {
 type call struct {
 	args   []string  // after the global flags; never a secret
 	stdout io.Writer // nil: captured and returned
+	// produce, when set, writes restic's stdin (backup --stdin). When it
+	// fails, restic is interrupted before its input ends, so it saves no
+	// snapshot: a failed dump never looks like a good one.
+	produce func(io.Writer) error
 }
+
+// ErrProducer wraps the error of a stream that failed before its end.
+var ErrProducer = errors.New("the stream failed")
 
 const stderrCap = 64 << 10
 
@@ -149,8 +156,13 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 		retry = 2 * time.Minute
 	}
 	args := append([]string{"--json", "--retry-lock", retry.String()}, c.args...)
-	cmd := exec.CommandContext(ctx, r.Binary, args...)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, r.Binary, args...)
 	cmd.Env = r.environ()
+	// restic dies with syncd (kill -9 included): no backup goes on
+	// unwatched, and its lock is stale at once (its PID is dead).
+	cmd.SysProcAttr = childAttr()
 	// An interrupt lets restic remove its lock before it exits; the kill
 	// comes WaitDelay later.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -164,17 +176,27 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 	stderr := &capped{max: stderrCap}
 	cmd.Stderr = stderr
 	start := time.Now()
-	err := cmd.Run()
+	var err, perr error
+	if c.produce == nil {
+		err = cmd.Run()
+	} else {
+		err, perr = runProducing(cmd, cancel, c.produce)
+	}
 	log := r.log().With("op", op, "duration", time.Since(start).Round(time.Millisecond))
+	if perr != nil {
+		// restic was interrupted on purpose, or stopped reading because it
+		// failed on its own (then its exit says why).
+		if code := exitCode(err); code == -1 || code == 130 || ctx.Err() != nil {
+			e := fmt.Errorf("%w: %s; no snapshot was saved", ErrProducer, r.redact(perr.Error()))
+			log.Warn("restic input failed", "error", e)
+			return out.Bytes(), e
+		}
+	}
 	if err == nil {
 		log.Debug("restic ok")
 		return out.Bytes(), nil
 	}
-	code := -1
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	}
+	code := exitCode(err)
 	msg := exitMessage(stderr.Bytes())
 	switch {
 	case ctx.Err() != nil:
@@ -188,6 +210,38 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 	e := &Error{Op: op, Code: code, Msg: r.redact(msg), Kind: kindOf(code)}
 	log.Warn("restic failed", "code", code, "error", e.Msg)
 	return out.Bytes(), e
+}
+
+// runProducing runs cmd with produce writing its stdin. On produce's
+// failure restic is interrupted (cancel) while its input is still open,
+// and only then is its stdin closed.
+func runProducing(cmd *exec.Cmd, cancel func(), produce func(io.Writer) error) (err, perr error) {
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err, nil
+	}
+	if err := cmd.Start(); err != nil {
+		return err, nil
+	}
+	if perr = produce(stdin); perr != nil {
+		cancel()
+		err = cmd.Wait()
+		stdin.Close()
+		return err, perr
+	}
+	if err := stdin.Close(); err != nil {
+		cancel()
+		return errors.Join(cmd.Wait(), err), nil
+	}
+	return cmd.Wait(), nil
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
 }
 
 // exitMessage is restic's exit_error message, else its last stderr lines.
@@ -339,22 +393,24 @@ func (r *Restic) Backup(ctx context.Context, p Part, paths ...string) (Summary, 
 		return Summary{}, fmt.Errorf("backup %s: no paths", p.Kind)
 	}
 	args := append(p.args("backup"), "--")
-	return r.backup(ctx, p, append(args, paths...))
+	return r.backup(ctx, p, call{args: append(args, paths...)})
 }
 
-// BackupCommand saves the stdout of argv as one file, filename, through
-// restic's --stdin-from-command: when argv exits non-zero restic fails and
-// saves no snapshot, so a failed dump never looks good.
-func (r *Restic) BackupCommand(ctx context.Context, p Part, filename string, argv ...string) (Summary, error) {
-	if len(argv) == 0 || filename == "" {
-		return Summary{}, fmt.Errorf("backup %s: a dump needs a command and a filename", p.Kind)
+// BackupStream saves what produce writes as one file, filename, with the
+// semantics of restic's --stdin-from-command: when produce fails, restic
+// is stopped before the stream ends and saves no snapshot, so a failed
+// dump never looks good. produce may be called again (a locked repository
+// is retried), so it must start its stream afresh each time.
+func (r *Restic) BackupStream(ctx context.Context, p Part, filename string, produce func(io.Writer) error) (Summary, error) {
+	if filename == "" || produce == nil {
+		return Summary{}, fmt.Errorf("backup %s: a dump needs a stream and a filename", p.Kind)
 	}
-	args := append(p.args("backup"), "--stdin-from-command", "--stdin-filename", filename, "--")
-	return r.backup(ctx, p, append(args, argv...))
+	args := append(p.args("backup"), "--stdin", "--stdin-filename", filename)
+	return r.backup(ctx, p, call{args: args, produce: produce})
 }
 
-func (r *Restic) backup(ctx context.Context, p Part, args []string) (Summary, error) {
-	out, err := r.withUnlock(ctx, call{args: args})
+func (r *Restic) backup(ctx context.Context, p Part, c call) (Summary, error) {
+	out, err := r.withUnlock(ctx, c)
 	s, ok := parseSummary(out)
 	if err == nil && (!ok || s.SnapshotID == "") {
 		err = &Error{Op: "backup", Code: 0, Msg: "no summary with a snapshot ID", Kind: ErrFailed}
@@ -458,7 +514,7 @@ func (r *Restic) Forget(ctx context.Context, host, app string, keep Keep) ([]For
 	kinds := map[string]bool{}
 	var order []string
 	for _, s := range ss {
-		k := kindTag(s)
+		k := s.Kind()
 		if k != "" && !kinds[k] {
 			kinds[k] = true
 			order = append(order, k)
@@ -481,7 +537,9 @@ func (r *Restic) Forget(ctx context.Context, host, app string, keep Keep) ([]For
 	return groups, nil
 }
 
-func kindTag(s Snapshot) string {
+// Kind is what the snapshot saved: "paths", "volume:<key>" or
+// "dump:<file>" ("" for a snapshot syncd did not make).
+func (s Snapshot) Kind() string {
 	for _, t := range s.Tags {
 		if t == "paths" || strings.HasPrefix(t, "volume:") || strings.HasPrefix(t, "dump:") {
 			return t
@@ -533,11 +591,26 @@ func (r *Restic) Check(ctx context.Context, readDataSubset string) (CheckResult,
 	return res, nil
 }
 
-// Restore extracts snapshot id into dir.
+// Restore extracts snapshot id into dir, with the snapshot's absolute
+// paths below it.
 func (r *Restic) Restore(ctx context.Context, id, dir string) error {
 	_, err := r.withUnlock(ctx, call{args: []string{"restore", id, "--target", dir}, stdout: io.Discard})
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// RestoreTree makes dir hold exactly what the snapshot id saved of path:
+// its files are written into dir and what dir has beyond them is deleted
+// (restic restore <id>:<path> --delete). dir is created when missing.
+func (r *Restic) RestoreTree(ctx context.Context, id, path, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("restore %s: %w", short(id), err)
+	}
+	_, err := r.withUnlock(ctx, call{args: []string{"restore", id + ":" + path, "--target", dir, "--delete"}, stdout: io.Discard})
+	if err != nil {
+		return fmt.Errorf("restore %s of %s into %s: %w", path, short(id), dir, err)
 	}
 	return nil
 }

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,90 +83,6 @@ func (r *repo) noSecret(t *testing.T, what, text string) {
 	}
 }
 
-// restServer starts rest-server on loopback with htpasswd credentials and
-// returns the repository URL carrying them.
-func restServer(t *testing.T) string {
-	t.Helper()
-	bin := testenv.Tool(t, "rest-server")
-	dir := t.TempDir()
-	sum := sha1.Sum([]byte(restPass))
-	htpasswd := filepath.Join(dir, "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte(restUser+":{SHA}"+base64.StdEncoding.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "--path", filepath.Join(dir, "data"), "--listen", addr, "--htpasswd-file", htpasswd, "--no-verify-upload")
-	if testing.Verbose() {
-		cmd.Stderr = os.Stderr
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addr + "/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatalf("rest-server did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Sprintf("rest:http://%s:%s@%s/", restUser, restPass, addr)
-}
-
-// watchCmdlines polls every process's command line until stop is called
-// and fails the test when one shows a secret.
-func watchCmdlines(t *testing.T, secrets []string) (stop func() int) {
-	t.Helper()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	seen := 0
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-			for _, f := range dirs {
-				b, err := os.ReadFile(f)
-				if err != nil || len(b) == 0 {
-					continue
-				}
-				line := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
-				if !strings.Contains(line, "restic") {
-					continue
-				}
-				mu.Lock()
-				seen++
-				mu.Unlock()
-				for _, s := range secrets {
-					if strings.Contains(line, s) {
-						t.Errorf("%s shows a secret: %s", f, line)
-					}
-				}
-			}
-		}
-	}()
-	return func() int {
-		close(done)
-		wg.Wait()
-		return seen
-	}
-}
-
 func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -195,13 +109,13 @@ func TestRoundTrip(t *testing.T) {
 			t.Setenv("RESTIC_PASSWORD", "from-the-parent") // must not reach the child
 			var r *repo
 			if backend == "rest" {
-				r = newRepo(t, restServer(t), testPassword, restPass)
+				r = newRepo(t, testenv.RestServer(t, restUser, restPass), testPassword, restPass)
 			} else {
 				r = newRepo(t, filepath.Join(t.TempDir(), "repo"), testPassword)
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
 			defer cancel()
-			stop := watchCmdlines(t, r.secrets)
+			stop := testenv.WatchCmdlines(t, r.secrets)
 			defer func() {
 				if n := stop(); n == 0 {
 					t.Error("the /proc watcher never saw a restic process")
@@ -236,9 +150,9 @@ func TestRoundTrip(t *testing.T) {
 			}
 			p.Kind = "dump:db.sql"
 			// slow enough for the /proc watcher to see restic at work
-			dsum, err := r.BackupCommand(ctx, p, "db.sql", "sh", "-c", "sleep 0.5; cat "+dumpFile)
+			dsum, err := r.BackupStream(ctx, p, "db.sql", command("sh", "-c", "sleep 0.5; cat "+dumpFile))
 			if err != nil {
-				t.Fatalf("BackupCommand: %v", err)
+				t.Fatalf("BackupStream: %v", err)
 			}
 
 			// a second run whose dump fails
@@ -247,9 +161,9 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			p2.Kind = "dump:db.sql"
-			_, err = r.BackupCommand(ctx, p2, "db.sql", "sh", "-c", "echo half a dump; exit 3")
-			if !errors.Is(err, ErrFailed) {
-				t.Errorf("failing dump: err = %v, want ErrFailed", err)
+			_, err = r.BackupStream(ctx, p2, "db.sql", command("sh", "-c", "echo half a dump; exit 3"))
+			if !errors.Is(err, ErrProducer) {
+				t.Errorf("failing dump: err = %v, want ErrProducer", err)
 			} else {
 				t.Logf("failing dump: %v", err)
 				r.noSecret(t, "an error", err.Error())
@@ -353,4 +267,14 @@ func TestUnreachable(t *testing.T) {
 	}
 	r.noSecret(t, "an error", err.Error())
 	r.noSecret(t, "the log", r.logs.String())
+}
+
+// command is a stream from a process's stdout that fails when the process
+// exits non-zero, as a dump run in a container does.
+func command(name string, args ...string) func(io.Writer) error {
+	return func(w io.Writer) error {
+		cmd := exec.Command(name, args...)
+		cmd.Stdout = w
+		return cmd.Run()
+	}
 }

@@ -27,7 +27,7 @@ func TestRetention(t *testing.T) {
 	}
 	for i, d := range days {
 		p := Part{Host: "h1", App: "db", Run: "r" + time.Duration(i).String(), Parts: 1, Kind: "dump:db.sql", Time: now.AddDate(0, 0, -d)}
-		if _, err := r.BackupCommand(ctx, p, "db.sql", "echo", "x"); err != nil {
+		if _, err := r.BackupStream(ctx, p, "db.sql", command("echo", "x")); err != nil {
 			t.Fatal(err)
 		}
 	}

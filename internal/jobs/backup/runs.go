@@ -27,7 +27,7 @@ func (r Run) Complete() bool {
 			return false
 		}
 		want = n
-		kinds[kindTag(s)] = true
+		kinds[s.Kind()] = true
 	}
 	delete(kinds, "")
 	return want > 0 && len(kinds) == want

@@ -5,21 +5,32 @@
 //
 //	demoweb              serve on :$PORT (default 8080)
 //	demoweb healthcheck  GET http://127.0.0.1:$PORT/healthz; exit 0 when it answers 200
+//	demoweb dump DIR     write DIR's files to stdout as one stream (a pg_dump stand-in);
+//	                     DEMO_DUMP_FAIL=1 (or a file DIR/.dump-fails) stops half way, exit 3
+//	demoweb restore DIR  replace DIR's files with a stream dump wrote, read from stdin
+//	demoweb write FILE   write stdin to FILE (tests change data in a FROM scratch image)
+//	demoweb cat FILE     print FILE
 //
-// DEMO_UNHEALTHY=1 makes /healthz answer 500, to exercise a rollback.
+// DEMO_UNHEALTHY=1 makes /healthz answer 500, to exercise a rollback. DEMO_FAIL_PATH=/ makes
+// that path answer 500 while /healthz stays healthy: a release whose container is healthy
+// but whose probe fails.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -35,8 +46,18 @@ func main() {
 		switch os.Args[1] {
 		case "healthcheck":
 			os.Exit(healthcheck(port))
+		case "dump", "restore", "write", "cat":
+			if len(os.Args) != 3 {
+				fmt.Fprintf(os.Stderr, "usage: demoweb %s PATH\n", os.Args[1])
+				os.Exit(2)
+			}
+			if err := data(os.Args[1], os.Args[2]); err != nil {
+				fmt.Fprintf(os.Stderr, "demoweb %s: %v\n", os.Args[1], err)
+				os.Exit(3)
+			}
+			os.Exit(0)
 		default:
-			fmt.Fprintf(os.Stderr, "usage: demoweb [healthcheck]\n")
+			fmt.Fprintf(os.Stderr, "usage: demoweb [healthcheck|dump|restore|write|cat]\n")
 			os.Exit(2)
 		}
 	}
@@ -109,7 +130,13 @@ func handler(getenv func(string) string) http.Handler {
 			log.Printf("demoweb: render: %v", err)
 		}
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := getenv("DEMO_FAIL_PATH"); p != "" && r.URL.Path == p {
+			http.Error(w, "failing on purpose (DEMO_FAIL_PATH)", http.StatusInternalServerError)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // secretPresent reports whether /run/secrets/<name> is a readable regular file. It opens the
@@ -140,4 +167,103 @@ func healthcheck(port string) int {
 		return 1
 	}
 	return 0
+}
+
+// data runs the data subcommands. A dump is, per regular file of the
+// directory in name order: its relative path, a newline, its size, a
+// newline, its bytes.
+func data(cmd, path string) error {
+	switch cmd {
+	case "write":
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, os.Stdin); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	case "cat":
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(os.Stdout, f)
+		return err
+	case "dump":
+		_, statErr := os.Stat(filepath.Join(path, ".dump-fails"))
+		fail := os.Getenv("DEMO_DUMP_FAIL") == "1" || statErr == nil
+		w := bufio.NewWriter(os.Stdout)
+		err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			rel, _ := filepath.Rel(path, p)
+			if rel == ".dump-fails" {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if fail {
+				w.Write(b[:len(b)/2])
+				w.Flush()
+				return errors.New("the database went away half way through the dump")
+			}
+			fmt.Fprintf(w, "%s\n%d\n", rel, len(b))
+			_, err = w.Write(b)
+			return err
+		})
+		if err == nil && fail {
+			err = errors.New("the database went away")
+		}
+		if err != nil {
+			return err
+		}
+		return w.Flush()
+	case "restore":
+		r := bufio.NewReader(os.Stdin)
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(path, e.Name())); err != nil {
+				return err
+			}
+		}
+		for {
+			name, err := r.ReadString('\n')
+			if err == io.EOF && name == "" {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("truncated stream: %w", err)
+			}
+			var size int64
+			if _, err := fmt.Fscanf(r, "%d\n", &size); err != nil {
+				return fmt.Errorf("truncated stream: %w", err)
+			}
+			p := filepath.Join(path, strings.TrimSuffix(name, "\n"))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			f, err := os.Create(p)
+			if err != nil {
+				return err
+			}
+			n, err := io.CopyN(f, r, size)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("truncated stream after %d of %d bytes of %s: %w", n, size, name, err)
+			}
+		}
+	}
+	return fmt.Errorf("unknown command %s", cmd)
 }

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/syncd-dev/syncd/internal/agent"
+	"github.com/syncd-dev/syncd/internal/host"
+	"github.com/syncd-dev/syncd/internal/jobs/backup"
+	"github.com/syncd-dev/syncd/internal/notify"
+	"github.com/syncd-dev/syncd/internal/reconcile"
+	"github.com/syncd-dev/syncd/internal/schedule"
+)
+
+// jobs wires the host's jobs to the reconciler: the project locks apply
+// shares with them, and the backup before an upgrade.
+func (f *cycleFlags) jobs(r *reconcile.Reconciler, n *notify.Notifier) *host.Jobs {
+	eng, _ := r.Engine.(backup.Engine)
+	locks := &schedule.Locks{}
+	j := &host.Jobs{Host: f.host, Restic: f.restic, Engine: eng, Store: r.Store, Locks: locks, Notify: n,
+		Log: r.Logger.With("component", "jobs")}
+	r.Locks = locks
+	r.BeforeUpgrade = j.BeforeUpgrade
+	return j
+}
+
+func runBackup(ctx context.Context, c *cli, args []string) int {
+	var f cycleFlags
+	var g gitFlags
+	fs := newFlags(c, "backup", "--repo DIR|URL --host NAME [--app APP] [--list]")
+	f.register(fs)
+	g.register(fs)
+	app := fs.String("app", "", "back up (or list) only this `app`")
+	list := fs.Bool("list", false, "list the host's snapshots instead, by run")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	job := "backup"
+	if *list {
+		job = "list"
+	}
+	return runJob(ctx, c, fs, &f, g, map[string]string{"job": job, "app": *app})
+}
+
+func runRestore(ctx context.Context, c *cli, args []string) int {
+	var f cycleFlags
+	var g gitFlags
+	fs := newFlags(c, "restore", "--repo DIR|URL --host NAME --app APP [--snapshot RUN|ID|latest] [--to DIR]")
+	f.register(fs)
+	g.register(fs)
+	app := fs.String("app", "", "the `app` to restore (required)")
+	snapshot := fs.String("snapshot", "latest", "what to restore: a backup `run`, a snapshot ID, or latest (the newest complete run)")
+	to := fs.String("to", "", "extract the run's volumes, paths and dumps into this `directory` instead, touching nothing that runs")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *app == "" {
+		fmt.Fprintln(c.stderr, "syncd restore: --app is required")
+		return exitUsage
+	}
+	if *to != "" {
+		abs, err := filepath.Abs(*to)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "syncd restore: --to: %v\n", err)
+			return exitUsage
+		}
+		*to = abs
+	}
+	return runJob(ctx, c, fs, &f, g, map[string]string{"job": "restore", "app": *app, "snapshot": *snapshot, "to": *to})
+}
+
+// runJob runs a backup, list or restore: by the running agent when there
+// is one (two syncd side by side would fight over the apps), else here,
+// with the state directory taken and the repository rendered at its head.
+func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitFlags, args map[string]string) int {
+	name := "syncd " + fs.Name()
+	if !f.check(c, fs.Name()) {
+		return exitUsage
+	}
+	asked := map[string]string{}
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "repo" || fl.Name == "host" || fl.Name == "age-key" {
+			asked[fl.Name] = f.setting(fl.Name)
+		}
+	})
+	if out, err, running := agent.RequestJob(ctx, socketPath(f.stateDir), asked, args); running {
+		fmt.Fprint(c.stdout, out)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "%s (by the running agent): %v\n", name, err)
+			if errors.Is(err, agent.ErrOtherSettings) {
+				return exitUsage
+			}
+			return exitFailure
+		}
+		return exitOK
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(c.stderr, "%s: %v\n", name, err)
+		return exitFailure
+	}
+	r, closeEngine, err := f.reconciler(ctx, c, true)
+	if err != nil {
+		return fail(err)
+	}
+	defer closeEngine()
+	jobs := f.jobs(r, nil)
+	rendered, err := func() (*reconcile.Rendered, error) {
+		tmp, err := os.MkdirTemp("", "syncd-job-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		src, err := newSource(f.repo, tmp, g)
+		if err != nil {
+			return nil, err
+		}
+		head, err := src.Head(ctx)
+		if err != nil {
+			return nil, err
+		}
+		dir, err := src.Checkout(ctx, head)
+		if err != nil {
+			return nil, err
+		}
+		prep, err := r.Prepare(ctx, reconcile.Source{Dir: dir, Commit: head})
+		if err != nil {
+			return nil, err
+		}
+		return prep.Rendered(), nil
+	}()
+	if err != nil {
+		return fail(err)
+	}
+	out, err := jobs.Request(ctx, rendered, args)
+	fmt.Fprint(c.stdout, out)
+	if err != nil {
+		return fail(err)
+	}
+	return exitOK
+}

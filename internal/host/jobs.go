@@ -1,0 +1,552 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/syncd-dev/syncd/internal/jobs/backup"
+	"github.com/syncd-dev/syncd/internal/notify"
+	"github.com/syncd-dev/syncd/internal/reconcile"
+	"github.com/syncd-dev/syncd/internal/schedule"
+	"github.com/syncd-dev/syncd/internal/state"
+	"github.com/syncd-dev/syncd/internal/status"
+)
+
+// Default schedules of the backup jobs when host.yaml sets none.
+const (
+	DefaultBackupSchedule = "@daily"
+	// DefaultCheckSchedule is Sunday 04:00, away from the nightly backups
+	// (prune locks the repository).
+	DefaultCheckSchedule = "0 4 * * 0"
+)
+
+// Jobs runs the host's backups: on their schedules between cycles (the
+// agent), before an upgrade (the reconciler's BeforeUpgrade), and when
+// asked (`syncd backup`, `syncd restore`). Each run of an app holds the
+// app's project lock, which apply takes too.
+type Jobs struct {
+	Host string
+	// Restic is the restic binary.
+	Restic string
+	Engine backup.Engine
+	Store  *state.Store
+	Locks  *schedule.Locks
+	Notify *notify.Notifier // nil: none
+	Log    *slog.Logger
+	// Changed is called after a job's result is recorded (the status is
+	// published again); may be nil.
+	Changed func()
+
+	mu       sync.Mutex
+	rendered *reconcile.Rendered
+	results  map[string]status.Job
+	loaded   bool
+	renew    chan struct{} // the job list changed
+	metrics  *jobMetrics
+}
+
+// jobsFile keeps the last result of each job in the state directory, for
+// the status and for catch-up after a restart.
+const jobsFile = "jobs.json"
+
+// Update gives the jobs what the last cycle rendered; the scheduled jobs
+// follow its schedules.
+func (j *Jobs) Update(r *reconcile.Rendered) {
+	if j == nil || r == nil || r.Host == nil {
+		return
+	}
+	j.mu.Lock()
+	before := specs(j.rendered)
+	j.rendered = r
+	changed := !maps.Equal(before, specs(r))
+	if j.renew == nil {
+		j.renew = make(chan struct{}, 1)
+	}
+	j.mu.Unlock()
+	if changed {
+		select {
+		case j.renew <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (j *Jobs) current() (*reconcile.Rendered, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.rendered == nil {
+		return nil, errors.New("no cycle has rendered the host's desired state yet")
+	}
+	return j.rendered, nil
+}
+
+// specs are the scheduled jobs of r by name.
+func specs(r *reconcile.Rendered) map[string]string {
+	out := map[string]string{}
+	if r == nil || r.Host == nil || r.Host.Backup == nil {
+		return out
+	}
+	hb := r.Host.Backup
+	for name, p := range r.Projects {
+		if p.App.Backup == nil {
+			continue
+		}
+		out["backup "+name] = cmpOr(p.App.Backup.Schedule, hb.Schedule, DefaultBackupSchedule)
+	}
+	out["backup check"] = cmpOr(hb.CheckSchedule, DefaultCheckSchedule)
+	return out
+}
+
+func cmpOr(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Run runs the scheduled jobs until ctx ends, following the schedules of
+// the last Update.
+func (j *Jobs) Run(ctx context.Context) {
+	j.mu.Lock()
+	if j.renew == nil {
+		j.renew = make(chan struct{}, 1)
+	}
+	renew := j.renew
+	j.mu.Unlock()
+	sched := &schedule.Scheduler{Host: j.Host, Locks: j.Locks, Logger: j.log(), LastSuccess: j.lastSuccess,
+		Done: func(res schedule.Result) { j.record(res.Job, res.Start, res.Duration, res.Err, "") }}
+	for {
+		j.mu.Lock()
+		var list []schedule.Job
+		for name, spec := range specs(j.rendered) {
+			list = append(list, j.job(name, spec))
+		}
+		j.mu.Unlock()
+		slices.SortFunc(list, func(a, b schedule.Job) int { return strings.Compare(a.Name, b.Name) })
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := sched.Run(sctx, list); err != nil {
+				j.log().Error("jobs: not scheduled", "err", err)
+			}
+		}()
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return
+		case <-renew:
+			cancel()
+			<-done
+		}
+	}
+}
+
+// job is the scheduled job name.
+func (j *Jobs) job(name, spec string) schedule.Job {
+	if name == "backup check" {
+		return schedule.Job{Name: name, Spec: spec, Run: func(ctx context.Context) error {
+			_, err := j.check(ctx)
+			return err
+		}}
+	}
+	app := strings.TrimPrefix(name, "backup ")
+	return schedule.Job{Name: name, Spec: spec, Project: app, Run: func(ctx context.Context) error {
+		r, err := j.current()
+		if err != nil {
+			return err
+		}
+		res, err := j.backupApp(ctx, r, app)
+		j.setDetail(name, res)
+		return err
+	}}
+}
+
+// runner is a backup runner for the host's repository in r.
+func (j *Jobs) runner(r *reconcile.Rendered) (*backup.Runner, error) {
+	h := r.Host
+	if h == nil || h.Backup == nil {
+		return nil, fmt.Errorf("hosts/%s/host.yaml has no backup: section naming the restic repository", j.Host)
+	}
+	if r.SecretsPending {
+		return nil, fmt.Errorf("host %s cannot open its secrets yet (enrolling), so its restic repository is unknown", j.Host)
+	}
+	b := h.Backup
+	secret := func(field, key string) (string, error) {
+		v, ok := r.Secrets[key]
+		if !ok || v == "" {
+			return "", fmt.Errorf("hosts/%s/host.yaml backup.%s names %q, which %s does not hold", j.Host, field, key, h.SecretsFile)
+		}
+		return v, nil
+	}
+	repo, err := secret("repository_secret", b.RepositorySecret)
+	if err != nil {
+		return nil, err
+	}
+	password, err := secret("password_secret", b.PasswordSecret)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for name, key := range b.Env {
+		if env[name], err = secret("env."+name, key); err != nil {
+			return nil, err
+		}
+	}
+	bin := j.Restic
+	if bin == "" {
+		bin = "restic"
+	}
+	return &backup.Runner{
+		Host: j.Host, Engine: j.Engine, Log: j.log(),
+		Keep: backup.Keep{Daily: b.Retention.Daily, Weekly: b.Retention.Weekly, Monthly: b.Retention.Monthly},
+		Restic: &backup.Restic{Binary: bin, Repository: repo, Password: password, Env: env,
+			CacheDir: filepath.Join(j.Store.Dir(), "restic-cache"), Redact: r.Secrets.RedactFragments, Log: j.log().With("component", "restic")},
+	}, nil
+}
+
+func (j *Jobs) app(r *reconcile.Rendered, name string) (backup.App, error) {
+	p, ok := r.Projects[name]
+	if !ok {
+		return backup.App{}, fmt.Errorf("host %s does not run app %q (hosts/%s/host.yaml apps)", j.Host, name, j.Host)
+	}
+	a, ok := backup.AppOf(p)
+	if !ok {
+		return backup.App{}, fmt.Errorf("app %s has no backup: in apps/%s/app.yaml", name, name)
+	}
+	return a, nil
+}
+
+// backupApp backs one app up (the caller holds its lock).
+func (j *Jobs) backupApp(ctx context.Context, r *reconcile.Rendered, name string, tags ...string) (backup.RunResult, error) {
+	runner, err := j.runner(r)
+	if err != nil {
+		return backup.RunResult{}, err
+	}
+	a, err := j.app(r, name)
+	if err != nil {
+		return backup.RunResult{}, err
+	}
+	return runner.Backup(ctx, a, r.Commit, tags...)
+}
+
+// BeforeUpgrade backs app up before its upgrade (tag pre-upgrade); apply
+// holds the app's lock. It is the reconciler's BeforeUpgrade.
+func (j *Jobs) BeforeUpgrade(ctx context.Context, r *reconcile.Rendered, app string) error {
+	start := time.Now()
+	res, err := j.backupApp(ctx, r, app, backup.TagPreUpgrade)
+	j.record("backup "+app, start, time.Since(start), err, detail(res))
+	return err
+}
+
+// Backup backs up app now, or every app of the host with a backup: when app
+// is "", each under its lock.
+func (j *Jobs) Backup(ctx context.Context, r *reconcile.Rendered, app string) ([]backup.RunResult, error) {
+	apps := []string{app}
+	if app == "" {
+		apps = nil
+		for _, name := range slices.Sorted(maps.Keys(r.Projects)) {
+			if r.Projects[name].App.Backup != nil {
+				apps = append(apps, name)
+			}
+		}
+		if len(apps) == 0 {
+			return nil, fmt.Errorf("no app of host %s has a backup: in its app.yaml", j.Host)
+		}
+	}
+	var results []backup.RunResult
+	var errs []error
+	for _, name := range apps {
+		start := time.Now()
+		res, err := j.locked(ctx, name, func() (backup.RunResult, error) { return j.backupApp(ctx, r, name) })
+		j.record("backup "+name, start, time.Since(start), err, detail(res))
+		results = append(results, res)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return results, errors.Join(errs...)
+}
+
+func (j *Jobs) locked(ctx context.Context, app string, fn func() (backup.RunResult, error)) (backup.RunResult, error) {
+	if j.Locks != nil {
+		unlock, err := j.Locks.Lock(ctx, app)
+		if err != nil {
+			return backup.RunResult{}, err
+		}
+		defer unlock()
+	}
+	return fn()
+}
+
+// Snapshots lists the host's snapshots of app ("" for all).
+func (j *Jobs) Snapshots(ctx context.Context, r *reconcile.Rendered, app string) ([]backup.Snapshot, error) {
+	runner, err := j.runner(r)
+	if err != nil {
+		return nil, err
+	}
+	return runner.Restic.Snapshots(ctx, j.Host, app)
+}
+
+// Restore restores app from the run sel names (see backup.Runner.Pick):
+// into dir when dir is set, touching nothing that runs; else in place,
+// after a pre-restore backup. It returns what to print.
+func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir string) (string, error) {
+	runner, err := j.runner(r)
+	if err != nil {
+		return "", err
+	}
+	a, err := j.app(r, app)
+	if err != nil {
+		return "", err
+	}
+	run, err := runner.Pick(ctx, app, sel)
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	if dir != "" {
+		wrote, err := runner.Extract(ctx, run, dir)
+		for _, w := range wrote {
+			fmt.Fprintf(&out, "extracted %s\n", w)
+		}
+		if err != nil {
+			return out.String(), err
+		}
+		fmt.Fprintf(&out, "run %s of %s extracted into %s; nothing that runs was touched\n", run.ID, app, dir)
+		return out.String(), nil
+	}
+	res, err := j.locked(ctx, app, func() (backup.RunResult, error) {
+		res, err := runner.Restore(ctx, a, run, r.Commit)
+		return res.Safety, err
+	})
+	if res.Run != "" && res.Complete() {
+		fmt.Fprintf(&out, "saved what was there first: run %s (tag %s)\n", res.Run, backup.TagPreRestore)
+	}
+	if err != nil {
+		return out.String(), err
+	}
+	fmt.Fprintf(&out, "restored %s from run %s (%s)\n", app, run.ID, run.Time.Local().Format(time.DateTime))
+	return out.String(), nil
+}
+
+// check prunes the repository and checks it, reading one twelfth of its
+// data each time (all of it over twelve runs).
+func (j *Jobs) check(ctx context.Context) (string, error) {
+	r, err := j.current()
+	if err != nil {
+		return "", err
+	}
+	runner, err := j.runner(r)
+	if err != nil {
+		return "", err
+	}
+	if err := runner.Restic.Prune(ctx); err != nil {
+		return "", err
+	}
+	_, week := time.Now().ISOWeek()
+	subset := fmt.Sprintf("%d/12", week%12+1)
+	res, err := runner.Restic.Check(ctx, subset)
+	if err == nil && res.SuggestRepairIndex {
+		err = errors.New("check: restic suggests `restic repair index`")
+	}
+	return "read data subset " + subset, err
+}
+
+func detail(res backup.RunResult) string {
+	if res.Run == "" {
+		return ""
+	}
+	var added int64
+	for _, s := range res.Saved {
+		added += s.Summary.DataAdded
+	}
+	return fmt.Sprintf("run %s: %d of %d snapshots, %s added", res.Run, len(res.Saved), res.Parts, bytesString(added))
+}
+
+func bytesString(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func (j *Jobs) setDetail(name string, res backup.RunResult) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.load()
+	if d := detail(res); d != "" {
+		jr := j.results[name]
+		jr.Detail = d
+		j.results[name] = jr
+	}
+}
+
+// record keeps a run's result (state directory, metrics, status) and
+// notifies a failure or a recovery.
+func (j *Jobs) record(name string, start time.Time, took time.Duration, err error, det string) {
+	j.mu.Lock()
+	j.load()
+	prev := j.results[name]
+	jr := status.Job{Name: name, At: start, DurationMS: took.Milliseconds(), Result: "ok", LastSuccess: prev.LastSuccess, Detail: det}
+	if det == "" && prev.Detail != "" && err == nil {
+		jr.Detail = prev.Detail
+	}
+	if err != nil {
+		jr.Result, jr.Error = "failed", firstLine(err.Error())
+	} else {
+		jr.LastSuccess = start.Add(took)
+	}
+	j.results[name] = jr
+	j.save()
+	j.mu.Unlock()
+	j.metricsOf().observe(jr, took)
+
+	kind, key := notify.BackupFailed, strings.TrimPrefix(name, "backup ")
+	if name == "backup check" {
+		kind, key = notify.CheckFailed, "repository"
+	}
+	if err != nil {
+		j.log().Error("job failed", "job", name, "err", jr.Error)
+		j.Notify.Notify(notify.Event{Kind: kind, Key: key, Title: fmt.Sprintf("syncd %s: %s failed", j.Host, name), Message: jr.Error})
+	} else {
+		j.log().Info("job done", "job", name, "took", took.Round(time.Millisecond), "detail", jr.Detail)
+		j.Notify.Notify(notify.Event{Kind: kind, Key: key, Recovered: true, Title: fmt.Sprintf("syncd %s: %s works again", j.Host, name), Message: jr.Detail})
+	}
+	if j.Changed != nil {
+		j.Changed()
+	}
+}
+
+// Status is the last result of every job, for the status document.
+func (j *Jobs) Status() []status.Job {
+	if j == nil {
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.load()
+	out := slices.Collect(maps.Values(j.results))
+	slices.SortFunc(out, func(a, b status.Job) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (j *Jobs) lastSuccess(name string) (time.Time, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.load()
+	t := j.results[name].LastSuccess
+	return t, !t.IsZero()
+}
+
+// load reads the results kept in the state directory once (j.mu held).
+func (j *Jobs) load() {
+	if j.loaded {
+		return
+	}
+	j.loaded = true
+	j.results = map[string]status.Job{}
+	data, err := os.ReadFile(filepath.Join(j.Store.Dir(), jobsFile))
+	if err != nil {
+		return
+	}
+	var list []status.Job
+	if err := json.Unmarshal(data, &list); err != nil {
+		j.log().Warn("jobs: the kept results cannot be read; starting afresh", "err", err)
+		return
+	}
+	for _, r := range list {
+		j.results[r.Name] = r
+	}
+}
+
+// save writes the results (j.mu held). Errors are redacted already.
+func (j *Jobs) save() {
+	list := slices.Collect(maps.Values(j.results))
+	slices.SortFunc(list, func(a, b status.Job) int { return strings.Compare(a.Name, b.Name) })
+	data, err := json.MarshalIndent(list, "", "  ")
+	if err == nil {
+		err = state.WriteFile(filepath.Join(j.Store.Dir(), jobsFile), data, 0o600)
+	}
+	if err != nil {
+		j.log().Warn("jobs: keep results", "err", err)
+	}
+}
+
+func (j *Jobs) log() *slog.Logger {
+	if j.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return j.Log
+}
+
+// Collectors are the jobs' metrics, for /metrics.
+func (j *Jobs) Collectors() []prometheus.Collector { return j.metricsOf().collectors() }
+
+func (j *Jobs) metricsOf() *jobMetrics {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.metrics == nil {
+		j.metrics = newJobMetrics()
+	}
+	return j.metrics
+}
+
+// jobMetrics are the jobs' Prometheus metrics; the result gauge is 0 after
+// a failure (never "success" for a failed run).
+type jobMetrics struct {
+	duration    *prometheus.GaugeVec
+	success     *prometheus.GaugeVec
+	lastSuccess *prometheus.GaugeVec
+	runs        *prometheus.CounterVec
+}
+
+func newJobMetrics() *jobMetrics {
+	return &jobMetrics{
+		duration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_job_duration_seconds",
+			Help: "How long the last run of each job took."}, []string{"job"}),
+		success: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_job_success",
+			Help: "1 when the last run of the job succeeded, 0 when it failed."}, []string{"job"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_job_last_success_timestamp_seconds",
+			Help: "Unix time at which the job last succeeded."}, []string{"job"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "syncd_job_runs_total",
+			Help: "Runs of each job by result (ok, failed)."}, []string{"job", "result"}),
+	}
+}
+
+func (m *jobMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.duration, m.success, m.lastSuccess, m.runs}
+}
+
+func (m *jobMetrics) observe(jr status.Job, took time.Duration) {
+	m.duration.WithLabelValues(jr.Name).Set(took.Seconds())
+	m.runs.WithLabelValues(jr.Name, jr.Result).Inc()
+	if jr.Result == "ok" {
+		m.success.WithLabelValues(jr.Name).Set(1)
+	} else {
+		m.success.WithLabelValues(jr.Name).Set(0)
+	}
+	if !jr.LastSuccess.IsZero() {
+		m.lastSuccess.WithLabelValues(jr.Name).Set(float64(jr.LastSuccess.Unix()))
+	}
+}

@@ -1,0 +1,60 @@
+package host
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/jobs/probe"
+	"github.com/syncd-dev/syncd/internal/notify"
+	"github.com/syncd-dev/syncd/internal/reconcile"
+	"github.com/syncd-dev/syncd/internal/status"
+)
+
+// probeNotice turns a probe event into its notification: down and up (and
+// the engine's) as a condition and its recovery, flapping and expiring
+// certificates once each.
+func probeNotice(host string, e probe.Event) notify.Event {
+	kinds := map[probe.Kind]notify.Kind{
+		probe.ProbeDown: notify.ProbeDown, probe.ProbeUp: notify.ProbeDown,
+		probe.ProbeFlapping: notify.ProbeFlapping, probe.CertExpiring: notify.CertExpiring,
+		probe.EngineDown: notify.EngineDown, probe.EngineUp: notify.EngineDown,
+	}
+	return notify.Event{Kind: kinds[e.Kind], Key: e.Key(), Recovered: e.Recovered(),
+		Title: fmt.Sprintf("syncd %s: %s", host, e.String()), Message: e.Detail}
+}
+
+// ProbeNotifier is the probe monitor's OnEvent for n.
+func ProbeNotifier(host string, n *notify.Notifier) func(probe.Event) {
+	return func(e probe.Event) { n.Notify(probeNotice(host, e)) }
+}
+
+// setProbes gives the monitor the projects a cycle rendered.
+func setProbes(m *probe.Monitor, rd *reconcile.Rendered) error {
+	if m == nil {
+		return nil
+	}
+	var ps []*desired.Project
+	for _, name := range slices.Sorted(maps.Keys(rd.Projects)) {
+		ps = append(ps, rd.Projects[name])
+	}
+	return m.Set(ps, rd.Secrets.RedactFragments)
+}
+
+// probeStatus is the monitor's view of project's probes for the status.
+func probeStatus(snaps []probe.Snapshot, project string) []status.Probe {
+	var out []status.Probe
+	for _, s := range snaps {
+		if s.Project != project {
+			continue
+		}
+		st := string(s.Status)
+		if st == "" {
+			st = "unknown"
+		}
+		out = append(out, status.Probe{Name: s.Probe, Kind: s.Kind, State: st, Since: s.Since, Flapping: s.Flapping,
+			LastError: s.LastError, CertDaysLeft: s.CertDays})
+	}
+	return out
+}

@@ -1,0 +1,348 @@
+package backup
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/plan"
+)
+
+// Engine is what a backup needs of Docker (internal/engine implements it).
+type Engine interface {
+	// Containers lists a project's service containers, running or not.
+	Containers(ctx context.Context, project string) ([]plan.Container, error)
+	// VolumePath is where the engine keeps a volume's data on this host.
+	VolumePath(ctx context.Context, name string) (string, error)
+	Stop(ctx context.Context, ids []string) error
+	// Start starts containers in order, each ready before the next.
+	Start(ctx context.Context, ids []string, timeout time.Duration) error
+	// Exec runs argv in a container, stdin streamed in, stdout out; a
+	// non-zero exit is an error.
+	Exec(ctx context.Context, id string, argv []string, stdin io.Reader, stdout io.Writer) error
+}
+
+// Volume is a named volume of an app: its compose key and its engine name.
+type Volume struct{ Key, Name string }
+
+// App is what a backup of one app saves, resolved for the host.
+type App struct {
+	Name    string
+	Volumes []Volume
+	// Paths are absolute directories of the host.
+	Paths []string
+	Dumps []desired.Dump
+	Stop  bool
+	// Order is the app's services in start order (depends_on first);
+	// Deps what each depends on.
+	Order []string
+	Deps  map[string][]string
+	// Ready bounds the wait for each service started again.
+	Ready time.Duration
+}
+
+// AppOf resolves app.yaml's backup: for the rendered project p: volume
+// names as the engine knows them, relative paths in the project directory.
+func AppOf(p *desired.Project) (App, bool) {
+	b := p.App.Backup
+	if b == nil {
+		return App{}, false
+	}
+	a := App{Name: p.App.Name, Dumps: b.Dumps, Stop: b.Stop, Ready: p.App.HealthTimeout}
+	if a.Ready <= 0 {
+		a.Ready = desired.DefaultHealthTimeout
+	}
+	for _, key := range b.Volumes {
+		name := key
+		if v, ok := p.Compose.Volumes[key]; ok && v.Name != "" {
+			name = v.Name
+		}
+		a.Volumes = append(a.Volumes, Volume{Key: key, Name: name})
+	}
+	for _, path := range b.Paths {
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(p.Dir, path)
+		}
+		a.Paths = append(a.Paths, filepath.Clean(path))
+	}
+	deps := map[string][]string{}
+	for name, svc := range p.Compose.Services {
+		deps[name] = slices.Sorted(maps.Keys(svc.DependsOn))
+	}
+	a.Order, a.Deps = startOrder(deps), deps
+	return a, true
+}
+
+// startOrder sorts services so that each comes after what it depends on;
+// ties by name.
+func startOrder(deps map[string][]string) []string {
+	var order []string
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(s string) {
+		if seen[s] {
+			return
+		}
+		seen[s] = true
+		for _, d := range deps[s] {
+			if _, ok := deps[d]; ok {
+				visit(d)
+			}
+		}
+		order = append(order, s)
+	}
+	for _, s := range slices.Sorted(maps.Keys(deps)) {
+		visit(s)
+	}
+	return order
+}
+
+// parts is how many snapshots a complete run of a has.
+func (a App) parts() int {
+	n := len(a.Dumps) + len(a.Volumes)
+	if len(a.Paths) > 0 {
+		n++
+	}
+	return n
+}
+
+// Runner runs an app's backups and restores on one host.
+type Runner struct {
+	Host   string
+	Restic *Restic
+	Engine Engine
+	// Keep is the retention applied after each backup (zero: DefaultKeep).
+	Keep Keep
+	Log  *slog.Logger
+	Now  func() time.Time
+}
+
+// Saved is one snapshot a run made.
+type Saved struct {
+	Kind    string
+	Summary Summary
+}
+
+// RunResult is what one backup run of an app saved.
+type RunResult struct {
+	App   string
+	Run   string
+	Saved []Saved
+	// Parts is how many snapshots a complete run has.
+	Parts int
+}
+
+// Complete reports whether every part was saved.
+func (r RunResult) Complete() bool { return len(r.Saved) == r.Parts && r.Parts > 0 }
+
+// Tags of the runs made around a change.
+const (
+	TagPreUpgrade = "pre-upgrade"
+	TagPreRestore = "pre-restore"
+)
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Log
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
+}
+
+// runID names a run: when it started, and a random suffix.
+func (r *Runner) runID() string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return r.now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// Backup runs one backup of app: its dumps while it runs, then (stopped,
+// with stop: true) its volumes and paths, each its own snapshot sharing one
+// run tag; then the retention. Every part is tried; the error joins those
+// that failed, and a run with one is never complete.
+func (r *Runner) Backup(ctx context.Context, app App, commit string, tags ...string) (RunResult, error) {
+	res := RunResult{App: app.Name, Run: r.runID(), Parts: app.parts()}
+	if res.Parts == 0 {
+		return res, fmt.Errorf("backup of %s: app.yaml backup: names no volumes, paths or dumps", app.Name)
+	}
+	if err := r.Restic.Ensure(ctx); err != nil {
+		return res, fmt.Errorf("backup of %s: %w", app.Name, err)
+	}
+	part := func(kind string) Part {
+		return Part{Host: r.Host, App: app.Name, Commit: commit, Run: res.Run, Parts: res.Parts, Kind: kind, Extra: tags}
+	}
+	save := func(kind string, s Summary, err error) error {
+		if err != nil {
+			return err
+		}
+		res.Saved = append(res.Saved, Saved{Kind: kind, Summary: s})
+		return nil
+	}
+	var errs []error
+	if len(app.Dumps) > 0 {
+		cs, err := r.Engine.Containers(ctx, app.Name)
+		if err != nil {
+			return res, fmt.Errorf("backup of %s: %w", app.Name, err)
+		}
+		for _, d := range app.Dumps {
+			kind := "dump:" + d.Filename
+			id, err := running(cs, app.Name, d.Service, "a dump")
+			if err == nil {
+				var s Summary
+				s, err = r.Restic.BackupStream(ctx, part(kind), d.Filename, func(w io.Writer) error {
+					return r.Engine.Exec(ctx, id, d.Command, nil, w)
+				})
+				err = save(kind, s, err)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("dump %s: %w", d.Filename, err))
+			}
+		}
+	}
+	if len(app.Volumes) > 0 || len(app.Paths) > 0 {
+		err := r.quiesced(ctx, app, func() error {
+			var errs []error
+			for _, v := range app.Volumes {
+				kind := "volume:" + v.Key
+				path, err := r.Engine.VolumePath(ctx, v.Name)
+				if err == nil {
+					var s Summary
+					s, err = r.Restic.Backup(ctx, part(kind), path)
+					err = save(kind, s, err)
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("volume %s: %w", v.Key, err))
+				}
+			}
+			if len(app.Paths) > 0 {
+				err := checkPaths(app.Paths)
+				if err == nil {
+					var s Summary
+					s, err = r.Restic.Backup(ctx, part("paths"), app.Paths...)
+					err = save("paths", s, err)
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("paths: %w", err))
+				}
+			}
+			return errors.Join(errs...)
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return res, fmt.Errorf("backup of %s: %d of %d parts saved; the run is incomplete: %w", app.Name, len(res.Saved), res.Parts, err)
+	}
+	if _, err := r.Restic.Forget(ctx, r.Host, app.Name, r.Keep); err != nil {
+		return res, fmt.Errorf("backup of %s saved; retention failed: %w", app.Name, err)
+	}
+	return res, nil
+}
+
+func checkPaths(paths []string) error {
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, errors.Unwrap(err))
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory", p)
+		}
+	}
+	return nil
+}
+
+// running returns the ID of a running container of service.
+func running(cs []plan.Container, app, service, what string) (string, error) {
+	for _, c := range cs {
+		if c.Service == service && c.State == "running" {
+			return c.ID, nil
+		}
+	}
+	return "", fmt.Errorf("service %s of %s is not running: %s runs in its container", service, app, what)
+}
+
+// quiesced runs fn with app's services stopped when app says stop: true:
+// in reverse start order; afterwards exactly those that were running are
+// started again, in start order, even when fn failed or ctx ended.
+func (r *Runner) quiesced(ctx context.Context, app App, fn func() error) error {
+	if !app.Stop {
+		return fn()
+	}
+	stopped, err := r.stopAll(ctx, app)
+	if err == nil {
+		err = fn()
+	}
+	if serr := r.startAgain(ctx, app, stopped); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// stopAll stops app's running containers, dependents first, and returns
+// those it stopped (in stop order). On an error, the ones already stopped
+// are returned too.
+func (r *Runner) stopAll(ctx context.Context, app App) ([]plan.Container, error) {
+	cs, err := r.Engine.Containers(ctx, app.Name)
+	if err != nil {
+		return nil, err
+	}
+	rank := map[string]int{}
+	for i, s := range app.Order {
+		rank[s] = i
+	}
+	var run []plan.Container
+	for _, c := range cs {
+		if c.State == "running" {
+			run = append(run, c)
+		}
+	}
+	slices.SortStableFunc(run, func(a, b plan.Container) int { return rank[b.Service] - rank[a.Service] })
+	var stopped []plan.Container
+	for _, c := range run {
+		r.log().Info("stopping for the backup", "app", app.Name, "service", c.Service)
+		if err := r.Engine.Stop(ctx, []string{c.ID}); err != nil {
+			return stopped, err
+		}
+		stopped = append(stopped, c)
+	}
+	return stopped, nil
+}
+
+// startAgain starts stopped (given in stop order) in start order, on a
+// context of its own: a cancelled job must not leave an app down.
+func (r *Runner) startAgain(ctx context.Context, app App, stopped []plan.Container) error {
+	if len(stopped) == 0 {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(len(stopped))*app.Ready+time.Minute)
+	defer cancel()
+	var ids, names []string
+	for i := len(stopped) - 1; i >= 0; i-- {
+		ids = append(ids, stopped[i].ID)
+		names = append(names, stopped[i].Service)
+	}
+	r.log().Info("starting again", "app", app.Name, "services", strings.Join(names, ","))
+	if err := r.Engine.Start(sctx, ids, app.Ready); err != nil {
+		return fmt.Errorf("start %s again: %w", strings.Join(names, ", "), err)
+	}
+	return nil
+}
