@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,21 +121,9 @@ func (f *cycleFlags) runningImages(ctx context.Context, g gitFlags, app string) 
 	if err != nil {
 		return nil, err
 	}
-	var out []scan.Running
-	for _, name := range slices.Sorted(maps.Keys(observed.Projects)) {
-		op := observed.Projects[name]
-		if !op.Owned || (app != "" && name != app) {
-			continue
-		}
-		policy := repo.ScanPolicyOf(h, name)
-		seen := map[string]bool{}
-		for _, c := range op.Containers {
-			if c.ImageID == "" || seen[c.ImageID] {
-				continue
-			}
-			seen[c.ImageID] = true
-			out = append(out, scan.Running{Project: name, Image: scan.Image{Ref: c.Image, ID: c.ImageID}, Policy: policy})
-		}
+	out := scan.RunningOf(observed, func(project string) desired.ScanPolicy { return repo.ScanPolicyOf(h, project) })
+	if app != "" {
+		out = slices.DeleteFunc(out, func(r scan.Running) bool { return r.Project != app })
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("host %q runs no project of syncd's here (nothing to scan)", f.host)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/plan"
 )
 
 func TestJudge(t *testing.T) {
@@ -60,5 +61,22 @@ func TestJudge(t *testing.T) {
 				t.Errorf("Refused() = %v", v.Refused())
 			}
 		})
+	}
+}
+
+func TestRunningOf(t *testing.T) {
+	obs := plan.Observed{Projects: map[string]*plan.ObservedProject{
+		"web":   {Name: "web", Owned: true, Containers: []plan.Container{{Image: "app:1", ImageID: "sha256:a"}, {Image: "app:1", ImageID: "sha256:a"}, {Image: "redis:7", ImageID: "sha256:r"}}},
+		"db":    {Name: "db", Owned: true, Containers: []plan.Container{{Image: "pg:16", ImageID: "sha256:p"}, {Image: "gone", ImageID: ""}}},
+		"other": {Name: "other", Owned: false, Containers: []plan.Container{{Image: "x:1", ImageID: "sha256:x"}}},
+	}}
+	got := RunningOf(obs, func(p string) desired.ScanPolicy { return desired.ScanPolicy{RefuseSeverity: p} })
+	var s []string
+	for _, r := range got {
+		s = append(s, r.Project+" "+r.Image.Ref+" "+r.Image.ID+" "+r.Policy.RefuseSeverity)
+	}
+	want := []string{"db pg:16 sha256:p db", "web app:1 sha256:a web", "web redis:7 sha256:r web"}
+	if !slices.Equal(s, want) {
+		t.Errorf("RunningOf = %q, want %q", s, want)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/state"
 )
 
@@ -416,4 +417,27 @@ func (s *Scanner) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return s.Logger
+}
+
+// RunningOf lists the images the host's own projects run (each distinct
+// image once per project, in project order) with each project's policy:
+// what ScanRunning scans.
+func RunningOf(observed plan.Observed, policy func(project string) desired.ScanPolicy) []Running {
+	var out []Running
+	for _, name := range slices.Sorted(maps.Keys(observed.Projects)) {
+		op := observed.Projects[name]
+		if !op.Owned {
+			continue
+		}
+		p := policy(name)
+		seen := map[string]bool{}
+		for _, c := range op.Containers {
+			if c.ImageID == "" || seen[c.ImageID] {
+				continue
+			}
+			seen[c.ImageID] = true
+			out = append(out, Running{Project: name, Image: Image{Ref: c.Image, ID: c.ImageID}, Policy: p})
+		}
+	}
+	return out
 }
