@@ -16,6 +16,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/jobs/backup"
+	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
@@ -185,6 +186,10 @@ func BenchmarkBackupDump(b *testing.B) {
 type fixedContainer struct {
 	*engine.Engine
 	id string
+}
+
+func (f *fixedContainer) Containers(context.Context, string) ([]plan.Container, error) {
+	return []plan.Container{{ID: f.id, Service: "db", State: "running"}}, nil
 }
 
 func (f *fixedContainer) Exec(ctx context.Context, _ string, argv []string, stdin io.Reader, stdout io.Writer) error {
