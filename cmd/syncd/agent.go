@@ -91,7 +91,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	go notifier.Run(ctx)
 	jobs := f.jobs(rec, notifier)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
-		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs}
+		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs, Scans: scanSummaries(rec.Gate)}
 	jobs.Changed = func() { rep.Refresh(ctx) }
 	// Probes run between cycles; a change of state is notified and
 	// published at once.
@@ -107,7 +107,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 		Gate: gate(src, writer, c.now, log)}
 	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings(),
 		Job:        func(ctx context.Context, args map[string]string) (string, error) { return jobs.Request(ctx, nil, args) },
-		Collectors: append(jobs.Collectors(), monitor)}, run.Cycle)
+		Collectors: append(jobs.Collectors(), monitor, scanCollector(rec.Gate))}, run.Cycle)
 	go jobs.Run(ctx)
 	go monitor.Run(ctx)
 

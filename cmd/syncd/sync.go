@@ -25,6 +25,7 @@ import (
 // cycleFlags are the flags sync and plan share.
 type cycleFlags struct {
 	repo, host, ageKey, stateDir, logFormat, restic string
+	trivy                                           string
 }
 
 func (f *cycleFlags) register(fs *flag.FlagSet) {
@@ -35,6 +36,7 @@ func (f *cycleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/syncd", "where syncd keeps what it applied (`directory`)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.restic, "restic", "restic", "the restic `binary` backups run (a path, or a name on PATH)")
+	fs.StringVar(&f.trivy, "trivy", "trivy", "the trivy binary (`path`, or a name looked up in PATH) for image scans; TRIVY_* variables are its own settings")
 }
 
 // setting is a flag's value as the agent and sync compare it: paths made
@@ -99,6 +101,10 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconc
 		Decrypter: &lazyDecrypter{path: f.ageKey},
 		Logger:    log,
 		Probes:    &probe.Gate{Checker: &probe.Checker{Containers: eng}},
+	}
+	if lock {
+		// plan never pulls or scans: the gate belongs to apply.
+		r.Gate = f.scanner(log)
 	}
 	return r, func() { eng.Close(); unlock() }, nil
 }
@@ -211,7 +217,7 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	}
 	jobs := f.jobs(r, nil)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: r.Engine, Store: r.Store, Writer: writer,
-		Log: r.Logger.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs}
+		Log: r.Logger.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs, Scans: scanSummaries(r.Gate)}
 	if writer != nil {
 		writer.Now = c.now
 	}

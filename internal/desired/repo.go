@@ -178,6 +178,9 @@ func (a *App) check(p string, n *yaml.Node, ps *Problems) {
 		}
 	}
 	checkProbes(p, n, a.Probes, ps)
+	if a.Scan != nil {
+		checkScan(p, n, *a.Scan, ps)
+	}
 	for i, d := range a.Deviations {
 		line := lineOf(n, "deviations", fmt.Sprint(i))
 		if !slices.Contains(Rules, d.Rule) {
@@ -300,9 +303,7 @@ func (r *Repo) loadHost(root *os.Root, dir string, h *Host, ps *Problems) bool {
 	}
 	if s := h.Scan; s != nil {
 		checkSchedule(p, n, s.Schedule, ps, "scan", "schedule")
-		if s.RefuseSeverity != "" && !slices.Contains(Severities, s.RefuseSeverity) {
-			ps.add(p, lineOf(n, "scan", "refuse_severity"), "scan.refuse_severity: %q is not a severity; use one of %s", s.RefuseSeverity, strings.Join(Severities, ", "))
-		}
+		checkScan(p, n, s.AppScan, ps)
 	}
 
 	files, err := fs.ReadDir(root.FS(), dir)

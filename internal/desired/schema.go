@@ -101,8 +101,9 @@ type Retention struct {
 // HostScan is the Trivy configuration of a host.
 type HostScan struct {
 	Schedule string `yaml:"schedule"`
-	// RefuseSeverity refuses to deploy an image with findings at or above it.
-	RefuseSeverity string `yaml:"refuse_severity"`
+	// AppScan is the host's policy; an app's app.yaml adds to it (ignore)
+	// or overrides it (the other fields).
+	AppScan `yaml:",inline"`
 }
 
 // App is apps/<name>/app.yaml plus where its compose file lives.
@@ -116,6 +117,7 @@ type App struct {
 	Backup     *AppBackup     `yaml:"backup"`
 	Probes     []Probe        `yaml:"probes"`
 	Deviations []Deviation    `yaml:"deviations"`
+	Scan       *AppScan       `yaml:"scan"`
 
 	// ComposeFile is the repository-relative path of the app's compose file.
 	ComposeFile string `yaml:"-"`
@@ -455,14 +457,22 @@ func checkFields(path string, n *yaml.Node, t reflect.Type, where string, ps *Pr
 		}
 		known := map[string]reflect.Type{}
 		var names []string
-		for f := range t.Fields() {
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "" || name == "-" {
-				continue
+		var fields func(reflect.Type)
+		fields = func(t reflect.Type) {
+			for f := range t.Fields() {
+				name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+				if name == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
+					fields(f.Type) // its fields are the mapping's own
+					continue
+				}
+				if name == "" || name == "-" {
+					continue
+				}
+				known[name] = f.Type
+				names = append(names, name)
 			}
-			known[name] = f.Type
-			names = append(names, name)
 		}
+		fields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			ft, ok := known[k.Value]

@@ -147,6 +147,9 @@ type ApplyOptions struct {
 	// Soak is how long every service must stay running and healthy after
 	// it first is, within Timeout; 0 means no soak.
 	Soak time.Duration
+	// Pulled says that Pull brought the images: Apply pulls nothing, so
+	// the containers run exactly the images Pull returned.
+	Pulled bool
 }
 
 // soakPoll is how often the soak looks at the project's containers.
@@ -175,6 +178,9 @@ func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions)
 	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
 	r := secretValues(p)
 	proj := withComposeLabels(p)
+	if opts.Pulled {
+		proj = pinned(proj)
+	}
 
 	create := api.CreateOptions{
 		RemoveOrphans:        true,

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -67,6 +68,11 @@ func (e *standIn) Apply(_ context.Context, p *types.Project, _ engine.ApplyOptio
 	}
 	e.projects[p.Name] = op
 	return nil
+}
+
+// Pull is never asked for: the simulated hosts have no scan policy.
+func (e *standIn) Pull(context.Context, *types.Project) (map[string]string, error) {
+	return nil, errors.New("the stand-in does not pull")
 }
 
 func (e *standIn) Remove(_ context.Context, name string) error {

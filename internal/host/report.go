@@ -40,6 +40,9 @@ type Reporter struct {
 	Jobs interface{ Status() []status.Job }
 	// Probes, when set, gives the probes' state for the document.
 	Probes interface{ Snapshots() []probe.Snapshot }
+	// Scans, when set, returns the last scan of an image (by ID) for the
+	// project's scan summary; false for an image never scanned.
+	Scans func(imageID string) (status.ImageScan, bool)
 
 	mu   sync.Mutex // one document at a time: cycles and finished jobs
 	last *status.Host
@@ -251,6 +254,7 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 			for _, c := range op.Containers {
 				p.Images = append(p.Images, status.Image{Service: c.Service, Ref: r.scrub(c.Image), ID: c.ImageID, Digest: observed.Digests[c.ImageID]})
 			}
+			p.Scan = r.scans(p.Images)
 			if p.State == status.Converged && (p.Health == status.Unhealthy || !allRunning(op)) {
 				p.State = status.Degraded
 			}
@@ -354,4 +358,24 @@ func enrolMessage(host string, pending []string) string {
 		msg += "; until then these apps wait: " + strings.Join(pending, ", ")
 	}
 	return msg
+}
+
+// scans returns the scan summary of each distinct image of images.
+func (r *Reporter) scans(images []status.Image) []status.ImageScan {
+	if r.Scans == nil {
+		return nil
+	}
+	var out []status.ImageScan
+	seen := map[string]bool{}
+	for _, img := range images {
+		if img.ID == "" || seen[img.ID] {
+			continue
+		}
+		seen[img.ID] = true
+		if s, ok := r.Scans(img.ID); ok {
+			s.Ref, s.ID = img.Ref, img.ID
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -34,9 +34,27 @@ import (
 // Engine is what a cycle needs of Docker.
 type Engine interface {
 	Observe(ctx context.Context, host string) (plan.Observed, error)
+	// Pull brings p's images without creating a container and returns
+	// the ID of each image reference (used with a Gate only).
+	Pull(ctx context.Context, p *types.Project) (map[string]string, error)
 	Apply(ctx context.Context, p *types.Project, opts engine.ApplyOptions) error
 	Remove(ctx context.Context, name string) error
 }
+
+// Gate admits a release's new images after they are pulled and before any
+// container is created from them (the scan gate). It is asked only for
+// projects whose policy has a refuse_severity.
+type Gate interface {
+	// Admit returns nil to let images (reference → image ID) start. An
+	// error refuses them: the project keeps what it runs and the commit
+	// is held for it, unless the error says Temporary() (the gate could
+	// not decide; a later cycle tries again).
+	Admit(ctx context.Context, project string, policy desired.ScanPolicy, images map[string]string) error
+}
+
+// ErrImageRefused marks a project whose new images the Gate refused: it
+// runs what it ran, and the commit is held for it.
+var ErrImageRefused = errors.New("image refused")
 
 // Reconciler runs cycles for one host.
 type Reconciler struct {
@@ -52,6 +70,9 @@ type Reconciler struct {
 	// Enrolling, when set, lets a host whose own age key is not yet a
 	// recipient of its secrets file run the apps that need no secret.
 	Enrolling Enrolling
+	// Gate, when set, admits the new images of each release before any
+	// container is created from them.
+	Gate Gate
 	// Probes, when set, verifies a release after Compose's healthchecks
 	// and the soak passed: the app's gating probes (jobs/probe.Gate). A
 	// release that fails it is rolled back as an unhealthy one is.
@@ -127,9 +148,12 @@ type Prepared struct {
 	Pending        []string
 	dir            string
 	host           string
-	repo           *desired.Repo
-	secrets        desired.Secrets
-	projects       map[string]*target
+	// running are the image IDs each project's containers run now: an
+	// image already running is not new to the Gate.
+	running  map[string][]string
+	repo     *desired.Repo
+	secrets  desired.Secrets
+	projects map[string]*target
 }
 
 // Rendered is what a cycle rendered for the host, for the jobs that run
@@ -234,7 +258,16 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		slices.Sort(pending)
 	}
 	d := desiredOf(repo, h, src.Commit, targets)
+	running := map[string][]string{}
+	for name, op := range observed.Projects {
+		for _, c := range op.Containers {
+			if c.ImageID != "" && !slices.Contains(running[name], c.ImageID) {
+				running[name] = append(running[name], c.ImageID)
+			}
+		}
+	}
 	return &Prepared{
+		running:        running,
 		Plan:           redactPlan(plan.Make(d, observed, memory(records)), secrets),
 		Commit:         src.Commit,
 		Wave:           h.Wave,
@@ -727,6 +760,15 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 		log.Error("cannot prepare the project directory", "err", err)
 		return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
 	}
+	pulled := false
+	// Only a policy that can refuse costs a scan (and a pull of its own).
+	// Before the backup of an upgrade: a refused image changes nothing.
+	if policy := prep.repo.ScanPolicyOf(prep.repo.Hosts[r.Host], pr.Name); r.Gate != nil && policy.RefuseSeverity != "" {
+		if o, rec, stop := r.admit(ctx, prep, pr, prev, policy, log); stop {
+			return o, rec
+		}
+		pulled = true
+	}
 	if r.BeforeUpgrade != nil && t.project.App.Backup.UpgradeBackup() && upgrades(pr) {
 		log.Info("backing up before the upgrade")
 		if err := r.BeforeUpgrade(ctx, prep.Rendered(), pr.Name); err != nil {
@@ -735,7 +777,7 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 			return Outcome{Project: pr.Name, Result: Waiting, Err: err}, nil
 		}
 	}
-	err := r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: pr.Force, Timeout: timeout, Soak: t.project.App.SoakOr(prep.repo.Fleet)})
+	err := r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: pr.Force, Timeout: timeout, Soak: t.project.App.SoakOr(prep.repo.Fleet), Pulled: pulled})
 	if err == nil && r.Probes != nil {
 		err = r.Probes.Verify(ctx, t.project, prep.secrets.RedactFragments, timeout)
 	}
@@ -764,6 +806,73 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 		return Outcome{Project: pr.Name, Result: TakenDown, Err: err}, rec
 	}
 	return Outcome{Project: pr.Name, Result: RolledBack, Err: err}, rec
+}
+
+// admit pulls a project's images and asks the Gate about the new ones,
+// before any container is created. stop is set when the release must not
+// go on: a refusal holds the commit for the project (as a failed release
+// is) and changes nothing in Docker; an engine or gate that cannot answer
+// now is retried next cycle.
+func (r *Reconciler) admit(ctx context.Context, prep *Prepared, pr plan.Project, prev *state.Project, policy desired.ScanPolicy, log *slog.Logger) (o Outcome, rec *state.Project, stop bool) {
+	t := prep.projects[pr.Name]
+	redact := prep.secrets.RedactFragments
+	ids, err := r.Engine.Pull(ctx, t.project.Compose)
+	if err != nil {
+		err = redacted(err, redact)
+		if isEngineDown(ctx, err) || errors.Is(err, engine.ErrResources) {
+			log.Warn("pull failed; will retry", "err", err)
+			return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil, true
+		}
+		log.Error("pull failed; nothing changed", "err", err)
+		return Outcome{Project: pr.Name, Result: Failed, Err: err}, held(prev, prep.Commit, err, r.now()), true
+	}
+	fresh := map[string]string{}
+	for ref, id := range ids {
+		if !slices.Contains(prep.running[pr.Name], id) {
+			// The reference only names the image in messages and logs;
+			// it may be made of a secret.
+			fresh[redact(ref)] = id
+		}
+	}
+	err = r.Gate.Admit(ctx, pr.Name, policy, fresh)
+	if err == nil {
+		return Outcome{}, nil, false
+	}
+	err = redacted(err, redact)
+	var tmp interface{ Temporary() bool }
+	if ctx.Err() != nil || (errors.As(err, &tmp) && tmp.Temporary()) {
+		log.Warn("the gate cannot decide; will retry", "err", err)
+		return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil, true
+	}
+	err = fmt.Errorf("%w: %w", ErrImageRefused, err)
+	log.Error("release refused; the project keeps running what it ran", "err", err)
+	return Outcome{Project: pr.Name, Result: Refused, Err: err}, held(prev, prep.Commit, err, r.now()), true
+}
+
+// redactedError is an error whose text had the host's secret values
+// scrubbed, still unwrapping to the original (for errors.Is and As).
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+func redacted(err error, redact func(string) string) error {
+	return &redactedError{msg: redact(err.Error()), err: err}
+}
+
+// held returns prev (what runs, unchanged) with commit marked failed.
+func held(prev *state.Project, commit string, err error, at time.Time) *state.Project {
+	rec := &state.Project{Services: map[string]state.Service{}}
+	if prev != nil {
+		c := *prev
+		c.Services = maps.Clone(prev.Services)
+		rec = &c
+	}
+	rec.FailedCommit, rec.FailedError, rec.FailedAt = commit, firstLine(err.Error()), at
+	return rec
 }
 
 // upgrades reports whether pr recreates an existing service for another

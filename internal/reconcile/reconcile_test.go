@@ -47,6 +47,23 @@ func (f *fakeEngine) Observe(_ context.Context, host string) (plan.Observed, err
 	return o, nil
 }
 
+// Pull records the pull; an image's ID is made from its reference.
+func (f *fakeEngine) Pull(_ context.Context, p *types.Project) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "pull "+p.Name+" "+images(p))
+	if f.down {
+		return nil, fmt.Errorf("%w: connection refused", engine.ErrEngine)
+	}
+	ids := map[string]string{}
+	for _, s := range p.Services {
+		ids[s.Image] = fakeImageID(s.Image)
+	}
+	return ids, nil
+}
+
+func fakeImageID(ref string) string { return "sha256:" + strings.Repeat("0", 10) + ref }
+
 func (f *fakeEngine) Apply(_ context.Context, p *types.Project, opts engine.ApplyOptions) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -70,7 +87,7 @@ func (f *fakeEngine) Apply(_ context.Context, p *types.Project, opts engine.Appl
 		s := p.Services[name]
 		op.Containers = append(op.Containers, plan.Container{
 			ID: name + "-id", Name: p.Name + "-" + name + "-1", Service: name, State: "running",
-			ConfigHash: hashes[name], SecretsHash: s.CustomLabels[plan.LabelSecrets], Image: s.Image,
+			ConfigHash: hashes[name], SecretsHash: s.CustomLabels[plan.LabelSecrets], Image: s.Image, ImageID: fakeImageID(s.Image),
 		})
 		if strings.HasSuffix(s.Image, ":bad") {
 			bad = fmt.Errorf("%w: service %s is unhealthy", engine.ErrUnhealthy, name)

@@ -142,6 +142,8 @@ type Project struct {
 	LastError string `yaml:"last_error,omitempty" json:"last_error,omitempty"`
 	// Probes are the project's health probes (probes.go).
 	Probes []Probe `yaml:"probes,omitempty" json:"probes,omitempty"`
+	// Scan summarises the last scan of each image the project runs.
+	Scan []ImageScan `yaml:"scan,omitempty" json:"scan,omitempty"`
 }
 
 // Image is what one service runs.

@@ -32,9 +32,10 @@ var (
 )
 
 type demoImage struct {
-	once      sync.Once
-	unhealthy bool
-	err       error
+	once       sync.Once
+	unhealthy  bool
+	vulnerable bool
+	err        error
 }
 
 // Docker ends the test unless a Docker engine answers `docker info`: Fatal
@@ -84,25 +85,38 @@ func docker(ctx context.Context, args ...string) (string, error) {
 // per test binary; asking for one tag both ways fails the test.
 func DemoImage(t testing.TB, tag string, unhealthy bool) string {
 	t.Helper()
+	return demoImageOf(t, tag, unhealthy, false)
+}
+
+// VulnerableDemoImage is DemoImage (healthy) whose binary also links
+// VulnerableModule at VulnerableVersion, for the scan tests: a DB with an
+// Advisory for that module finds it here and not in DemoImage's.
+func VulnerableDemoImage(t testing.TB, tag string) string {
+	t.Helper()
+	return demoImageOf(t, tag, false, true)
+}
+
+func demoImageOf(t testing.TB, tag string, unhealthy, vulnerable bool) string {
+	t.Helper()
 	Docker(t)
 	demoMu.Lock()
 	img := demoImages[tag]
 	if img == nil {
-		img = &demoImage{unhealthy: unhealthy}
+		img = &demoImage{unhealthy: unhealthy, vulnerable: vulnerable}
 		demoImages[tag] = img
 	}
 	demoMu.Unlock()
-	if img.unhealthy != unhealthy {
-		t.Fatalf("DemoImage: %s was already built with unhealthy=%t", tag, img.unhealthy)
+	if img.unhealthy != unhealthy || img.vulnerable != vulnerable {
+		t.Fatalf("DemoImage: %s was already built with unhealthy=%t, vulnerable=%t", tag, img.unhealthy, img.vulnerable)
 	}
-	img.once.Do(func() { img.err = buildDemoImage(tag, unhealthy) })
+	img.once.Do(func() { img.err = buildDemoImage(tag, unhealthy, vulnerable) })
 	if img.err != nil {
 		t.Fatalf("DemoImage %s: %v", tag, img.err)
 	}
 	return tag
 }
 
-func buildDemoImage(tag string, unhealthy bool) error {
+func buildDemoImage(tag string, unhealthy, vulnerable bool) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
@@ -121,6 +135,13 @@ func buildDemoImage(tag string, unhealthy bool) error {
 	if err != nil {
 		return err
 	}
+	if vulnerable {
+		extra, err := os.ReadFile(filepath.Join(root, "testdata", "images", "demoweb", "vulnerable.go"))
+		if err != nil {
+			return err
+		}
+		src = append(append(src, 0), extra...)
+	}
 	sum := sha256.Sum256(append(append(src, 0), dockerfile...))
 	source := hex.EncodeToString(sum[:8])
 	if got, err := docker(context.Background(), "image", "inspect", "--format", `{{index .Config.Labels "dev.syncd.test.source"}}`, tag); err == nil && strings.TrimSpace(got) == source {
@@ -134,7 +155,7 @@ func buildDemoImage(tag string, unhealthy bool) error {
 		return err
 	}
 	defer os.RemoveAll(ctxDir)
-	if err := buildDemoBinary(root, filepath.Join(ctxDir, "demoweb")); err != nil {
+	if err := buildDemoBinary(root, filepath.Join(ctxDir, "demoweb"), vulnerable); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), dockerfile, 0o644); err != nil {
@@ -156,12 +177,15 @@ func buildDemoImage(tag string, unhealthy bool) error {
 
 // buildDemoBinary compiles testdata/images/demoweb to out, statically
 // (CGO_ENABLED=0), for a FROM scratch image.
-func buildDemoBinary(root, out string) error {
+func buildDemoBinary(root, out string, vulnerable bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), dockerTimeout)
 	defer cancel()
 	var output bytes.Buffer
-	cmd := exec.CommandContext(ctx, goBinary(), "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w",
-		"-o", out, "./testdata/images/demoweb")
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out}
+	if vulnerable {
+		args = append(args, "-tags", "syncd_vulnerable")
+	}
+	cmd := exec.CommandContext(ctx, goBinary(), append(args, "./testdata/images/demoweb")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	cmd.Stdout, cmd.Stderr = &output, &output

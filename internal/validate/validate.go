@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/syncd-dev/syncd/internal/desired"
 )
@@ -50,6 +51,9 @@ type Options struct {
 	// same commit (syncd diff) does not render it again. Check calls it
 	// for each host in turn, from the goroutine that called Check.
 	Rendered func(host string, secrets desired.Secrets, projects []*desired.Project)
+	// Now is the clock that scan.ignore entries run out by (default
+	// time.Now).
+	Now func() time.Time
 }
 
 // Check validates the repository at dir and returns every problem, sorted.
@@ -59,6 +63,7 @@ func Check(ctx context.Context, dir string, in Inspector, opts Options) desired.
 		return ps
 	}
 	keys := checkSopsFiles(repo, in, &ps)
+	checkScanIgnores(repo, opts.now(), &ps)
 	for _, name := range sortedHosts(repo) {
 		h := repo.Hosts[name]
 		secrets := desired.Placeholders(keys[h.SecretsFile])
@@ -103,6 +108,36 @@ func Check(ctx context.Context, dir string, in Inspector, opts Options) desired.
 		}
 	}
 	return ps.Sorted()
+}
+
+func (o Options) now() time.Time {
+	if o.Now == nil {
+		return time.Now()
+	}
+	return o.Now()
+}
+
+// checkScanIgnores warns about accepted risks that have run out: their
+// finding counts again, and the deploy gate refuses it.
+func checkScanIgnores(repo *desired.Repo, now time.Time, ps *desired.Problems) {
+	var entries []desired.ScanIgnore
+	for _, h := range repo.Hosts {
+		if h.Scan != nil {
+			entries = append(entries, h.Scan.Ignore...)
+		}
+	}
+	for _, a := range repo.Apps {
+		if a.Scan != nil {
+			entries = append(entries, a.Scan.Ignore...)
+		}
+	}
+	for _, e := range entries {
+		if e.ID == "" || e.Expires().IsZero() || e.Active(now) {
+			continue // missing fields are errors of their own
+		}
+		*ps = append(*ps, desired.Problem{Path: e.File, Line: e.Line, Severity: desired.Warning, Rule: "scan-ignore-expired",
+			Msg: fmt.Sprintf("scan.ignore %s ran out on %s: the finding counts again and the deploy gate refuses images that have it; review it, then extend until or remove the entry", e.ID, e.Until)})
+	}
 }
 
 func sortedHosts(r *desired.Repo) []string {

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/engine"
+	"github.com/syncd-dev/syncd/internal/jobs/scan"
+	"github.com/syncd-dev/syncd/internal/reconcile"
+	"github.com/syncd-dev/syncd/internal/status"
+)
+
+// scanner is the image scanner of the host: trivy from --trivy, its
+// results cached in the state directory.
+// trivy's DB and own cache go to the state directory unless
+// TRIVY_CACHE_DIR says otherwise: the unit's hardening (ProtectHome)
+// leaves trivy's default, ~/.cache/trivy, read-only.
+func (f *cycleFlags) scanner(log *slog.Logger) *scan.Scanner {
+	return &scan.Scanner{Trivy: f.trivy, StateDir: filepath.Join(f.stateDir, "scan"), CacheDir: filepath.Join(f.stateDir, "trivy"),
+		Logger: log.With("component", "scan")}
+}
+
+// scanSummaries is the status's view of the gate's scan results: the
+// same Scanner, whose cache is in memory as well as on disk.
+func scanSummaries(g reconcile.Gate) func(string) (status.ImageScan, bool) {
+	s, ok := g.(*scan.Scanner)
+	if !ok {
+		return nil
+	}
+	return func(id string) (status.ImageScan, bool) {
+		sum, ok := s.Summary(id)
+		if !ok {
+			return status.ImageScan{}, false
+		}
+		return status.ImageScan{Counts: sum.Counts, Refused: sum.Refusing, DB: sum.DB.UpdatedAt.Format(time.DateOnly)}, true
+	}
+}
+
+// scanCollector is the gate's scanner's metrics (nothing until the
+// scheduled scan of what runs has run).
+func scanCollector(g reconcile.Gate) prometheus.Collector {
+	if s, ok := g.(*scan.Scanner); ok {
+		return s.Collector()
+	}
+	return prometheus.NewRegistry() // collects nothing
+}
+
+// runScan scans the images this host's projects run now and judges them by
+// the repository's scan policy at its head.
+func runScan(ctx context.Context, c *cli, args []string) int {
+	var f cycleFlags
+	var g gitFlags
+	fs := newFlags(c, "scan", "--repo DIR|URL --host NAME [--app APP] [--trivy PATH] [--state-dir DIR] [git flags]")
+	f.register(fs)
+	g.register(fs)
+	app := fs.String("app", "", "scan only this `app`'s images")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if !f.check(c, "scan") {
+		return exitUsage
+	}
+	if *app != "" && !desired.ValidName(*app) {
+		fmt.Fprintf(c.stderr, "syncd scan: --app %q is not an app name\n", *app)
+		return exitUsage
+	}
+	log, err := newLogger(c, f.logFormat)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "syncd scan: %v\n", err)
+		return exitUsage
+	}
+	running, err := f.runningImages(ctx, g, *app)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "syncd scan: %v\n", err)
+		return exitFailure
+	}
+	s := f.scanner(log)
+	if st, err := os.Stat(f.stateDir); err != nil || !st.IsDir() {
+		s.StateDir, s.CacheDir = "", "" // no state directory here: trivy's own default
+	}
+	results := s.Check(ctx, running)
+	return printScan(c.stdout, c.stderr, results)
+}
+
+// runningImages returns every image the host's projects (or app's) run,
+// with each project's scan policy from the repository's head.
+func (f *cycleFlags) runningImages(ctx context.Context, g gitFlags, app string) ([]scan.Running, error) {
+	dir, _, done, err := tempCheckout(ctx, f.repo, "syncd-scan-", g)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	repo, ps := desired.Load(dir)
+	if ps.HasErrors() {
+		return nil, fmt.Errorf("the repository is invalid:\n%s", ps.Err())
+	}
+	h, ok := repo.Hosts[f.host]
+	if !ok {
+		return nil, fmt.Errorf("host %q is not in the repository (hosts/%s/host.yaml)", f.host, f.host)
+	}
+	if app != "" && !slices.Contains(h.Apps, app) {
+		return nil, fmt.Errorf("host %q does not run app %q", f.host, app)
+	}
+	eng, err := engine.New(ctx, engine.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+	observed, err := eng.Observe(ctx, f.host)
+	if err != nil {
+		return nil, err
+	}
+	out := scan.RunningOf(observed, func(project string) desired.ScanPolicy { return repo.ScanPolicyOf(h, project) })
+	if app != "" {
+		out = slices.DeleteFunc(out, func(r scan.Running) bool { return r.Project != app })
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("host %q runs no project of syncd's here (nothing to scan)", f.host)
+	}
+	return out, nil
+}
+
+// printScan prints one row per image and the refusing findings, and
+// returns exit 1 when an image violates its policy or could not be
+// scanned.
+func printScan(stdout, stderr io.Writer, results []scan.Result) int {
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECT\tIMAGE\tCRITICAL\tHIGH\tMEDIUM\tLOW\tUNKNOWN\tREFUSED")
+	code := exitOK
+	var details []string
+	db := scan.DB{}
+	for _, r := range results {
+		if r.Err != nil {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\tscan failed\n", r.Project, r.Image)
+			details = append(details, fmt.Sprintf("%s: %v", r.Project, r.Err))
+			code = exitFailure
+			continue
+		}
+		if r.Report.DB.UpdatedAt.After(db.UpdatedAt) {
+			db = r.Report.DB
+		}
+		c := r.Verdict.Counts
+		refused := "no"
+		if p := r.Policy.RefuseSeverity; p == "" {
+			refused = "no (no refuse_severity)"
+		}
+		if r.Verdict.Refused() {
+			refused = "yes: " + strings.Join(scan.IDs(r.Verdict.Refusing), ", ")
+			code = exitFailure
+			for _, f := range r.Verdict.Refusing {
+				details = append(details, fmt.Sprintf("%s: %s: %s", r.Project, r.Image, f))
+			}
+			for _, x := range r.Verdict.Expired {
+				details = append(details, fmt.Sprintf("%s: the ignore entry for %s (%s:%d) ran out on %s", r.Project, x.ID, x.File, x.Line, x.Until))
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", r.Project, r.Image, c["CRITICAL"], c["HIGH"], c["MEDIUM"], c["LOW"], c["UNKNOWN"], refused)
+		for _, w := range r.Report.Warnings {
+			if !slices.Contains(details, "warning: "+w) {
+				details = append(details, "warning: "+w)
+			}
+		}
+	}
+	tw.Flush()
+	if !db.UpdatedAt.IsZero() {
+		fmt.Fprintf(stdout, "vulnerability DB built %s\n", db.UpdatedAt.Format("2006-01-02 15:04 UTC"))
+	}
+	for _, d := range details {
+		fmt.Fprintln(stdout, d)
+	}
+	if code != exitOK {
+		fmt.Fprintln(stderr, "syncd scan: an image that runs violates its scan policy or could not be scanned")
+	}
+	return code
+}
