@@ -38,7 +38,13 @@ var (
 	ErrWrongPassword = errors.New("wrong password for the repository")
 	// ErrFailed is any other non-zero exit.
 	ErrFailed = errors.New("restic failed")
+	// ErrUnreachable: the repository did not answer a job's first contact
+	// within Restic.OpenTimeout (restic itself would retry for 15 minutes).
+	ErrUnreachable = errors.New("repository unreachable")
 )
+
+// DefaultOpenTimeout bounds a job's first contact with the repository.
+const DefaultOpenTimeout = 20 * time.Second
 
 // Error is a failed restic command.
 type Error struct {
@@ -89,6 +95,11 @@ type Restic struct {
 	Log    *slog.Logger
 	// RetryLock is passed as --retry-lock (default 2m).
 	RetryLock time.Duration
+	// OpenTimeout bounds Ensure, a job's first contact with the repository
+	// (default DefaultOpenTimeout): restic 0.19 retries an unreachable
+	// repository for 15 minutes, and a job must fail fast, before it has
+	// stopped anything.
+	OpenTimeout time.Duration
 }
 
 func (r *Restic) redact(s string) string {
@@ -206,6 +217,9 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 		code = -1
 	case code == -1:
 		msg = err.Error()
+	case code == 12:
+		// restic says "wrong password or no key found": the Kind, again.
+		msg = ""
 	}
 	e := &Error{Op: op, Code: code, Msg: r.redact(msg), Kind: kindOf(code)}
 	log.Warn("restic failed", "code", code, "error", e.Msg)
@@ -315,7 +329,17 @@ func (r *Restic) withUnlock(ctx context.Context, c call) ([]byte, error) {
 
 // Ensure initialises the repository when it does not exist yet.
 func (r *Restic) Ensure(ctx context.Context) error {
-	_, err := r.run(ctx, call{args: []string{"cat", "config"}, stdout: io.Discard})
+	open := r.OpenTimeout
+	if open <= 0 {
+		open = DefaultOpenTimeout
+	}
+	pctx, cancel := context.WithTimeoutCause(ctx, open, fmt.Errorf("no answer within %s", open))
+	defer cancel()
+	_, err := r.run(pctx, call{args: []string{"cat", "config"}, stdout: io.Discard})
+	var e *Error
+	if ctx.Err() == nil && pctx.Err() != nil && errors.As(err, &e) {
+		e.Kind = ErrUnreachable
+	}
 	if !errors.Is(err, ErrNoRepository) {
 		return err
 	}
