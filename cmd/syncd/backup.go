@@ -11,7 +11,9 @@ import (
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/host"
 	"github.com/syncd-dev/syncd/internal/jobs/backup"
+	"github.com/syncd-dev/syncd/internal/jobs/scan"
 	"github.com/syncd-dev/syncd/internal/notify"
+	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/schedule"
 )
@@ -25,6 +27,11 @@ func (f *cycleFlags) jobs(r *reconcile.Reconciler, n *notify.Notifier) *host.Job
 		Log: r.Logger.With("component", "jobs")}
 	r.Locks = locks
 	r.BeforeUpgrade = j.BeforeUpgrade
+	// The scheduled scan shares the deploy gate's scanner and its cache.
+	if s, ok := r.Gate.(*scan.Scanner); ok {
+		j.Scanner = s
+		j.Observe = func(ctx context.Context) (plan.Observed, error) { return r.Engine.Observe(ctx, f.host) }
+	}
 	return j
 }
 

@@ -16,8 +16,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/jobs/backup"
+	"github.com/syncd-dev/syncd/internal/jobs/scan"
 	"github.com/syncd-dev/syncd/internal/notify"
+	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/schedule"
 	"github.com/syncd-dev/syncd/internal/state"
@@ -48,6 +51,11 @@ type Jobs struct {
 	// Changed is called after a job's result is recorded (the status is
 	// published again); may be nil.
 	Changed func()
+	// Scanner, when set, scans what runs on host.yaml scan.schedule; it is
+	// the deploy gate's, so they share one cache.
+	Scanner *scan.Scanner
+	// Observe lists what runs on the engine (for the scheduled scan).
+	Observe func(ctx context.Context) (plan.Observed, error)
 
 	mu       sync.Mutex
 	rendered *reconcile.Rendered
@@ -95,7 +103,13 @@ func (j *Jobs) current() (*reconcile.Rendered, error) {
 // specs are the scheduled jobs of r by name.
 func specs(r *reconcile.Rendered) map[string]string {
 	out := map[string]string{}
-	if r == nil || r.Host == nil || r.Host.Backup == nil {
+	if r == nil || r.Host == nil {
+		return out
+	}
+	if sc := r.Host.Scan; sc != nil && sc.Schedule != "" {
+		out["scan"] = sc.Schedule
+	}
+	if r.Host.Backup == nil {
 		return out
 	}
 	hb := r.Host.Backup
@@ -159,6 +173,13 @@ func (j *Jobs) Run(ctx context.Context) {
 
 // job is the scheduled job name.
 func (j *Jobs) job(name, spec string) schedule.Job {
+	if name == "scan" {
+		return schedule.Job{Name: name, Spec: spec, Timeout: time.Hour, Run: func(ctx context.Context) error {
+			det, err := j.scanRunning(ctx)
+			j.setDetail(name, det)
+			return err
+		}}
+	}
 	if name == "backup check" {
 		return schedule.Job{Name: name, Spec: spec, Run: func(ctx context.Context) error {
 			_, err := j.check(ctx)
@@ -172,7 +193,7 @@ func (j *Jobs) job(name, spec string) schedule.Job {
 			return err
 		}
 		res, err := j.backupApp(ctx, r, app)
-		j.setDetail(name, res)
+		j.setDetail(name, detail(res))
 		return err
 	}}
 }
@@ -391,11 +412,11 @@ func bytesString(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func (j *Jobs) setDetail(name string, res backup.RunResult) {
+func (j *Jobs) setDetail(name string, d string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.load()
-	if d := detail(res); d != "" {
+	if d != "" {
 		jr := j.results[name]
 		jr.Detail = d
 		j.results[name] = jr
@@ -423,19 +444,75 @@ func (j *Jobs) record(name string, start time.Time, took time.Duration, err erro
 	j.metricsOf().observe(jr, took)
 
 	kind, key := notify.BackupFailed, strings.TrimPrefix(name, "backup ")
-	if name == "backup check" {
+	switch name {
+	case "backup check":
 		kind, key = notify.CheckFailed, "repository"
+	case "scan":
+		kind = "" // its news are its new findings (scanRunning)
 	}
-	if err != nil {
+	switch {
+	case kind == "":
+	case err != nil:
 		j.log().Error("job failed", "job", name, "err", jr.Error)
 		j.Notify.Notify(notify.Event{Kind: kind, Key: key, Title: fmt.Sprintf("syncd %s: %s failed", j.Host, name), Message: jr.Error})
-	} else {
+	default:
 		j.log().Info("job done", "job", name, "took", took.Round(time.Millisecond), "detail", jr.Detail)
 		j.Notify.Notify(notify.Event{Kind: kind, Key: key, Recovered: true, Title: fmt.Sprintf("syncd %s: %s works again", j.Host, name), Message: jr.Detail})
+	}
+	if err != nil && kind == "" {
+		j.log().Error("job failed", "job", name, "err", jr.Error)
 	}
 	if j.Changed != nil {
 		j.Changed()
 	}
+}
+
+// scanRunning scans every image that runs (cached by image ID and DB
+// version) and judges it by its project's policy at the last commit; new
+// findings at or above the policy are notified, once each.
+func (j *Jobs) scanRunning(ctx context.Context) (string, error) {
+	if j.Scanner == nil || j.Observe == nil {
+		return "", errors.New("no scanner")
+	}
+	r, err := j.current()
+	if err != nil {
+		return "", err
+	}
+	observed, err := j.Observe(ctx)
+	if err != nil {
+		return "", err
+	}
+	running := scan.RunningOf(observed, func(p string) desired.ScanPolicy { return r.Repo.ScanPolicyOf(r.Host, p) })
+	results := j.Scanner.ScanRunning(ctx, running)
+	var errs []error
+	violating := 0
+	for _, res := range results {
+		if res.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", res.Image, res.Err))
+			continue
+		}
+		if res.Verdict.Refused() {
+			violating++
+		}
+		if len(res.New) > 0 {
+			var ids []string
+			for _, f := range res.New {
+				fixed := f.Fixed
+				if fixed == "" {
+					fixed = "no fix yet"
+				}
+				ids = append(ids, fmt.Sprintf("%s %s (%s %s, fixed in %s)", f.Severity, f.ID, f.Package, f.Installed, fixed))
+			}
+			j.Notify.Notify(notify.Event{Kind: notify.NewFindings, Key: res.Project + "@" + res.Image.ID,
+				Title:   fmt.Sprintf("syncd %s: %s runs %s with new findings", j.Host, res.Project, r.Secrets.RedactFragments(res.Image.Ref)),
+				Message: strings.Join(ids, "\n")})
+		}
+	}
+	det := fmt.Sprintf("%d images scanned, %d violate the policy", len(results), violating)
+	if violating > 0 {
+		errs = append(errs, fmt.Errorf("%d running images have findings at or above the policy (syncd scan lists them)", violating))
+	}
+	return det, errors.Join(errs...)
 }
 
 // Status is the last result of every job, for the status document.

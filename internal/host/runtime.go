@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -184,6 +185,10 @@ func (r *Runtime) events(rep reconcile.Report, err error) {
 		r.Notify.Notify(notify.Event{Kind: notify.CycleFailed, Key: "cycle", Recovered: true, Title: fmt.Sprintf("syncd %s: cycles work again%s", r.Host, at)})
 	}
 	for _, o := range rep.Outcomes {
+		if o.Result == reconcile.Refused && errors.Is(o.Err, reconcile.ErrImageRefused) {
+			r.Notify.Notify(notify.Event{Kind: notify.ImageRefused, Key: o.Project + "@" + rep.Commit,
+				Title: fmt.Sprintf("syncd %s: %s: image refused%s", r.Host, o.Project, at), Message: o.Err.Error()})
+		}
 		if o.Result == reconcile.RolledBack || o.Result == reconcile.TakenDown {
 			msg := ""
 			if o.Err != nil {

@@ -18,6 +18,9 @@ const (
 	ProbeFlapping Kind = "probe_flapping"
 	CertExpiring  Kind = "cert_expiring"
 	EngineDown    Kind = "engine_down"
+	// Scans (internal/jobs/scan).
+	ImageRefused Kind = "image_refused"
+	NewFindings  Kind = "new_findings"
 )
 
 // recoveries maps a failure to the name of its recovery; a kind without one
@@ -32,6 +35,8 @@ var recoveries = map[Kind]string{
 	ProbeFlapping: "",
 	CertExpiring:  "",
 	EngineDown:    "engine_up",
+	ImageRefused:  "",
+	NewFindings:   "",
 }
 
 // Recovery is the event name of k's recovery, or "" when k has none.

@@ -162,6 +162,7 @@ type Prepared struct {
 // values: never print it.
 type Rendered struct {
 	Commit   string
+	Repo     *desired.Repo
 	Fleet    desired.Fleet
 	Host     *desired.Host
 	Projects map[string]*desired.Project
@@ -173,7 +174,7 @@ type Rendered struct {
 
 // Rendered returns what the prepared cycle rendered.
 func (p *Prepared) Rendered() *Rendered {
-	out := &Rendered{Commit: p.Commit, Fleet: p.repo.Fleet, Host: p.repo.Hosts[p.host], Projects: map[string]*desired.Project{},
+	out := &Rendered{Commit: p.Commit, Repo: p.repo, Fleet: p.repo.Fleet, Host: p.repo.Hosts[p.host], Projects: map[string]*desired.Project{},
 		Secrets: p.secrets, SecretsPending: p.SecretsPending}
 	for name, t := range p.projects {
 		out.Projects[name] = t.project
