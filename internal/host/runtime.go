@@ -111,7 +111,9 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 				publish(head, reconcile.Report{Commit: applied, Wave: r.waves.wave}, nil)
 			}
 			r.failed = false
-			return agent.Result{Quiet: !changed, Commit: applied, Output: v.message(r.Host, applied), Rollout: rolloutResult(v, was, applied)}, nil
+			ro := rolloutResult(v, was, applied)
+			r.rolloutEvent(ro)
+			return agent.Result{Quiet: !changed, Commit: applied, Output: v.message(r.Host, applied), Rollout: ro}, nil
 		}
 		target = applied
 	}
@@ -135,6 +137,7 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 	res.Output += v.message(r.Host, applied)
 	if r.Gate != nil {
 		res.Rollout = rolloutResult(v, was, applied)
+		r.rolloutEvent(res.Rollout)
 	}
 	// A project left waiting (a job held it) makes the next poll a full
 	// cycle again.
@@ -146,6 +149,21 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 		}
 	}
 	return res, err
+}
+
+// rolloutEvent notifies a halt of this host's rollout, and its end.
+func (r *Runtime) rolloutEvent(ro *agent.Rollout) {
+	if r.Notify == nil || ro == nil || !ro.Changed() {
+		return
+	}
+	switch {
+	case ro.State == agent.RolloutHalted:
+		r.Notify.Notify(notify.Event{Kind: notify.RolloutHalted, Key: "rollout",
+			Title: fmt.Sprintf("syncd %s: rollout of %s halted", r.Host, short(ro.Commit)), Message: ro.Text})
+	case ro.Was == agent.RolloutHalted:
+		r.Notify.Notify(notify.Event{Kind: notify.RolloutHalted, Key: "rollout", Recovered: true,
+			Title: fmt.Sprintf("syncd %s: rollout resumed", r.Host), Message: ro.Text})
+	}
 }
 
 // sinks resolves syncd.yaml `notify:` for the host: a url_secret is read

@@ -21,6 +21,8 @@ const (
 	// Scans (internal/jobs/scan).
 	ImageRefused Kind = "image_refused"
 	NewFindings  Kind = "new_findings"
+	// Waves (internal/rollout).
+	RolloutHalted Kind = "rollout_halted"
 )
 
 // recoveries maps a failure to the name of its recovery; a kind without one
@@ -37,6 +39,7 @@ var recoveries = map[Kind]string{
 	EngineDown:    "engine_up",
 	ImageRefused:  "",
 	NewFindings:   "",
+	RolloutHalted: "rollout_resumed",
 }
 
 // Recovery is the event name of k's recovery, or "" when k has none.
