@@ -340,6 +340,16 @@ func (r *Restic) Ensure(ctx context.Context) error {
 	if ctx.Err() == nil && pctx.Err() != nil && errors.As(err, &e) {
 		e.Kind = ErrUnreachable
 	}
+	if err == nil {
+		// A run killed on this host (kill -9) left its lock: restic would
+		// wait all of --retry-lock for it before forget. unlock removes
+		// only stale locks (a dead PID of this host, or older than 30
+		// minutes; a live run refreshes its lock), never another's live one.
+		if _, uerr := r.run(ctx, call{args: []string{"unlock"}}); uerr != nil {
+			r.log().Warn("could not remove stale locks", "error", uerr)
+		}
+		return nil
+	}
 	if !errors.Is(err, ErrNoRepository) {
 		return err
 	}
