@@ -90,6 +90,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	notifier := notify.New(notify.Config{Logger: log})
 	go notifier.Run(ctx)
 	jobs := f.jobs(rec, notifier)
+	jobs.ScanAfterDeploy = true
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
 		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs, Scans: scanSummaries(rec.Gate)}
 	jobs.Changed = func() { rep.Refresh(ctx) }

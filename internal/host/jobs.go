@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,9 @@ type Jobs struct {
 	Scanner *scan.Scanner
 	// Observe lists what runs on the engine (for the scheduled scan).
 	Observe func(ctx context.Context) (plan.Observed, error)
+	// ScanAfterDeploy scans what runs after each cycle that applied
+	// something (the agent; `syncd sync` exits before it would end).
+	ScanAfterDeploy bool
 
 	mu       sync.Mutex
 	rendered *reconcile.Rendered
@@ -63,6 +67,7 @@ type Jobs struct {
 	loaded   bool
 	renew    chan struct{} // the job list changed
 	metrics  *jobMetrics
+	scanning atomic.Bool // a scan after a deploy runs
 }
 
 // jobsFile keeps the last result of each job in the state directory, for
@@ -465,6 +470,29 @@ func (j *Jobs) record(name string, start time.Time, took time.Duration, err erro
 	if j.Changed != nil {
 		j.Changed()
 	}
+}
+
+// AfterDeploy scans, in the background, what runs after a cycle applied
+// something: a new image is scanned once (the cache keeps the others), so
+// its findings are known without waiting for scan.schedule. A scan still
+// going is not started twice.
+func (j *Jobs) AfterDeploy(ctx context.Context) {
+	if j == nil || !j.ScanAfterDeploy || j.Scanner == nil || j.Observe == nil {
+		return
+	}
+	r, err := j.current()
+	if err != nil || r.Host == nil || r.Host.Scan == nil {
+		return
+	}
+	if !j.scanning.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer j.scanning.Store(false)
+		start := time.Now()
+		det, err := j.scanRunning(context.WithoutCancel(ctx))
+		j.record("scan", start, time.Since(start), err, det)
+	}()
 }
 
 // scanRunning scans every image that runs (cached by image ID and DB

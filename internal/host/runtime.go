@@ -133,6 +133,12 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 	}
 	publish(head, rep, err)
 	r.events(rep, err)
+	for _, o := range rep.Outcomes {
+		if o.Result == reconcile.Applied {
+			r.Jobs.AfterDeploy(ctx)
+			break
+		}
+	}
 	res := result(rep)
 	res.Output += v.message(r.Host, applied)
 	if r.Gate != nil {
