@@ -115,6 +115,7 @@ func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitF
 	}
 	defer closeEngine()
 	jobs := f.jobs(r, nil)
+	jobs.Recover(ctx) // what a killed job left stopped: this process holds the state directory
 	rendered, err := func() (*reconcile.Rendered, error) {
 		tmp, err := os.MkdirTemp("", "syncd-job-")
 		if err != nil {

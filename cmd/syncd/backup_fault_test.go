@@ -364,14 +364,22 @@ func TestBackupFaultDiskFull(t *testing.T) {
 
 // TestBackupFaultKill9MidBackup kills `syncd backup` (-9) while restic
 // saves the volume, with the app stopped for it. restic dies with syncd;
-// nothing starts the app again (a killed process runs no cleanup), so the
-// next cycle heals it as drift; the next backup works despite the lock
-// the killed restic left.
+// the next syncd to start (a sync here) starts again what the killed job
+// noted it had stopped, before its cycle: so a `drift: report` app, which
+// no cycle would heal, comes back too; the next backup works despite the
+// lock the killed restic left.
 func TestBackupFaultKill9MidBackup(t *testing.T) {
 	t.Parallel()
 	restic := testenv.Tool(t, "restic")
 	repo, pw := testenv.RestServer(t, "bk-user", "rs-Pass-Kz51Xm8qUw"), "pw-Kill-Bn64Tr2yHe"
 	f, app := faultFleet(t, repo, pw)
+	b, err := os.ReadFile(filepath.Join(f.repo, "apps", app, "app.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.write("apps/"+app+"/app.yaml", string(b)+"drift: report\n")
+	f.commit()
+	f.mustSync()
 	bin := buildSyncd(t)
 	big := make([]byte, 200<<20)
 	rand.Read(big)
@@ -426,10 +434,16 @@ func TestBackupFaultKill9MidBackup(t *testing.T) {
 	if stopped == 0 {
 		t.Errorf("no service was stopped at the kill: the kill did not come while the volume was saved with stop: true")
 	}
-	if out := f.mustSync(); !strings.Contains(out, "[drift]") {
-		t.Errorf("sync after the kill saw no drift:\n%s", out)
+	if _, err := os.Stat(filepath.Join(f.state, "stopped-"+app+".json")); err != nil {
+		t.Errorf("the killed job left no note of what it stopped: %v", err)
+	}
+	if out := f.mustSync(); strings.Contains(out, "[drift]") {
+		t.Errorf("sync after the kill found drift: the stopped services were not started before its cycle:\n%s", out)
 	}
 	faultRunning(t, app, before)
+	if _, err := os.Stat(filepath.Join(f.state, "stopped-"+app+".json")); err == nil {
+		t.Error("the note of what the killed job stopped is still there after they were started")
+	}
 
 	if locks := strings.Fields(faultRestic(t, repo, pw, "list", "locks", "--no-lock")); len(locks) == 0 {
 		t.Errorf("the killed restic left no lock: the test did not kill it mid-backup")

@@ -140,6 +140,7 @@ func cmpOr(vals ...string) string {
 // Run runs the scheduled jobs until ctx ends, following the schedules of
 // the last Update.
 func (j *Jobs) Run(ctx context.Context) {
+	j.Recover(ctx)
 	j.mu.Lock()
 	if j.renew == nil {
 		j.renew = make(chan struct{}, 1)
@@ -203,6 +204,18 @@ func (j *Jobs) job(name, spec string) schedule.Job {
 	}}
 }
 
+// Recover starts again what a killed backup or restore left stopped. Call
+// it only while no job runs (the agent's start, a sync or job of its own).
+func (j *Jobs) Recover(ctx context.Context) {
+	if j == nil || j.Engine == nil {
+		return
+	}
+	r := &backup.Runner{Host: j.Host, Engine: j.Engine, Log: j.log(), StateDir: j.Store.Dir()}
+	if err := r.Recover(ctx); err != nil {
+		j.log().Error("jobs: start again what an interrupted job stopped", "err", err)
+	}
+}
+
 // runner is a backup runner for the host's repository in r.
 func (j *Jobs) runner(r *reconcile.Rendered) (*backup.Runner, error) {
 	h := r.Host
@@ -239,7 +252,7 @@ func (j *Jobs) runner(r *reconcile.Rendered) (*backup.Runner, error) {
 		bin = "restic"
 	}
 	return &backup.Runner{
-		Host: j.Host, Engine: j.Engine, Log: j.log(),
+		Host: j.Host, Engine: j.Engine, Log: j.log(), StateDir: j.Store.Dir(),
 		Keep: backup.Keep{Daily: b.Retention.Daily, Weekly: b.Retention.Weekly, Monthly: b.Retention.Monthly},
 		Restic: &backup.Restic{Binary: bin, Repository: repo, Password: password, Env: env,
 			CacheDir: filepath.Join(j.Store.Dir(), "restic-cache"), Redact: r.Secrets.RedactFragments, Log: j.log().With("component", "restic")},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -126,6 +127,10 @@ type Runner struct {
 	Keep Keep
 	Log  *slog.Logger
 	Now  func() time.Time
+	// StateDir, when set, keeps a note of the containers a job stopped
+	// until it has started them again, so that a syncd killed meanwhile
+	// starts them at its next start (Recover), `drift: report` apps too.
+	StateDir string
 }
 
 // Saved is one snapshot a run made.
@@ -324,6 +329,9 @@ func (r *Runner) stopAll(ctx context.Context, app App) ([]plan.Container, error)
 		}
 	}
 	slices.SortStableFunc(run, func(a, b plan.Container) int { return rank[b.Service] - rank[a.Service] })
+	if err := r.note(app.Name, run); err != nil {
+		return nil, fmt.Errorf("note what the backup stops (nothing was stopped): %w", err)
+	}
 	var stopped []plan.Container
 	for _, c := range run {
 		r.log().Info("stopping for the backup", "app", app.Name, "service", c.Service)
@@ -352,7 +360,88 @@ func (r *Runner) startAgain(ctx context.Context, app App, stopped []plan.Contain
 	if err := r.Engine.Start(sctx, ids, app.Ready); err != nil {
 		return fmt.Errorf("start %s again: %w", strings.Join(names, ", "), err)
 	}
+	r.unnote(app.Name)
 	return nil
+}
+
+// stoppedNote is the file naming what a job stopped of app.
+func (r *Runner) stoppedNote(app string) string {
+	return filepath.Join(r.StateDir, "stopped-"+app+".json")
+}
+
+// note records, before any is stopped, the containers a job stops.
+func (r *Runner) note(app string, cs []plan.Container) error {
+	if r.StateDir == "" || len(cs) == 0 {
+		return nil
+	}
+	var ids []string
+	for i := len(cs) - 1; i >= 0; i-- { // start order
+		ids = append(ids, cs[i].ID)
+	}
+	data, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(r.stoppedNote(app), data)
+}
+
+func (r *Runner) unnote(app string) {
+	if r.StateDir != "" {
+		os.Remove(r.stoppedNote(app))
+	}
+}
+
+// Recover starts the containers a killed job left stopped (its notes), in
+// their start order, and drops the notes of those it started.
+func (r *Runner) Recover(ctx context.Context) error {
+	if r.StateDir == "" {
+		return nil
+	}
+	notes, _ := filepath.Glob(filepath.Join(r.StateDir, "stopped-*.json"))
+	var errs []error
+	for _, n := range notes {
+		app := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(n), "stopped-"), ".json")
+		data, err := os.ReadFile(n)
+		var ids []string
+		if err == nil {
+			err = json.Unmarshal(data, &ids)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n, err))
+			continue
+		}
+		cs, err := r.Engine.Containers(ctx, app)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		state := map[string]string{}
+		for _, c := range cs {
+			state[c.ID] = c.State
+		}
+		var start []string
+		for _, id := range ids {
+			if st, ok := state[id]; ok && st != "running" {
+				start = append(start, id)
+			}
+		}
+		r.log().Warn("a backup or restore was interrupted with the app stopped; starting it again", "app", app, "containers", len(start))
+		if err := r.Engine.Start(ctx, start, desired.DefaultHealthTimeout); err != nil {
+			errs = append(errs, fmt.Errorf("start %s again after an interrupted job: %w", app, err))
+			continue
+		}
+		os.Remove(n)
+	}
+	return errors.Join(errs...)
+}
+
+// writeAtomic writes data to path through a temporary file and a rename.
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // counter counts what passes through to w.
