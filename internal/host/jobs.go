@@ -370,6 +370,9 @@ func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir
 		fmt.Fprintf(&out, "run %s of %s extracted into %s; nothing that runs was touched\n", run.ID, app, dir)
 		return out.String(), nil
 	}
+	// Once started, an in-place restore runs to its end: a caller that goes
+	// away (Ctrl-C, a closed socket) must not leave it half done.
+	ctx = context.WithoutCancel(ctx)
 	res, err := j.locked(ctx, app, func() (backup.RunResult, error) {
 		res, err := runner.Restore(ctx, a, run, r.Commit)
 		return res.Safety, err
