@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -195,13 +196,11 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 	}
 	log := r.log().With("op", op, "duration", time.Since(start).Round(time.Millisecond))
 	if perr != nil {
-		// restic was interrupted on purpose, or stopped reading because it
-		// failed on its own (then its exit says why).
-		if code := exitCode(err); code == -1 || code == 130 || ctx.Err() != nil {
-			e := fmt.Errorf("%w: %s; no snapshot was saved", ErrProducer, r.redact(perr.Error()))
-			log.Warn("restic input failed", "error", e)
-			return out.Bytes(), e
-		}
+		// The stream failed before its end and restic was interrupted: no
+		// snapshot, whatever restic's exit.
+		e := fmt.Errorf("%w: %s; no snapshot was saved", ErrProducer, r.redact(perr.Error()))
+		log.Warn("restic input failed", "error", e)
+		return out.Bytes(), e
 	}
 	if err == nil {
 		log.Debug("restic ok")
@@ -226,9 +225,13 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 	return out.Bytes(), e
 }
 
-// runProducing runs cmd with produce writing its stdin. On produce's
-// failure restic is interrupted (cancel) while its input is still open,
-// and only then is its stdin closed.
+// runProducing runs cmd with produce writing its stdin. When produce
+// fails because restic stopped reading (a broken pipe: restic failed on its
+// own), restic's exit says why and perr is nil. When produce fails for its
+// own reason (the dump failed), restic is interrupted (cancel) while its
+// input is still open, and only then is its stdin closed: whatever restic
+// exits with then (130, or 12 when the interrupt came while it opened the
+// repository's keys), perr is the reason.
 func runProducing(cmd *exec.Cmd, cancel func(), produce func(io.Writer) error) (err, perr error) {
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -238,6 +241,13 @@ func runProducing(cmd *exec.Cmd, cancel func(), produce func(io.Writer) error) (
 		return err, nil
 	}
 	if perr = produce(stdin); perr != nil {
+		if errors.Is(perr, syscall.EPIPE) || errors.Is(perr, os.ErrClosed) {
+			stdin.Close()
+			if err = cmd.Wait(); err != nil {
+				return err, nil
+			}
+			return errors.New("restic stopped reading its input"), perr
+		}
 		cancel()
 		err = cmd.Wait()
 		stdin.Close()

@@ -278,3 +278,25 @@ func command(name string, args ...string) func(io.Writer) error {
 		return cmd.Run()
 	}
 }
+
+// TestStreamFailingAtOnce: a stream that fails before restic has even
+// opened the repository interrupts it there (restic then says "wrong
+// password", its exit for an interrupted key search): the stream's failure
+// is the error, and no snapshot is saved.
+func TestStreamFailingAtOnce(t *testing.T) {
+	r := newRepo(t, filepath.Join(t.TempDir(), "repo"), testPassword)
+	ctx := context.Background()
+	if err := r.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_, err := r.BackupStream(ctx, Part{Host: "h1", App: "a", Run: "r", Parts: 1, Kind: "dump:x"}, "x",
+			func(io.Writer) error { return errors.New("the dump failed at once") })
+		if !errors.Is(err, ErrProducer) || errors.Is(err, ErrWrongPassword) || !strings.Contains(err.Error(), "the dump failed at once") {
+			t.Fatalf("err = %v, want the stream's failure", err)
+		}
+	}
+	if snaps, err := r.Snapshots(ctx, "h1", "a"); err != nil || len(snaps) != 0 {
+		t.Errorf("snapshots after failed streams: %d (%v), want none", len(snaps), err)
+	}
+}
