@@ -101,8 +101,3 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprint(w, "\nRun `syncd <command> -h` for a command's flags.\n")
 }
-
-func notBuilt(_ context.Context, c *cli, _ []string) int {
-	fmt.Fprintln(c.stderr, "syncd: this command is not built yet")
-	return exitUsage
-}
