@@ -94,12 +94,12 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
 		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs, Scans: scanSummaries(rec.Gate)}
 	jobs.Changed = func() { rep.Refresh(ctx) }
-	// Probes run between cycles; a change of state is notified and
-	// published at once.
+	// Probes run between cycles; a change of state is notified, and
+	// published within seconds.
 	containers, _ := rec.Engine.(probe.Containers)
 	probeEvents := host.ProbeNotifier(f.host, notifier)
 	monitor, err := probe.NewMonitor(probe.Options{StateDir: f.stateDir, Containers: containers, Logger: log.With("component", "probe"),
-		OnEvent: func(e probe.Event) { probeEvents(e); rep.Refresh(ctx) }})
+		OnEvent: probeEvents})
 	if err != nil {
 		return fail(err)
 	}
@@ -111,6 +111,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 		Collectors: append(jobs.Collectors(), monitor, scanCollector(rec.Gate))}, run.Cycle)
 	go jobs.Run(ctx)
 	go monitor.Run(ctx)
+	go host.PublishProbes(ctx, monitor, rep, 5*time.Second)
 
 	// Triggers beside the loop's own timers: SIGHUP, the socket, the
 	// webhook, and changes to a local repository.

@@ -1,9 +1,12 @@
 package host
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/jobs/probe"
@@ -57,4 +60,28 @@ func probeStatus(snaps []probe.Snapshot, project string) []status.Probe {
 			LastError: s.LastError, CertDaysLeft: s.CertDays})
 	}
 	return out
+}
+
+// PublishProbes publishes the status again whenever the probes' states
+// change, a probe's first verdict included (which no alert announces),
+// looking every interval until ctx ends.
+func PublishProbes(ctx context.Context, m *probe.Monitor, rep *Reporter, every time.Duration) {
+	last := ""
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var b strings.Builder
+		for _, s := range m.Snapshots() {
+			fmt.Fprintf(&b, "%s/%s=%s,%t;", s.Project, s.Probe, s.Status, s.Flapping)
+		}
+		if now := b.String(); now != last {
+			last = now
+			rep.Refresh(ctx)
+		}
+	}
 }
