@@ -160,3 +160,47 @@ func TestProbeCommand(t *testing.T) {
 		t.Errorf("unknown app: exit %d\n%s", code, out)
 	}
 }
+
+// TestAgentE2EProbesInTheStatus: the agent runs an app's probes between
+// cycles; their first verdicts reach the status document without a cycle,
+// and /metrics has them; a probe that goes down is published too.
+func TestAgentE2EProbesInTheStatus(t *testing.T) {
+	t.Parallel()
+	testenv.DemoImage(t, probeImage, false)
+	f := newFleetOf(t)
+	app := testenv.ProjectName(t)
+	port := strconv.Itoa(freePort(t))
+	f.vars["WEB_PORT"] = port
+	f.write("apps/"+app+"/compose.yaml", `services:
+  web:
+    image: `+probeImage+`
+    ports: ["127.0.0.1:${WEB_PORT}:8080"]
+`+healthy)
+	f.write("apps/"+app+"/app.yaml", `probes:
+  - name: home
+    schedule: "@every 1s"
+    failure_threshold: 2
+    http: {url: "http://127.0.0.1:${WEB_PORT}/", status: 200}
+`)
+	f.apps = append(f.apps, app)
+	f.commit()
+	a := startAgent(t, f, f.repo)
+	probeState := func(want string) func(status.Host) bool {
+		return func(h status.Host) bool {
+			for _, p := range h.Projects {
+				for _, pr := range p.Probes {
+					if p.Name == app && pr.Name == "home" && pr.State == want {
+						return true
+					}
+				}
+			}
+			return false
+		}
+	}
+	waitStatus(t, f, a, "probe home up in the status", probeState("up"))
+	if _, body := get(t, "http://"+a.addr+"/metrics"); !strings.Contains(body, `syncd_probe_up{kind="http",probe="home",project="`+app+`"} 1`) {
+		t.Errorf("/metrics lacks the probe up")
+	}
+	testenv.DockerCLI(t, "stop", strings.Fields(containers(t, app)[app+"/web"])[0])
+	waitStatus(t, f, a, "probe home down in the status", probeState("down"))
+}
