@@ -5,12 +5,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/secrets/secretstest"
 	"github.com/syncd-dev/syncd/internal/status"
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
@@ -110,4 +115,78 @@ func rowOf(out, word string) string {
 		}
 	}
 	return ""
+}
+
+// TestAgentE2EScheduledScanNewFindings: an image deployed under an ignore
+// entry runs on; once the entry is gone, the agent's scheduled scan finds
+// its CRITICAL finding in the running image: the scan job fails in the
+// status, and one new_findings notification names the finding and its fix,
+// once, however often the scan runs.
+func TestAgentE2EScheduledScanNewFindings(t *testing.T) {
+	trivy, cache := testenv.Trivy(t, testenv.CriticalAdvisory)
+	image := testenv.VulnerableDemoImage(t, "syncd-scantest:vulnerable")
+	for _, kv := range testenv.TrivyEnv(cache) {
+		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "TRIVY_") {
+			t.Setenv(k, v)
+		}
+	}
+	var mu sync.Mutex
+	var got []string
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(b))
+		mu.Unlock()
+	}))
+	defer sink.Close()
+	f := newFleetOf(t)
+	app := testenv.ProjectName(t)
+	f.write("apps/"+app+"/compose.yaml", "services:\n  web:\n    image: "+image+"\n")
+	f.apps = append(f.apps, app)
+	f.secrets["notify_url"] = "generic://" + strings.TrimPrefix(sink.URL, "http://") + "/hook?template=json&disabletls=yes"
+	f.extraCfg = "notify:\n  - url_secret: notify_url\n    events: [new_findings]\n"
+	until := time.Now().AddDate(0, 0, 30).Format(time.DateOnly)
+	f.hostCfg = "scan:\n  schedule: \"@every 2s\"\n  refuse_severity: CRITICAL\n  ignore:\n    - {id: CVE-2099-0001, until: " + until + ", reason: accepted until the fix ships}\n"
+	f.commit()
+	a := startAgent(t, f, f.repo, "--trivy", trivy)
+	scanJob := func(result string) func(status.Host) bool {
+		return func(h status.Host) bool {
+			for _, j := range h.Jobs {
+				if j.Name == "scan" && j.Result == result {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	waitStatus(t, f, a, "a passing scheduled scan", scanJob("ok"))
+
+	// The accepted risk is withdrawn: the running image now violates.
+	f.hostCfg = "scan:\n  schedule: \"@every 2s\"\n  refuse_severity: CRITICAL\n"
+	f.commit()
+	h := waitStatus(t, f, a, "the scheduled scan failing on the running image", scanJob("failed"))
+	var first time.Time
+	for _, j := range h.Jobs {
+		if j.Name == "scan" {
+			first = j.At
+			if !strings.Contains(j.Error, "1 running images have findings") {
+				t.Errorf("scan job error = %q", j.Error)
+			}
+		}
+	}
+	// Two more scans run; the finding stays news of the first only.
+	waitStatus(t, f, a, "two more scans", func(h status.Host) bool {
+		for _, j := range h.Jobs {
+			if j.Name == "scan" && j.At.After(first.Add(3*time.Second)) {
+				return true
+			}
+		}
+		return false
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || !strings.Contains(got[0], "CVE-2099-0001") || !strings.Contains(got[0], "fixed in") {
+		t.Errorf("notifications = %q, want one new_findings naming CVE-2099-0001 and its fix", got)
+	}
+	secretstest.AssertNoLeak(t, "notifications", strings.Join(got, "\n"), f.secrets["api_token"], f.secrets["db_password"])
 }
