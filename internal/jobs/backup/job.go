@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,6 +191,7 @@ func (r *Runner) Backup(ctx context.Context, app App, commit string, tags ...str
 	if err := r.Restic.Ensure(ctx); err != nil {
 		return res, fmt.Errorf("backup of %s: %w", app.Name, err)
 	}
+	defer r.running(ctx, app.Name)()
 	part := func(kind string) Part {
 		return Part{Host: r.Host, App: app.Name, Commit: commit, Run: res.Run, Parts: res.Parts, Kind: kind, Extra: tags}
 	}
@@ -362,6 +364,38 @@ func (r *Runner) startAgain(ctx context.Context, app App, stopped []plan.Contain
 	}
 	r.unnote(app.Name)
 	return nil
+}
+
+// running notes that this process runs restic for app, until the
+// returned func is called. A note another process left (killed: kill -9)
+// means its restic left a lock, which restic would wait all of
+// --retry-lock for before a forget: stale locks are removed first.
+func (r *Runner) running(ctx context.Context, app string) func() {
+	if r.StateDir == "" {
+		return func() {}
+	}
+	notes, _ := filepath.Glob(filepath.Join(r.StateDir, "restic-run-*"))
+	me := strconv.Itoa(os.Getpid())
+	for _, n := range notes {
+		if pid, err := os.ReadFile(n); err == nil && string(pid) != me {
+			r.log().Info("a restic run of an earlier syncd was interrupted; removing stale locks")
+			if err := r.Restic.Unlock(ctx); err != nil {
+				r.log().Warn("could not remove stale locks", "error", err)
+				break
+			}
+			for _, n := range notes {
+				if pid, err := os.ReadFile(n); err == nil && string(pid) != me {
+					os.Remove(n)
+				}
+			}
+			break
+		}
+	}
+	note := filepath.Join(r.StateDir, "restic-run-"+app)
+	if err := writeAtomic(note, []byte(me)); err != nil {
+		r.log().Warn("note the restic run", "error", err)
+	}
+	return func() { os.Remove(note) }
 }
 
 // stoppedNote is the file naming what a job stopped of app.

@@ -351,13 +351,6 @@ func (r *Restic) Ensure(ctx context.Context) error {
 		e.Kind = ErrUnreachable
 	}
 	if err == nil {
-		// A run killed on this host (kill -9) left its lock: restic would
-		// wait all of --retry-lock for it before forget. unlock removes
-		// only stale locks (a dead PID of this host, or older than 30
-		// minutes; a live run refreshes its lock), never another's live one.
-		if _, uerr := r.run(ctx, call{args: []string{"unlock"}}); uerr != nil {
-			r.log().Warn("could not remove stale locks", "error", uerr)
-		}
 		return nil
 	}
 	if !errors.Is(err, ErrNoRepository) {
@@ -365,6 +358,14 @@ func (r *Restic) Ensure(ctx context.Context) error {
 	}
 	r.log().Info("initialising the restic repository")
 	_, err = r.run(ctx, call{args: []string{"init"}})
+	return err
+}
+
+// Unlock removes stale locks: `restic unlock` removes only those of a dead
+// process of this host, or older than 30 minutes (a live run refreshes its
+// lock), never another's live one and never with --remove-all.
+func (r *Restic) Unlock(ctx context.Context) error {
+	_, err := r.run(ctx, call{args: []string{"unlock"}})
 	return err
 }
 
