@@ -542,42 +542,27 @@ type ForgetGroup struct {
 	} `json:"reasons"`
 }
 
-// Forget applies keep to app's snapshots on host, once per kind (the
-// volumes, the paths, each dump), so that one kind never thins out
-// another: each call selects one kind by its tags and groups by host. The
-// run, commit and parts tags differ between runs, so grouping by restic's
-// tags would make every snapshot a group of its own and keep them all.
-// Data is freed by Prune.
+// Forget applies keep to app's snapshots on host, in one call grouped by
+// host and paths: each kind (a volume, the paths, each dump's file) saves
+// paths of its own, so one kind never thins out another. Grouping by
+// restic's tags would make every snapshot a group of its own (the run,
+// commit and parts tags differ between runs) and keep them all. Snapshots
+// tagged pre-restore are kept (what a restore replaced). Data is freed by
+// Prune.
 func (r *Restic) Forget(ctx context.Context, host, app string, keep Keep) ([]ForgetGroup, error) {
 	if keep == (Keep{}) {
 		keep = DefaultKeep
 	}
-	ss, err := r.Snapshots(ctx, host, app)
+	args := []string{"forget", "--host", host, "--tag", "app:" + app + ",host:" + host, "--group-by", "host,paths",
+		"--keep-daily", strconv.Itoa(keep.Daily), "--keep-weekly", strconv.Itoa(keep.Weekly), "--keep-monthly", strconv.Itoa(keep.Monthly),
+		"--keep-tag", "pre-restore"}
+	out, err := r.withUnlock(ctx, call{args: args})
 	if err != nil {
-		return nil, err
-	}
-	kinds := map[string]bool{}
-	var order []string
-	for _, s := range ss {
-		k := s.Kind()
-		if k != "" && !kinds[k] {
-			kinds[k] = true
-			order = append(order, k)
-		}
+		return nil, fmt.Errorf("forget snapshots of %s: %w", app, err)
 	}
 	var groups []ForgetGroup
-	for _, k := range order {
-		args := []string{"forget", "--host", host, "--tag", "app:" + app + ",host:" + host + "," + k, "--group-by", "host",
-			"--keep-daily", strconv.Itoa(keep.Daily), "--keep-weekly", strconv.Itoa(keep.Weekly), "--keep-monthly", strconv.Itoa(keep.Monthly)}
-		out, err := r.withUnlock(ctx, call{args: args})
-		if err != nil {
-			return groups, fmt.Errorf("forget %s of %s: %w", k, app, err)
-		}
-		var gs []ForgetGroup
-		if err := json.Unmarshal(out, &gs); err != nil {
-			return groups, fmt.Errorf("forget %s of %s: parse restic's output: %w", k, app, err)
-		}
-		groups = append(groups, gs...)
+	if err := json.Unmarshal(out, &groups); err != nil {
+		return nil, fmt.Errorf("forget snapshots of %s: parse restic's output: %w", app, err)
 	}
 	return groups, nil
 }
