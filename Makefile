@@ -30,7 +30,7 @@ lint: ## gofmt, go.mod tidy, go vet, and `syncd validate --strict` of the exampl
 	$(GO) run ./cmd/syncd validate --strict --repo repo-layout
 
 bench: tools ## benchmarks: syncd against git pull + docker compose up -d, same run
-	SYNCD_TEST_STRICT=1 $(GO) test -run '^$$' -bench . -benchtime 5x -benchmem -timeout 60m ./...
+	SYNCD_TEST_STRICT=1 $(GO) test -run '^$$' -bench . -benchtime 5x -benchmem -timeout 150m ./...
 
 demo: build ## bring up the example fleet's demo host on the local Docker engine with syncd
 	scripts/demo.sh
