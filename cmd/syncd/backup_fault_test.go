@@ -32,17 +32,7 @@ import (
 // the volume and a dump of db, with the app stopped for the volume.
 func (f *fleet) faultApp() string {
 	name := testenv.ProjectName(f.t)
-	f.write("apps/"+name+"/compose.yaml", `services:
-  db:
-    image: `+demoImage+`
-    user: "0:0"
-    volumes: [data:/data]
-`+healthy+`  web:
-    image: `+demoImage+`
-    depends_on: [db]
-`+healthy+`volumes:
-  data: {}
-`)
+	f.write("apps/"+name+"/compose.yaml", dbAndWeb)
 	f.write("apps/"+name+"/app.yaml", `backup:
   stop: true
   volumes: [data]

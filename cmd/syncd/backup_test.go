@@ -33,7 +33,16 @@ func restFleet(t *testing.T, appYAML string) (*fleet, string) {
 	f.secrets["restic_pw"] = resticPass
 	f.hostCfg = "backup:\n  repository_secret: restic_repo\n  password_secret: restic_pw\n"
 	app := testenv.ProjectName(t)
-	f.write("apps/"+app+"/compose.yaml", `services:
+	f.write("apps/"+app+"/compose.yaml", dbAndWeb)
+	f.write("apps/"+app+"/app.yaml", appYAML)
+	f.apps = append(f.apps, app)
+	f.commit()
+	return f, app
+}
+
+// dbAndWeb is the compose file of the backup tests' app: db (root, so it
+// can write its volume) holds the data, web depends on it.
+const dbAndWeb = `services:
   db:
     image: `+demoImage+`
     user: "0:0"
@@ -43,12 +52,7 @@ func restFleet(t *testing.T, appYAML string) (*fleet, string) {
     depends_on: [db]
 `+healthy+`volumes:
   data: {}
-`)
-	f.write("apps/"+app+"/app.yaml", appYAML)
-	f.apps = append(f.apps, app)
-	f.commit()
-	return f, app
-}
+`
 
 const dumpAndVolume = `backup:
   volumes: [data]
