@@ -44,13 +44,13 @@ func restFleet(t *testing.T, appYAML string) (*fleet, string) {
 // can write its volume) holds the data, web depends on it.
 const dbAndWeb = `services:
   db:
-    image: `+demoImage+`
+    image: ` + demoImage + `
     user: "0:0"
     volumes: [data:/data]
-`+healthy+`  web:
-    image: `+demoImage+`
+` + healthy + `  web:
+    image: ` + demoImage + `
     depends_on: [db]
-`+healthy+`volumes:
+` + healthy + `volumes:
   data: {}
 `
 
