@@ -188,8 +188,29 @@ func (r *Runner) Backup(ctx context.Context, app App, commit string, tags ...str
 	if res.Parts == 0 {
 		return res, fmt.Errorf("backup of %s: app.yaml backup: names no volumes, paths or dumps", app.Name)
 	}
-	if err := r.Restic.Ensure(ctx); err != nil {
-		return res, fmt.Errorf("backup of %s: %w", app.Name, err)
+	// The repository is checked first (bounded: an unreachable one fails in
+	// seconds) when the app is to be stopped: nothing is stopped for a
+	// backup that cannot be made. Otherwise the first restic call tells,
+	// and a repository that does not exist yet is initialised then.
+	ensured := false
+	ensure := func() error {
+		ensured = true
+		return r.Restic.Ensure(ctx)
+	}
+	if app.Stop {
+		if err := ensure(); err != nil {
+			return res, fmt.Errorf("backup of %s: %w", app.Name, err)
+		}
+	}
+	firstUse := func(save func() (Summary, error)) (Summary, error) {
+		s, err := save()
+		if errors.Is(err, ErrNoRepository) && !ensured {
+			if err := ensure(); err != nil {
+				return s, err
+			}
+			s, err = save()
+		}
+		return s, err
 	}
 	defer r.running(ctx, app.Name)()
 	part := func(kind string) Part {
@@ -213,16 +234,18 @@ func (r *Runner) Backup(ctx context.Context, app App, commit string, tags ...str
 			id, err := running(cs, app.Name, d.Service, "a dump")
 			if err == nil {
 				var s Summary
-				s, err = r.Restic.BackupStream(ctx, part(kind), d.Filename, func(w io.Writer) error {
-					cw := &counter{w: w}
-					if err := r.Engine.Exec(ctx, id, d.Command, nil, cw); err != nil {
-						return err
-					}
-					if cw.n == 0 {
-						// An empty dump is no backup of a database.
-						return fmt.Errorf("the command wrote nothing to its output in %s", d.Service)
-					}
-					return nil
+				s, err = firstUse(func() (Summary, error) {
+					return r.Restic.BackupStream(ctx, part(kind), d.Filename, func(w io.Writer) error {
+						cw := &counter{w: w}
+						if err := r.Engine.Exec(ctx, id, d.Command, nil, cw); err != nil {
+							return err
+						}
+						if cw.n == 0 {
+							// An empty dump is no backup of a database.
+							return fmt.Errorf("the command wrote nothing to its output in %s", d.Service)
+						}
+						return nil
+					})
 				})
 				err = save(kind, s, err)
 			}
@@ -239,7 +262,7 @@ func (r *Runner) Backup(ctx context.Context, app App, commit string, tags ...str
 				path, err := r.Engine.VolumePath(ctx, v.Name)
 				if err == nil {
 					var s Summary
-					s, err = r.Restic.Backup(ctx, part(kind), path)
+					s, err = firstUse(func() (Summary, error) { return r.Restic.Backup(ctx, part(kind), path) })
 					err = save(kind, s, err)
 				}
 				if err != nil {
@@ -250,7 +273,7 @@ func (r *Runner) Backup(ctx context.Context, app App, commit string, tags ...str
 				err := checkPaths(app.Paths)
 				if err == nil {
 					var s Summary
-					s, err = r.Restic.Backup(ctx, part("paths"), app.Paths...)
+					s, err = firstUse(func() (Summary, error) { return r.Restic.Backup(ctx, part("paths"), app.Paths...) })
 					err = save("paths", s, err)
 				}
 				if err != nil {
