@@ -122,6 +122,19 @@ func (f *cycleFlags) runningImages(ctx context.Context, g gitFlags, app string) 
 		return nil, err
 	}
 	out := scan.RunningOf(observed, func(project string) desired.ScanPolicy { return repo.ScanPolicyOf(h, project) })
+	// An image reference may be made of a secret: shown through the host's
+	// redaction, or, without a key that opens the host's secrets here, as
+	// its image ID alone.
+	if h.SecretsFile != "" {
+		secrets, err := repo.HostSecrets(h, &lazyDecrypter{path: f.ageKey})
+		for i := range out {
+			if err != nil {
+				out[i].Image.Ref = ""
+			} else {
+				out[i].Image.Ref = secrets.RedactFragments(out[i].Image.Ref)
+			}
+		}
+	}
 	if app != "" {
 		out = slices.DeleteFunc(out, func(r scan.Running) bool { return r.Project != app })
 	}

@@ -190,3 +190,33 @@ func TestAgentE2EScheduledScanNewFindings(t *testing.T) {
 	}
 	secretstest.AssertNoLeak(t, "notifications", strings.Join(got, "\n"), f.secrets["api_token"], f.secrets["db_password"])
 }
+
+// TestScanImageMadeOfASecretIsRedacted: `syncd scan` shows an image whose
+// reference is made of a host secret redacted with the host's key, and as
+// its image ID alone without it; the value shows in neither.
+func TestScanImageMadeOfASecretIsRedacted(t *testing.T) {
+	trivy, cache := testenv.Trivy(t)
+	for _, kv := range testenv.TrivyEnv(cache) {
+		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "TRIVY_") {
+			t.Setenv(k, v)
+		}
+	}
+	f := newFleet(t)
+	private := testenv.DemoImage(t, "x9s-private/scan-image:2.7.1", false)
+	f.secrets["web_image"] = private
+	app := testenv.ProjectName(t)
+	f.apps = append(f.apps, app)
+	f.write("apps/"+app+"/app.yaml", "deviations:\n  - rule: secret-in-env\n    reason: the image path is private\n")
+	f.write("apps/"+app+"/compose.yaml", "services:\n  web:\n    image: ${web_image}\n"+healthy)
+	f.commit()
+	f.mustSync()
+	// f.syncd fails the test on any output that holds a secret value.
+	code, out := f.syncd("scan", "--trivy", trivy)
+	if code != 0 || !strings.Contains(out, "<redacted> (") {
+		t.Errorf("scan with the host's key: exit %d\n%s", code, out)
+	}
+	code, out = f.syncd("scan", "--trivy", trivy, "--age-key", filepath.Join(t.TempDir(), "none"))
+	if code != 0 || strings.Contains(out, "x9s-private") || !strings.Contains(out, app) {
+		t.Errorf("scan without a key: exit %d\n%s", code, out)
+	}
+}

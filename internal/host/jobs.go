@@ -527,6 +527,11 @@ func (j *Jobs) scanRunning(ctx context.Context) (string, error) {
 		return "", err
 	}
 	running := scan.RunningOf(observed, func(p string) desired.ScanPolicy { return r.Repo.ScanPolicyOf(r.Host, p) })
+	for i := range running {
+		// A reference may be made of a secret; it names the image in logs,
+		// the status and notifications only.
+		running[i].Image.Ref = r.Secrets.RedactFragments(running[i].Image.Ref)
+	}
 	results := j.Scanner.ScanRunning(ctx, running)
 	var errs []error
 	violating := 0
@@ -548,7 +553,7 @@ func (j *Jobs) scanRunning(ctx context.Context) (string, error) {
 				ids = append(ids, fmt.Sprintf("%s %s (%s %s, fixed in %s)", f.Severity, f.ID, f.Package, f.Installed, fixed))
 			}
 			j.Notify.Notify(notify.Event{Kind: notify.NewFindings, Key: res.Project + "@" + res.Image.ID,
-				Title:   fmt.Sprintf("syncd %s: %s runs %s with new findings", j.Host, res.Project, r.Secrets.RedactFragments(res.Image.Ref)),
+				Title:   fmt.Sprintf("syncd %s: %s runs %s with new findings", j.Host, res.Project, res.Image),
 				Message: strings.Join(ids, "\n")})
 		}
 	}
