@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/syncd-dev/syncd/internal/agent"
@@ -117,23 +116,11 @@ func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitF
 	jobs := f.jobs(r, nil)
 	jobs.Recover(ctx) // what a killed job left stopped: this process holds the state directory
 	rendered, err := func() (*reconcile.Rendered, error) {
-		tmp, err := os.MkdirTemp("", "syncd-job-")
+		dir, head, done, err := tempCheckout(ctx, f.repo, "syncd-job-", g)
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(tmp)
-		src, err := newSource(f.repo, tmp, g)
-		if err != nil {
-			return nil, err
-		}
-		head, err := src.Head(ctx)
-		if err != nil {
-			return nil, err
-		}
-		dir, err := src.Checkout(ctx, head)
-		if err != nil {
-			return nil, err
-		}
+		defer done()
 		prep, err := r.Prepare(ctx, reconcile.Source{Dir: dir, Commit: head})
 		if err != nil {
 			return nil, err
