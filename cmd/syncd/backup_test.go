@@ -176,9 +176,16 @@ func TestBackupE2ERoundTrip(t *testing.T) {
 	before := containers(t, app)
 	dir := t.TempDir()
 	dexec(t, app, "db", nil, "write", "/data/.dump-fails") // still failing: restore must not need a dump now
+	// A file of the user's in DIR is not theirs to lose to an extraction.
+	mine := filepath.Join(dir, "volumes", "data", "notes.txt")
+	os.MkdirAll(filepath.Dir(mine), 0o755)
+	os.WriteFile(mine, []byte("mine"), 0o600)
 	code, out = f.syncd("restore", "--app", app, "--to", dir, "--restic", restic)
 	if code != 0 {
 		t.Fatalf("restore --to exit %d:\n%s", code, out)
+	}
+	if b, err := os.ReadFile(mine); err != nil || string(b) != "mine" {
+		t.Errorf("restore --to deleted a file that was in DIR: %q %v", b, err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "volumes", "data", "blob")); err != nil || !bytes.Equal(b, changed) {
 		t.Errorf("extracted volume blob: %d bytes, err %v", len(b), err)

@@ -631,14 +631,20 @@ func (r *Restic) Restore(ctx context.Context, id, dir string) error {
 	return nil
 }
 
-// RestoreTree makes dir hold exactly what the snapshot id saved of path:
-// its files are written into dir and what dir has beyond them is deleted
-// (restic restore <id>:<path> --delete). dir is created when missing.
-func (r *Restic) RestoreTree(ctx context.Context, id, path, dir string) error {
+// RestoreTree writes what the snapshot id saved of path into dir (restic
+// restore <id>:<path>). With exact, what dir has beyond it is deleted
+// (--delete): an in-place restore, after its pre-restore backup; an
+// extraction into a directory of the user's deletes nothing. dir is
+// created when missing.
+func (r *Restic) RestoreTree(ctx context.Context, id, path, dir string, exact bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("restore %s: %w", short(id), err)
 	}
-	_, err := r.withUnlock(ctx, call{args: []string{"restore", id + ":" + path, "--target", dir, "--delete"}, stdout: io.Discard})
+	args := []string{"restore", id + ":" + path, "--target", dir}
+	if exact {
+		args = append(args, "--delete")
+	}
+	_, err := r.withUnlock(ctx, call{args: args, stdout: io.Discard})
 	if err != nil {
 		return fmt.Errorf("restore %s of %s into %s: %w", path, short(id), dir, err)
 	}

@@ -55,14 +55,14 @@ func (r *Runner) Extract(ctx context.Context, run Run, dir string) ([]string, er
 		switch {
 		case strings.HasPrefix(kind, "volume:") && len(s.Paths) == 1:
 			to := filepath.Join(dir, "volumes", strings.TrimPrefix(kind, "volume:"))
-			if err := r.Restic.RestoreTree(ctx, s.ID, s.Paths[0], to); err != nil {
+			if err := r.Restic.RestoreTree(ctx, s.ID, s.Paths[0], to, false); err != nil {
 				return wrote, err
 			}
 			wrote = append(wrote, to)
 		case kind == "paths":
 			for _, p := range s.Paths {
 				to := filepath.Join(dir, "paths", p)
-				if err := r.Restic.RestoreTree(ctx, s.ID, p, to); err != nil {
+				if err := r.Restic.RestoreTree(ctx, s.ID, p, to, false); err != nil {
 					return wrote, err
 				}
 				wrote = append(wrote, to)
@@ -165,11 +165,11 @@ func (r *Runner) Restore(ctx context.Context, app App, run Run, commit string) (
 		case strings.HasPrefix(kind, "volume:") && len(s.Paths) == 1:
 			var path string
 			if path, err = r.Engine.VolumePath(ctx, volumes[strings.TrimPrefix(kind, "volume:")]); err == nil {
-				err = r.Restic.RestoreTree(ctx, s.ID, s.Paths[0], path)
+				err = r.Restic.RestoreTree(ctx, s.ID, s.Paths[0], path, true)
 			}
 		case kind == "paths":
 			for _, p := range s.Paths {
-				if err = r.Restic.RestoreTree(ctx, s.ID, p, p); err != nil {
+				if err = r.Restic.RestoreTree(ctx, s.ID, p, p, true); err != nil {
 					break
 				}
 			}
