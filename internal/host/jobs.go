@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -122,19 +123,10 @@ func specs(r *reconcile.Rendered) map[string]string {
 		if p.App.Backup == nil {
 			continue
 		}
-		out["backup "+name] = cmpOr(p.App.Backup.Schedule, hb.Schedule, DefaultBackupSchedule)
+		out["backup "+name] = cmp.Or(p.App.Backup.Schedule, hb.Schedule, DefaultBackupSchedule)
 	}
-	out["backup check"] = cmpOr(hb.CheckSchedule, DefaultCheckSchedule)
+	out["backup check"] = cmp.Or(hb.CheckSchedule, DefaultCheckSchedule)
 	return out
-}
-
-func cmpOr(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // Run runs the scheduled jobs until ctx ends, following the schedules of

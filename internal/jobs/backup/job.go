@@ -19,6 +19,7 @@ import (
 
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/plan"
+	"github.com/syncd-dev/syncd/internal/state"
 )
 
 // Engine is what a backup needs of Docker (internal/engine implements it).
@@ -415,7 +416,7 @@ func (r *Runner) running(ctx context.Context, app string) func() {
 		}
 	}
 	note := filepath.Join(r.StateDir, "restic-run-"+app)
-	if err := writeAtomic(note, []byte(me)); err != nil {
+	if err := state.WriteFile(note, []byte(me), 0o600); err != nil {
 		r.log().Warn("note the restic run", "error", err)
 	}
 	return func() { os.Remove(note) }
@@ -439,7 +440,7 @@ func (r *Runner) note(app string, cs []plan.Container) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(r.stoppedNote(app), data)
+	return state.WriteFile(r.stoppedNote(app), data, 0o600)
 }
 
 func (r *Runner) unnote(app string) {
@@ -490,15 +491,6 @@ func (r *Runner) Recover(ctx context.Context) error {
 		os.Remove(n)
 	}
 	return errors.Join(errs...)
-}
-
-// writeAtomic writes data to path through a temporary file and a rename.
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // counter counts what passes through to w.
