@@ -281,6 +281,9 @@ func (j *Jobs) backupApp(ctx context.Context, r *reconcile.Rendered, name string
 func (j *Jobs) BeforeUpgrade(ctx context.Context, r *reconcile.Rendered, app string) error {
 	start := time.Now()
 	res, err := j.backupApp(ctx, r, app, backup.TagPreUpgrade)
+	if err != nil {
+		err = errors.New(r.Secrets.RedactFragments(err.Error()))
+	}
 	j.record("backup "+app, start, time.Since(start), err, detail(res))
 	return err
 }
@@ -447,7 +450,13 @@ func (j *Jobs) record(name string, start time.Time, took time.Duration, err erro
 		jr.Detail = prev.Detail
 	}
 	if err != nil {
-		jr.Result, jr.Error = "failed", firstLine(err.Error())
+		// Kept in the state directory, logged and published: redacted
+		// with the host's secrets as the last cycle rendered them.
+		msg := firstLine(err.Error())
+		if j.rendered != nil {
+			msg = j.rendered.Secrets.RedactFragments(msg)
+		}
+		jr.Result, jr.Error = "failed", msg
 	} else {
 		jr.LastSuccess = start.Add(took)
 	}

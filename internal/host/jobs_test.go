@@ -3,6 +3,9 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -104,5 +107,32 @@ func TestJobResultsPersistNotifyAndCount(t *testing.T) {
 	}
 	if changed != 4 {
 		t.Errorf("Changed called %d times, want 4", changed)
+	}
+}
+
+// TestJobErrorsAreRedacted: a job's error that holds one of the host's
+// secret values (a dump's stderr, say) reaches neither the kept results
+// nor what Request returns to the terminal or the socket.
+func TestJobErrorsAreRedacted(t *testing.T) {
+	const value = "s3cr3t-Value-Qz81"
+	store, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := &reconcile.Rendered{Host: &desired.Host{Name: "h"}, Secrets: desired.Secrets{"db_password": value},
+		Projects: map[string]*desired.Project{}}
+	j := &Jobs{Host: "h", Store: store}
+	j.Update(rd)
+	j.record("backup db", time.Now(), time.Second, errors.New("pg_dump: password "+value+" refused"), "")
+	data, err := os.ReadFile(filepath.Join(store.Dir(), jobsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), value) || strings.Contains(fmt.Sprint(j.Status()), value) {
+		t.Errorf("the job's error kept the secret value:\n%s", data)
+	}
+	_, err = j.Request(context.Background(), rd, map[string]string{"job": "restore", "app": value})
+	if err == nil || strings.Contains(err.Error(), value) {
+		t.Errorf("Request's error = %v, want one without the value", err)
 	}
 }

@@ -25,6 +25,17 @@ func (j *Jobs) Request(ctx context.Context, r *reconcile.Rendered, args map[stri
 			return "", err
 		}
 	}
+	out, err := j.request(ctx, r, args)
+	// What reaches the caller (the terminal, the socket) passes the host's
+	// redaction: a dump's or restore_command's stderr, a path, may hold a
+	// secret value.
+	if err != nil {
+		err = errors.New(r.Secrets.RedactFragments(err.Error()))
+	}
+	return r.Secrets.RedactFragments(out), err
+}
+
+func (j *Jobs) request(ctx context.Context, r *reconcile.Rendered, args map[string]string) (string, error) {
 	app := args["app"]
 	switch args["job"] {
 	case "backup":
