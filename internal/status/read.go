@@ -17,6 +17,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/syncd-dev/syncd/internal/escape"
 )
 
 // ErrNoBranch means no host has reported yet: the status branch does not
@@ -95,6 +97,9 @@ func readHostFile(t *object.Tree, name string) (Host, error) {
 	if want := strings.TrimSuffix(name, ".yaml"); h.Host != want {
 		return Host{}, fmt.Errorf("names host %q, not %q", h.Host, want)
 	}
+	// Every host can push the status branch: its text is another party's,
+	// escaped here, where it enters, for every view that shows it.
+	escape.Strings(&h)
 	return h, nil
 }
 
