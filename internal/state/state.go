@@ -354,11 +354,12 @@ func syncDir(dir string) error {
 // an existing path is an error wrapping fs.ErrExist. A key made at first
 // start is whole or absent, and a second start never replaces it.
 func CreateFile(path string, data []byte, perm os.FileMode) error {
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	// A temp name of its own: two starters racing never write one file.
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*"+tmpSuffix)
 	if err != nil {
-		return err
+		return fmt.Errorf("create %s: %w", path, err)
 	}
+	tmp := f.Name()
 	defer os.Remove(tmp)
 	_, err = f.Write(data)
 	if err == nil {
