@@ -92,7 +92,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	jobs := f.jobs(rec, notifier)
 	jobs.ScanAfterDeploy = true
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
-		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs, Scans: scanSummaries(rec.Gate)}
+		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, UnsignedCommits: unsignedCommits(src), Jobs: jobs, Scans: scanSummaries(rec.Gate)}
 	jobs.Changed = func() { rep.Refresh(ctx) }
 	// Probes run between cycles; a change of state is notified, and
 	// published within seconds.

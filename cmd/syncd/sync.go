@@ -218,7 +218,7 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	jobs := f.jobs(r, nil)
 	jobs.Recover(ctx) // what a killed backup left stopped (drift: report apps too)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: r.Engine, Store: r.Store, Writer: writer,
-		Log: r.Logger.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs, Scans: scanSummaries(r.Gate)}
+		Log: r.Logger.With("component", "status"), Now: c.now, AgeRecipient: recipient, UnsignedCommits: unsignedCommits(src), Jobs: jobs, Scans: scanSummaries(r.Gate)}
 	if writer != nil {
 		writer.Now = c.now
 	}
