@@ -5,6 +5,14 @@
 // without a lost update. It also keeps the same document locally for
 // `syncd status` on the host.
 //
+// The branch is untrusted input: every host's key may push it. So each
+// host signs its own document with a key it made (Key, SSHSIG through
+// package source, hosts/<host>.yaml.sig), and readers (Reader) count a
+// document only when it verifies against the status key main enrols for
+// its host (Keys), is not older than one already seen (a replay), and is
+// not dated ahead of the clock; the others are Unverified and never
+// advance or halt anything.
+//
 // It defines its own document types; the caller (cmd/syncd wiring) fills
 // them from what a cycle produced. It is a Git adapter (it imports go-git)
 // and must not import the engine, reconcile or the agent.
