@@ -19,6 +19,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
 
+	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/rollout"
 )
 
@@ -98,6 +99,8 @@ func readHostFile(t *object.Tree, name string) (Host, error) {
 	if want := strings.TrimSuffix(name, ".yaml"); h.Host != want {
 		return Host{}, fmt.Errorf("names host %q, not %q", h.Host, want)
 	}
+	// The exact bytes, for the signature: escaping below changes only the
+	// fields shown.
 	h.raw = []byte(data)
 	// The signature beside it, when there is one; one that cannot be
 	// read is no signature (the document is judged unsigned by it).
@@ -108,6 +111,9 @@ func readHostFile(t *object.Tree, name string) (Host, error) {
 			}
 		}
 	}
+	// Every host can push the status branch: its text is another party's,
+	// escaped here, where it enters, for every view that shows it.
+	escape.Strings(&h)
 	return h, nil
 }
 
