@@ -36,6 +36,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	listen := fs.String("listen", "127.0.0.1:9750", "`address` for /metrics, /healthz and /webhook (\"\" to disable)")
 	webhookSecretFile := fs.String("webhook-secret-file", "", "`file` holding the webhook's HMAC secret (GitHub, Gitea, Forgejo); none: no webhook")
 	statusBranch := fs.String("status-branch", "syncd/status", "`branch` the host's status is pushed to (Git sources; \"\" keeps it local)")
+	enrollToken := fs.String("enroll-token", "", "the one-time enrolment token `file` init-host wrote into the user-data: the host publishes a MAC under it for `syncd enroll --token`, and deletes it once enrolled")
 	grace := fs.Duration("grace", 2*time.Minute, "on SIGTERM, how long a running apply may go on to finish or roll back")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -91,8 +92,10 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	go notifier.Run(ctx)
 	jobs := f.jobs(rec, notifier)
 	jobs.ScanAfterDeploy = true
+	mac, enrolled := enrolment(*enrollToken, f.host, recipient, writer, log)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
-		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs, Scans: scanSummaries(rec.Gate)}
+		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, UnsignedCommits: unsignedCommits(src),
+		EnrolmentMAC: mac, Enrolled: enrolled, Jobs: jobs, Scans: scanSummaries(rec.Gate)}
 	jobs.Changed = func() { rep.Refresh(ctx) }
 	// Probes run between cycles; a change of state is notified, and
 	// published within seconds.

@@ -58,6 +58,17 @@ func TestTerminalOutputEscaped(t *testing.T) {
 		}
 	}
 	gitRun(dir, "init", "-q", "--bare", bare)
+	// main says who the hosts are: peer, without a status_key, so its
+	// document counts (unsigned), as the readers judge it.
+	mainWork := filepath.Join(dir, "main")
+	gitRun(dir, "init", "-q", "-b", "main", mainWork)
+	os.MkdirAll(filepath.Join(mainWork, "hosts", "peer"), 0o755)
+	os.MkdirAll(filepath.Join(mainWork, "apps", "web"), 0o755)
+	os.WriteFile(filepath.Join(mainWork, "hosts", "peer", "host.yaml"), []byte("apps: [web]\nwave: 1\n"), 0o644)
+	os.WriteFile(filepath.Join(mainWork, "apps", "web", "compose.yaml"), []byte("services:\n  web:\n    image: nginx:1.27.3\n"), 0o644)
+	gitRun(mainWork, "add", ".")
+	gitRun(mainWork, "commit", "-qm", "fleet")
+	gitRun(mainWork, "push", "-q", bare, "main")
 	gitRun(dir, "init", "-q", "-b", "syncd/status", work)
 	peer := status.Host{Host: "peer", Wave: 1, State: status.Failed, AppliedCommit: strings.Repeat("a", 40),
 		FailedCommit: strings.Repeat("b", 40), FailedError: hostileText, UpdatedAt: time.Now(),

@@ -348,3 +348,34 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// CreateFile writes data to path atomically, as WriteFile does, but never
+// replaces a file that is there: the temp file is linked into place, and
+// an existing path is an error wrapping fs.ErrExist. A key made at first
+// start is whole or absent, and a second start never replaces it.
+func CreateFile(path string, data []byte, perm os.FileMode) error {
+	// A temp name of its own: two starters racing never write one file.
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*"+tmpSuffix)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp, path)
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
