@@ -9,6 +9,7 @@ import (
 
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/host"
+	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/jobs/backup"
 	"github.com/syncd-dev/syncd/internal/jobs/scan"
 	"github.com/syncd-dev/syncd/internal/notify"
@@ -45,11 +46,11 @@ func runBackup(ctx context.Context, c *cli, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	job := "backup"
+	req := jobs.Request{Kind: jobs.RequestBackup, App: *app}
 	if *list {
-		job = "list"
+		req.Kind = jobs.RequestList
 	}
-	return runJob(ctx, c, fs, &f, g, map[string]string{"job": job, "app": *app})
+	return runJob(ctx, c, fs, &f, g, req)
 }
 
 func runRestore(ctx context.Context, c *cli, args []string) int {
@@ -76,15 +77,19 @@ func runRestore(ctx context.Context, c *cli, args []string) int {
 		}
 		*to = abs
 	}
-	return runJob(ctx, c, fs, &f, g, map[string]string{"job": "restore", "app": *app, "snapshot": *snapshot, "to": *to})
+	return runJob(ctx, c, fs, &f, g, jobs.Request{Kind: jobs.RequestRestore, App: *app, Snapshot: *snapshot, To: *to})
 }
 
 // runJob runs a backup, list or restore: by the running agent when there
 // is one (two syncd side by side would fight over the apps), else here,
 // with the state directory taken and the repository rendered at its head.
-func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitFlags, args map[string]string) int {
+func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitFlags, req jobs.Request) int {
 	name := "syncd " + fs.Name()
 	if !f.check(c, fs.Name()) {
+		return exitUsage
+	}
+	if err := req.Validate(); err != nil {
+		fmt.Fprintf(c.stderr, "%s: %v\n", name, err)
 		return exitUsage
 	}
 	asked := map[string]string{}
@@ -93,7 +98,7 @@ func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitF
 			asked[fl.Name] = f.setting(fl.Name)
 		}
 	})
-	if out, err, running := agent.RequestJob(ctx, socketPath(f.stateDir), asked, args); running {
+	if out, err, running := agent.RequestJob(ctx, socketPath(f.stateDir), asked, req); running {
 		fmt.Fprint(c.stdout, out)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "%s (by the running agent): %v\n", name, err)
@@ -113,8 +118,8 @@ func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitF
 		return fail(err)
 	}
 	defer closeEngine()
-	jobs := f.jobs(r, nil)
-	jobs.Recover(ctx) // what a killed job left stopped: this process holds the state directory
+	hostJobs := f.jobs(r, nil)
+	hostJobs.Recover(ctx) // what a killed job left stopped: this process holds the state directory
 	rendered, err := func() (*reconcile.Rendered, error) {
 		dir, head, done, err := tempCheckout(ctx, f.repo, "syncd-job-", g)
 		if err != nil {
@@ -130,7 +135,7 @@ func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitF
 	if err != nil {
 		return fail(err)
 	}
-	out, err := jobs.Request(ctx, rendered, args)
+	out, err := hostJobs.Request(ctx, rendered, req)
 	fmt.Fprint(c.stdout, out)
 	if err != nil {
 		return fail(err)
