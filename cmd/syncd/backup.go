@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/syncd-dev/syncd/internal/agent"
+	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/host"
 	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/jobs/backup"
@@ -38,17 +39,24 @@ func (f *cycleFlags) jobs(r *reconcile.Reconciler, n *notify.Notifier) *host.Job
 func runBackup(ctx context.Context, c *cli, args []string) int {
 	var f cycleFlags
 	var g gitFlags
-	fs := newFlags(c, "backup", "--repo DIR|URL --host NAME [--app APP] [--list]")
+	fs := newFlags(c, "backup", "--repo DIR|URL --host NAME [--app APP] [--list [--from-host HOST]]")
 	f.register(fs)
 	g.register(fs)
 	app := fs.String("app", "", "back up (or list) only this `app`")
 	list := fs.Bool("list", false, "list the host's snapshots instead, by run")
+	from := fs.String("from-host", "", "with --list: list the snapshots this other `host` made (to move an app here)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 	req := jobs.Request{Kind: jobs.RequestBackup, App: *app}
 	if *list {
-		req.Kind = jobs.RequestList
+		req.Kind, req.FromHost = jobs.RequestList, *from
+	} else if *from != "" {
+		fmt.Fprintln(c.stderr, "syncd backup: --from-host goes with --list: a backup is this host's")
+		return exitUsage
+	}
+	if !checkFromHost(c, "backup", *from) {
+		return exitUsage
 	}
 	return runJob(ctx, c, fs, &f, g, req)
 }
@@ -56,17 +64,21 @@ func runBackup(ctx context.Context, c *cli, args []string) int {
 func runRestore(ctx context.Context, c *cli, args []string) int {
 	var f cycleFlags
 	var g gitFlags
-	fs := newFlags(c, "restore", "--repo DIR|URL --host NAME --app APP [--snapshot RUN|ID|latest] [--to DIR]")
+	fs := newFlags(c, "restore", "--repo DIR|URL --host NAME --app APP [--snapshot RUN|ID|latest] [--to DIR] [--from-host HOST]")
 	f.register(fs)
 	g.register(fs)
 	app := fs.String("app", "", "the `app` to restore (required)")
 	snapshot := fs.String("snapshot", "latest", "what to restore: a backup `run`, a snapshot ID, or latest (the newest complete run)")
 	to := fs.String("to", "", "extract the run's volumes, paths and dumps into this `directory` instead, touching nothing that runs")
+	from := fs.String("from-host", "", "restore a run this other `host` made (to move an app here); default: this host's runs only")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 	if *app == "" {
 		fmt.Fprintln(c.stderr, "syncd restore: --app is required")
+		return exitUsage
+	}
+	if !checkFromHost(c, "restore", *from) {
 		return exitUsage
 	}
 	if *to != "" {
@@ -77,7 +89,16 @@ func runRestore(ctx context.Context, c *cli, args []string) int {
 		}
 		*to = abs
 	}
-	return runJob(ctx, c, fs, &f, g, jobs.Request{Kind: jobs.RequestRestore, App: *app, Snapshot: *snapshot, To: *to})
+	return runJob(ctx, c, fs, &f, g, jobs.Request{Kind: jobs.RequestRestore, App: *app, Snapshot: *snapshot, To: *to, FromHost: *from})
+}
+
+// checkFromHost checks --from-host as --host is checked.
+func checkFromHost(c *cli, cmd, host string) bool {
+	if host != "" && !desired.ValidName(host) {
+		fmt.Fprintf(c.stderr, "syncd %s: --from-host %q is not a host name: use lowercase letters, digits, - and _, as the directories under hosts/\n", cmd, host)
+		return false
+	}
+	return true
 }
 
 // runJob runs a backup, list or restore: by the running agent when there

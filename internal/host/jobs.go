@@ -346,19 +346,21 @@ func (j *Jobs) locked(ctx context.Context, app string, fn func() (backup.RunResu
 	return fn()
 }
 
-// Snapshots lists the host's snapshots of app ("" for all).
-func (j *Jobs) Snapshots(ctx context.Context, r *reconcile.Rendered, app string) ([]backup.Snapshot, error) {
+// Snapshots lists the snapshots host (this host, or another's to move an
+// app) made of app ("" for all).
+func (j *Jobs) Snapshots(ctx context.Context, r *reconcile.Rendered, host, app string) ([]backup.Snapshot, error) {
 	runner, err := j.runner(r)
 	if err != nil {
 		return nil, err
 	}
-	return runner.Restic.Snapshots(ctx, j.Host, app)
+	return runner.Restic.Snapshots(ctx, host, app)
 }
 
-// Restore restores app from the run sel names (see backup.Runner.Pick):
-// into dir when dir is set, touching nothing that runs; else in place,
-// after a pre-restore backup. It returns what to print.
-func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir string) (string, error) {
+// Restore restores app from the run sel names among those host made (see
+// backup.Runner.Pick): into dir when dir is set, touching nothing that
+// runs; else in place, after a pre-restore backup. It returns what to
+// print.
+func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir, host string) (string, error) {
 	runner, err := j.runner(r)
 	if err != nil {
 		return "", err
@@ -367,9 +369,13 @@ func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir
 	if err != nil {
 		return "", err
 	}
-	run, err := runner.Pick(ctx, app, sel)
+	run, err := runner.Pick(ctx, host, app, sel)
 	if err != nil {
 		return "", err
+	}
+	ofHost := ""
+	if host != j.Host {
+		ofHost = " of host " + host
 	}
 	var out strings.Builder
 	if dir != "" {
@@ -380,7 +386,7 @@ func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir
 		if err != nil {
 			return out.String(), err
 		}
-		fmt.Fprintf(&out, "run %s of %s extracted into %s; nothing that runs was touched\n", run.ID, app, dir)
+		fmt.Fprintf(&out, "run %s of %s%s extracted into %s; nothing that runs was touched\n", run.ID, app, ofHost, dir)
 		return out.String(), nil
 	}
 	// Once started, an in-place restore runs to its end: a caller that goes
@@ -396,7 +402,7 @@ func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir
 	if err != nil {
 		return out.String(), err
 	}
-	fmt.Fprintf(&out, "restored %s from run %s (%s)\n", app, run.ID, run.Time.Local().Format(time.DateTime))
+	fmt.Fprintf(&out, "restored %s from run %s%s (%s)\n", app, run.ID, ofHost, run.Time.Local().Format(time.DateTime))
 	return out.String(), nil
 }
 

@@ -41,18 +41,25 @@ func (j *Jobs) request(ctx context.Context, r *reconcile.Rendered, req jobs.Requ
 	if req.App != "" && !desired.ValidName(req.App) {
 		return "", fmt.Errorf("job request: app %q is not an app name (lowercase letters, digits, - and _)", req.App)
 	}
+	from := j.Host
+	if req.FromHost != "" {
+		if !desired.ValidName(req.FromHost) {
+			return "", fmt.Errorf("job request: from_host %q is not a host name (lowercase letters, digits, - and _)", req.FromHost)
+		}
+		from = req.FromHost
+	}
 	switch req.Kind {
 	case jobs.RequestBackup:
 		results, err := j.Backup(ctx, r, req.App)
 		return backupTable(results), err
 	case jobs.RequestList:
-		snaps, err := j.Snapshots(ctx, r, req.App)
+		snaps, err := j.Snapshots(ctx, r, from, req.App)
 		if err != nil {
 			return "", err
 		}
-		return snapshotTable(snaps, j.Host), nil
+		return snapshotTable(snaps, from), nil
 	case jobs.RequestRestore:
-		return j.Restore(ctx, r, req.App, req.Snapshot, req.To)
+		return j.Restore(ctx, r, req.App, req.Snapshot, req.To, from)
 	}
 	return "", fmt.Errorf("unknown request kind %q", req.Kind) // Validate refused it already
 }

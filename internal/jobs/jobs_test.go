@@ -63,6 +63,8 @@ func TestRequestValidate(t *testing.T) {
 		{Kind: RequestBackup, App: "check"},
 		{Kind: RequestList, App: "all"},
 		{Kind: RequestRestore, App: "prune", Snapshot: "latest", To: "/tmp/drill"},
+		{Kind: RequestList, FromHost: "web-1"},
+		{Kind: RequestRestore, App: "web", FromHost: "web-1"},
 	}
 	for _, r := range good {
 		if err := r.Validate(); err != nil {
@@ -76,6 +78,8 @@ func TestRequestValidate(t *testing.T) {
 		"app: \"a/b\" holds a /":        {Kind: RequestList, App: "a/b"},
 		"not an absolute directory":     {Kind: RequestRestore, App: "web", To: "rel"},
 		"go with a restore":             {Kind: RequestBackup, Snapshot: "x"},
+		"from_host goes with a list":    {Kind: RequestBackup, FromHost: "web-1"},
+		"from_host: \"../h\" holds a /": {Kind: RequestList, FromHost: "../h"},
 		"snapshot: \"a\\x1b[2J\" holds": {Kind: RequestRestore, App: "web", Snapshot: "a\x1b[2J"},
 	}
 	for want, r := range bad {

@@ -28,6 +28,9 @@ type Request struct {
 	Snapshot string `json:"snapshot,omitempty"`
 	// To, an absolute directory, makes a restore an extraction into it.
 	To string `json:"to,omitempty"`
+	// FromHost, for a list or a restore, takes the snapshots another
+	// host made ("": this host's), to move an app to a new host.
+	FromHost string `json:"from_host,omitempty"`
 }
 
 // Validate says everything that is wrong with r at once; r is checked
@@ -53,6 +56,14 @@ func (r Request) Validate() error {
 	text("to", r.To)
 	if r.Kind != RequestRestore && (r.Snapshot != "" || r.To != "") {
 		errs = append(errs, fmt.Errorf("snapshot and to go with a restore, not a %s", r.Kind))
+	}
+	if r.FromHost != "" {
+		if r.Kind == RequestBackup {
+			errs = append(errs, errors.New("from_host goes with a list or a restore: a backup is this host's"))
+		}
+		if err := checkApp(r.FromHost); err != nil {
+			errs = append(errs, fmt.Errorf("from_host: %w", err))
+		}
 	}
 	if r.To != "" && !filepath.IsAbs(r.To) {
 		errs = append(errs, fmt.Errorf("to: %q is not an absolute directory", r.To))
