@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 	"gopkg.in/yaml.v3"
 
+	"github.com/syncd-dev/syncd/internal/redact"
 	"github.com/syncd-dev/syncd/internal/state"
 )
 
@@ -182,7 +183,7 @@ type writeFile struct {
 func (o InitHost) runToken() (InitResult, error) {
 	token := strings.TrimSpace(string(o.Token))
 	if token == "" || strings.ContainsAny(token, "\r\n") {
-		return InitResult{}, fmt.Errorf("--repo %s is https: pass --token-file FILE with one access token (scoped to this repository, write access for the status branch); or use an ssh URL and a deploy key", redactURL(o.Repo))
+		return InitResult{}, fmt.Errorf("--repo %s is https: pass --token-file FILE with one access token (scoped to this repository, write access for the status branch); or use an ssh URL and a deploy key", redact.URL(o.Repo))
 	}
 	if u, err := url.Parse(o.Repo); err != nil || u.User != nil {
 		return InitResult{}, errors.New("--repo: put no credentials in the URL; the token goes in --token-file")
@@ -269,7 +270,7 @@ func SSHAddress(repo string) (string, error) {
 	if strings.Contains(repo, "://") {
 		u, err := url.Parse(repo)
 		if err != nil || u.Scheme != "ssh" || u.Hostname() == "" {
-			return "", fmt.Errorf("--repo %s: init-host makes an SSH deploy key, so the URL must be ssh://[user@]host[:port]/path or user@host:path", redactURL(repo))
+			return "", fmt.Errorf("--repo %s: init-host makes an SSH deploy key, so the URL must be ssh://[user@]host[:port]/path or user@host:path", redact.URL(repo))
 		}
 		port := u.Port()
 		if port == "" {
@@ -283,14 +284,6 @@ func SSHAddress(repo string) (string, error) {
 		return "", fmt.Errorf("--repo %s: init-host makes an SSH deploy key, so the URL must be ssh://[user@]host[:port]/path or user@host:path", repo)
 	}
 	return net.JoinHostPort(repo[at+1:colon], "22"), nil
-}
-
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		u.User = url.User(u.User.Username())
-		return u.String()
-	}
-	return s
 }
 
 // errScanned stops the handshake once the server showed its key.

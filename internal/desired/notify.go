@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/syncd-dev/syncd/internal/notify"
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 // NotifySink is one entry of syncd.yaml `notify:`: where state changes are
@@ -28,7 +29,7 @@ func checkNotify(p string, n *yaml.Node, sinks []NotifySink, ps *Problems) {
 		}
 		if s.URL != "" {
 			if err := notify.CheckURL(s.URL); err != nil {
-				ps.add(p, at("url"), "notify[%d].url (%s): %v", i, notify.Redacted(s.URL), err)
+				ps.add(p, at("url"), "notify[%d].url (%s): %v", i, redact.Host(s.URL), err)
 			}
 		}
 		for j, e := range s.Events {

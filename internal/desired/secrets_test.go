@@ -3,13 +3,14 @@ package desired
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 // leakIn returns what of a secret value text holds: the value, or a run of
-// FragmentLen of its bytes; "" when nothing. (secretstest.LeakIn does the
+// redact.FragmentLen of its bytes; "" when nothing. (secretstest.LeakIn does the
 // same; desired's tests do not link sops.)
 func leakIn(text string, values ...string) string {
 	for _, v := range values {
@@ -19,88 +20,13 @@ func leakIn(text string, values ...string) string {
 		if strings.Contains(text, v) {
 			return fmt.Sprintf("the value %q", v)
 		}
-		for i := 0; i+FragmentLen <= len(v); i++ {
-			if strings.Contains(text, v[i:i+FragmentLen]) {
-				return fmt.Sprintf("the fragment %q of %q", v[i:i+FragmentLen], v)
+		for i := 0; i+redact.FragmentLen <= len(v); i++ {
+			if strings.Contains(text, v[i:i+redact.FragmentLen]) {
+				return fmt.Sprintf("the fragment %q of %q", v[i:i+redact.FragmentLen], v)
 			}
 		}
 	}
 	return ""
-}
-
-func TestRedact(t *testing.T) {
-	const pw = "Corr3ct-Horse-Battery"
-	s := Secrets{
-		"pw":       pw,
-		"short":    "on",
-		"four":     "abcd",
-		"quote":    `pa"ss\word-1234`,
-		"html":     "a<b>&c-long-value",
-		"pem":      "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\n-----END KEY-----",
-		"contains": pw + "-and-more",
-		"empty":    "",
-		"ph":       "<secret:ph>",
-	}
-	cases := []struct {
-		in, want string
-	}{
-		{pw, Redacted(pw)},
-		{"password=" + pw + ";", "password=" + Redacted(pw) + ";"},
-		{pw + "-and-more", Redacted(pw + "-and-more")},
-		{"on", Redacted("on")},
-		{"turn it on", "turn it on"},
-		{"abcd-efg", Redacted("abcd") + "-efg"},
-		{`parsing "pa\"ss\\word-1234": invalid`, `parsing "` + Redacted(`pa"ss\word-1234`) + `": invalid`},
-		{`{"v":"a\u003cb\u003e\u0026c-long-value"}`, `{"v":"` + Redacted("a<b>&c-long-value") + `"}`},
-		{`got "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\n-----END KEY-----"`, `got "` + Redacted(s["pem"]) + `"`},
-		{"line: MIIEvQIBADANBgkqhkiG9w0B", "line: " + Redacted(s["pem"])},
-		{"<secret:ph>", "<secret:ph>"},
-		{"", ""},
-		{"nothing secret here", "nothing secret here"},
-	}
-	for _, c := range cases {
-		if got := s.Redact(c.in); got != c.want {
-			t.Errorf("Redact(%q) =\n %q, want\n %q", c.in, got, c.want)
-		}
-	}
-	if got := Secrets(nil).Redact(pw); got != pw {
-		t.Errorf("nil Secrets changed the text: %q", got)
-	}
-	// Nothing derived from the value: a fingerprint would let a reader
-	// of render output confirm a guess.
-	if a, b := Redacted(pw), Redacted("guess"); a != b || a != "<redacted>" {
-		t.Errorf("Redacted depends on the value: %q, %q", a, b)
-	}
-}
-
-func TestRedactFragments(t *testing.T) {
-	const v = "s3cr3t-Planted-Value-42"
-	s := Secrets{"token": v, "tiny": "abc1234"}
-	cases := []struct {
-		name, in string
-	}{
-		{"prefix cut short", `parsing "s3cr3t-Planted": invalid syntax`},
-		{"suffix", `... Value-42": invalid`},
-		{"middle", "xx-Planted-Val-yy"},
-		{"quoted and cut", strconv.Quote(v[:12])},
-		{"split over lines", "s3cr3t-Pl\nanted-Value-42"},
-	}
-	for _, c := range cases {
-		got := s.RedactFragments(c.in)
-		if leak := leakIn(got, v); leak != "" {
-			t.Errorf("%s: RedactFragments(%q) = %q leaks %s", c.name, c.in, got, leak)
-		}
-		if !strings.Contains(got, Redacted(v)) {
-			t.Errorf("%s: RedactFragments(%q) = %q, no redaction marker", c.name, c.in, got)
-		}
-	}
-	// Runs shorter than FragmentLen are left: "Planted" alone is a word.
-	if got := s.RedactFragments("Planted"); got != "Planted" {
-		t.Errorf("RedactFragments(Planted) = %q", got)
-	}
-	if got := s.RedactFragments("abc1234"); got != Redacted("abc1234") {
-		t.Errorf("RedactFragments of a whole short value = %q", got)
-	}
 }
 
 func TestRedactScalarWords(t *testing.T) {

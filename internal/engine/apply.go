@@ -18,6 +18,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/syncd-dev/syncd/internal/plan"
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 // Label puts syncd's labels on every service of p: managed, host, commit,
@@ -176,7 +177,6 @@ func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions)
 		}
 	}
 	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
-	r := secretValues(p)
 	proj := withComposeLabels(p)
 	if opts.Pulled {
 		proj = pinned(proj)
@@ -208,14 +208,14 @@ func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions)
 		// finishing what an interrupted run asked of it. Converging again
 		// is safe; blaming the release is not.
 		if attempt < 3 && raced(err) && ctx.Err() == nil {
-			e.log.Info("engine busy with an interrupted run's containers; trying again", "project", p.Name, "err", r.redact(err.Error()))
+			e.log.Info("engine busy with an interrupted run's containers; trying again", "project", p.Name, "err", redact.URLs(err.Error()))
 			select {
 			case <-time.After(time.Duration(attempt) * time.Second):
 			case <-ctx.Done():
 			}
 			continue
 		}
-		return e.wrap(ctx, "apply "+p.Name, err, r)
+		return e.wrap(ctx, "apply "+p.Name, err)
 	}
 	began := time.Now()
 	err := recovered(func() error {
@@ -230,9 +230,9 @@ func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions)
 	st, listErr := e.serviceStates(ctx, proj)
 	switch {
 	case listErr != nil && err != nil:
-		return e.wrap(ctx, "apply "+p.Name, err, r)
+		return e.wrap(ctx, "apply "+p.Name, err)
 	case listErr != nil:
-		return e.wrap(ctx, "apply "+p.Name+": check health", listErr, r)
+		return e.wrap(ctx, "apply "+p.Name+": check health", listErr)
 	case len(st.failed) > 0:
 		return &UnhealthyError{Project: p.Name, Services: st.failed}
 	case err != nil && len(st.starting) > 0 && time.Since(began) >= timeout:
@@ -240,16 +240,16 @@ func (e *Engine) Apply(ctx context.Context, p *types.Project, opts ApplyOptions)
 	case err != nil:
 		// Not a health verdict: a container that could not start (a port
 		// already taken, say), or the engine.
-		return e.wrap(ctx, "apply "+p.Name, err, r)
+		return e.wrap(ctx, "apply "+p.Name, err)
 	}
-	return e.soak(ctx, proj, opts.Soak, began.Add(timeout), r)
+	return e.soak(ctx, proj, opts.Soak, began.Add(timeout))
 }
 
 // soak watches a project that just became healthy for d (at most until
 // deadline): a release that turns unhealthy, exits or restarts seconds
 // after its first healthy check fails its apply, so it never becomes the
 // rollback target.
-func (e *Engine) soak(ctx context.Context, p *types.Project, d time.Duration, deadline time.Time, r redactor) error {
+func (e *Engine) soak(ctx context.Context, p *types.Project, d time.Duration, deadline time.Time) error {
 	if d <= 0 {
 		return nil
 	}
@@ -266,7 +266,7 @@ func (e *Engine) soak(ctx context.Context, p *types.Project, d time.Duration, de
 		}
 		st, err := e.serviceStates(ctx, p)
 		if err != nil {
-			return e.wrap(ctx, "apply "+p.Name+": soak", err, r)
+			return e.wrap(ctx, "apply "+p.Name+": soak", err)
 		}
 		if len(st.failed) > 0 {
 			for svc, what := range st.failed {
@@ -418,7 +418,7 @@ func exited(status string) string {
 // exist is not an error.
 func (e *Engine) Remove(ctx context.Context, name string) error {
 	err := recovered(func() error { return e.compose.Down(ctx, name, api.DownOptions{RemoveOrphans: true}) })
-	return e.wrap(ctx, "remove "+name, err, nil)
+	return e.wrap(ctx, "remove "+name, err)
 }
 
 // recovered runs an SDK call and turns a panic in it (in its own goroutine)

@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/syncd-dev/syncd/internal/escape"
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 // Options configures an Engine. The engine itself is found as the docker
@@ -48,7 +49,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	clientOpts := flags.NewClientOptions()
 	apiClient, err := command.NewAPIClientFromFlags(clientOpts, config.LoadDefaultConfigFile(io.Discard))
 	if err != nil {
-		return nil, fmt.Errorf("docker client: %s", redactURLs(err.Error()))
+		return nil, fmt.Errorf("docker client: %s", redact.URLs(err.Error()))
 	}
 	cli, err := command.NewDockerCli(
 		command.WithCombinedStreams(io.Discard),
@@ -61,7 +62,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	if err := cli.Initialize(clientOpts, command.WithAPIClient(apiClient)); err != nil {
 		_ = apiClient.Close()
-		return nil, fmt.Errorf("docker cli: %s", redactURLs(err.Error()))
+		return nil, fmt.Errorf("docker cli: %s", redact.URLs(err.Error()))
 	}
 	// Resolve the endpoint now, where a failure is an error, not an exit.
 	if cli.DockerEndpoint().Host == "" {
@@ -100,7 +101,7 @@ func (e *Engine) Ping(ctx context.Context) error {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return fmt.Errorf("ping: %w", ctx.Err())
 		}
-		return &opError{msg: "ping: " + redactURLs(err.Error()), errs: []error{ErrEngine, err}}
+		return &opError{msg: "ping: " + redact.URLs(err.Error()), kinds: []error{ErrEngine}, cause: err}
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/plan"
+	"github.com/syncd-dev/syncd/internal/redact"
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
@@ -459,7 +460,11 @@ volumes:
 	}
 }
 
-func TestErrorsHideSecretValues(t *testing.T) {
+// TestErrorsAreRedactedByTheCaller: the engine knows no secret; the
+// caller, which does, redacts its error (the one redaction, package
+// redact) and still tells its kind apart, and nothing unwraps to the
+// engine's own text.
+func TestErrorsAreRedactedByTheCaller(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t)
 	testenv.DemoImage(t, healthyImage, false)
@@ -481,6 +486,10 @@ secrets:
 	if err == nil {
 		t.Fatal("Apply accepted an invalid container name")
 	}
+	if errors.Unwrap(err) != nil {
+		t.Errorf("the engine's error unwraps to its cause: %v", errors.Unwrap(err))
+	}
+	err = redact.New(map[string]string{"TOKEN": value}).OutsideErr(err)
 	t.Log(err)
 	if strings.Contains(err.Error(), value) || !strings.Contains(err.Error(), "<redacted>") {
 		t.Errorf("the error does not hide the secret value: %v", err)

@@ -1,20 +1,19 @@
 package engine
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"regexp"
 	"slices"
 	"strings"
 	"syscall"
 
-	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 var (
@@ -52,25 +51,34 @@ func resourceHint(err error) string {
 	return ""
 }
 
-// opError is an error whose message has been cleaned (secret values and
-// URL credentials removed) and that wraps its kind and its cause.
+// opError is a failed SDK or client call: its message (URL credentials
+// removed; the caller, which knows the host's secrets, redacts the rest)
+// and its kinds (ErrEngine, ErrResources, the context's error). errors.Is
+// and errors.As see the kinds and the cause; Unwrap is not offered, so no
+// caller reaches the cause's own text and prints it unredacted.
 type opError struct {
-	msg  string
-	errs []error
+	msg   string
+	kinds []error
+	cause error
 }
 
-func (e *opError) Error() string   { return e.msg }
-func (e *opError) Unwrap() []error { return e.errs }
+func (e *opError) Error() string { return e.msg }
+
+func (e *opError) Is(target error) bool {
+	return slices.Contains(e.kinds, target) || errors.Is(e.cause, target)
+}
+
+func (e *opError) As(target any) bool { return errors.As(e.cause, target) }
 
 // wrap describes a failed SDK or client call. It wraps ErrEngine when the
 // error is a connection failure, or when the engine no longer answers a
 // ping after it: the engine, not the request, was at fault.
-func (e *Engine) wrap(ctx context.Context, op string, err error, r redactor) error {
+func (e *Engine) wrap(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := op + ": " + r.redact(redactURLs(err.Error()))
-	errs := []error{err}
+	msg := op + ": " + redact.URLs(err.Error())
+	var errs []error
 	switch hint := resourceHint(err); {
 	case hint != "":
 		msg += " (" + hint + ")"
@@ -87,7 +95,7 @@ func (e *Engine) wrap(ctx context.Context, op string, err error, r redactor) err
 			errs = append(errs, ErrEngine)
 		}
 	}
-	return &opError{msg: msg, errs: errs}
+	return &opError{msg: msg, kinds: errs, cause: err}
 }
 
 // connectionFailure reports whether err says the engine could not be
@@ -103,46 +111,6 @@ func connectionFailure(err error) bool {
 	}
 	var opErr *net.OpError
 	return errors.As(err, &opErr)
-}
-
-// credentialsInURL matches the user-info part of a URL (scheme://user:pw@).
-var credentialsInURL = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@`)
-
-// redactURLs removes credentials from URLs in s (a DOCKER_HOST may hold some).
-func redactURLs(s string) string {
-	return credentialsInURL.ReplaceAllString(s, "${1}<redacted>@")
-}
-
-// minRedactLen is the shortest secret value replaced inside a message:
-// shorter ones would blank out ordinary words.
-const minRedactLen = 4
-
-// redactor blanks a project's secret values out of messages.
-type redactor []string
-
-// secretValues returns the values p's Compose secrets are filled from
-// (inline content, or an environment source), longest first so a value
-// that contains another is replaced whole.
-func secretValues(p *types.Project) redactor {
-	var vals []string
-	for _, s := range p.Secrets {
-		v := s.Content
-		if s.Environment != "" {
-			v = p.Environment[s.Environment]
-		}
-		if len(v) >= minRedactLen {
-			vals = append(vals, v)
-		}
-	}
-	slices.SortFunc(vals, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
-	return slices.Compact(vals)
-}
-
-func (r redactor) redact(s string) string {
-	for _, v := range r {
-		s = strings.ReplaceAll(s, v, "<redacted>")
-	}
-	return s
 }
 
 // UnhealthyError says which services of a project did not become running

@@ -17,7 +17,7 @@ func TestResourceErrorsAreNotRaces(t *testing.T) {
 		t.Error("address pool exhaustion not recognised")
 	}
 	e := &Engine{}
-	err := e.wrap(t.Context(), "apply web", pool, nil)
+	err := e.wrap(t.Context(), "apply web", pool)
 	if !errors.Is(err, ErrResources) || errors.Is(err, ErrEngine) {
 		t.Errorf("wrap: %v", err)
 	}

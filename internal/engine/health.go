@@ -23,7 +23,7 @@ func (e *Engine) ServiceHealth(ctx context.Context, project, service string) (st
 			Add("label", api.OneoffLabel+"=False"),
 	})
 	if err != nil {
-		return "", e.wrap(ctx, fmt.Sprintf("health of %s/%s", project, service), err, nil)
+		return "", e.wrap(ctx, fmt.Sprintf("health of %s/%s", project, service), err)
 	}
 	worst, rank := "missing", -1
 	for _, c := range res.Items {

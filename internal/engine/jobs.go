@@ -34,7 +34,7 @@ func (e *Engine) Containers(ctx context.Context, project string) ([]plan.Contain
 			Add("label", api.OneoffLabel+"=False"),
 	})
 	if err != nil {
-		return nil, e.wrap(ctx, "list containers of "+project, err, nil)
+		return nil, e.wrap(ctx, "list containers of "+project, err)
 	}
 	var cs []plan.Container
 	for _, c := range res.Items {
@@ -59,7 +59,7 @@ func (e *Engine) VolumePath(ctx context.Context, name string) (string, error) {
 		if strings.Contains(strings.ToLower(err.Error()), "no such volume") {
 			return "", fmt.Errorf("volume %s: %w", name, ErrNoVolume)
 		}
-		return "", e.wrap(ctx, "inspect volume "+name, err, nil)
+		return "", e.wrap(ctx, "inspect volume "+name, err)
 	}
 	if res.Volume.Driver != "local" || res.Volume.Mountpoint == "" {
 		return "", fmt.Errorf("volume %s uses the %q driver: only local volumes can be read from the host; back it up with a dump", name, res.Volume.Driver)
@@ -71,7 +71,7 @@ func (e *Engine) VolumePath(ctx context.Context, name string) (string, error) {
 func (e *Engine) Stop(ctx context.Context, ids []string) error {
 	for _, id := range ids {
 		if _, err := e.api.ContainerStop(ctx, id, client.ContainerStopOptions{}); err != nil {
-			return e.wrap(ctx, "stop container "+shortID(id), err, nil)
+			return e.wrap(ctx, "stop container "+shortID(id), err)
 		}
 	}
 	return nil
@@ -83,7 +83,7 @@ func (e *Engine) Stop(ctx context.Context, ids []string) error {
 func (e *Engine) Start(ctx context.Context, ids []string, timeout time.Duration) error {
 	for _, id := range ids {
 		if _, err := e.api.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-			return e.wrap(ctx, "start container "+shortID(id), err, nil)
+			return e.wrap(ctx, "start container "+shortID(id), err)
 		}
 		if err := e.waitReady(ctx, id, timeout); err != nil {
 			return err
@@ -99,7 +99,7 @@ func (e *Engine) waitReady(ctx context.Context, id string, timeout time.Duration
 	for {
 		res, err := e.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 		if err != nil {
-			return e.wrap(ctx, "inspect container "+shortID(id), err, nil)
+			return e.wrap(ctx, "inspect container "+shortID(id), err)
 		}
 		st := res.Container.State
 		name := strings.TrimPrefix(res.Container.Name, "/")
@@ -146,11 +146,11 @@ func (e *Engine) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 		Cmd: argv, AttachStdout: true, AttachStderr: true, AttachStdin: stdin != nil,
 	})
 	if err != nil {
-		return e.wrap(ctx, "exec in container "+shortID(id), err, nil)
+		return e.wrap(ctx, "exec in container "+shortID(id), err)
 	}
 	att, err := e.api.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
 	if err != nil {
-		return e.wrap(ctx, "exec in container "+shortID(id), err, nil)
+		return e.wrap(ctx, "exec in container "+shortID(id), err)
 	}
 	defer att.Close()
 	stop := context.AfterFunc(ctx, att.Close) // a cancelled job drops the stream
@@ -185,7 +185,7 @@ func (e *Engine) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 	for range 50 {
 		ins, err := e.api.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
 		if err != nil {
-			return e.wrap(ctx, "exec in container "+shortID(id), err, nil)
+			return e.wrap(ctx, "exec in container "+shortID(id), err)
 		}
 		if !ins.Running {
 			if ins.ExitCode != 0 {

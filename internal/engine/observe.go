@@ -25,11 +25,11 @@ func (e *Engine) Observe(ctx context.Context, host string) (plan.Observed, error
 		Filters: make(client.Filters).Add("label", api.ProjectLabel),
 	})
 	if err != nil {
-		return plan.Observed{}, e.wrap(ctx, "list containers", err, nil)
+		return plan.Observed{}, e.wrap(ctx, "list containers", err)
 	}
 	imgs, err := e.api.ImageList(ctx, client.ImageListOptions{})
 	if err != nil {
-		return plan.Observed{}, e.wrap(ctx, "list images", err, nil)
+		return plan.Observed{}, e.wrap(ctx, "list images", err)
 	}
 
 	obs := plan.Observed{Projects: map[string]*plan.ObservedProject{}, Images: map[string]string{}, Digests: map[string]string{}}

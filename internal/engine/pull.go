@@ -21,7 +21,6 @@ func (e *Engine) Pull(ctx context.Context, p *types.Project) (map[string]string,
 	if p == nil || p.Name == "" {
 		return nil, fmt.Errorf("pull: a project with a name is required")
 	}
-	r := secretValues(p)
 	proj := p.WithoutUnresolvedOptionalDependencies() // a deep copy
 	for name, svc := range proj.Services {
 		if svc.PullPolicy == "" {
@@ -33,7 +32,7 @@ func (e *Engine) Pull(ctx context.Context, p *types.Project) (map[string]string,
 		return e.compose.Pull(ctx, proj, api.PullOptions{Quiet: true, IgnoreBuildable: true})
 	})
 	if err != nil {
-		return nil, e.wrap(ctx, "pull "+p.Name, err, r)
+		return nil, e.wrap(ctx, "pull "+p.Name, err)
 	}
 	ids := map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
@@ -43,7 +42,7 @@ func (e *Engine) Pull(ctx context.Context, p *types.Project) (map[string]string,
 		}
 		res, err := e.api.ImageInspect(ctx, ref)
 		if err != nil {
-			return nil, e.wrap(ctx, fmt.Sprintf("pull %s: service %s: image %s", p.Name, name, ref), err, r)
+			return nil, e.wrap(ctx, fmt.Sprintf("pull %s: service %s: image %s", p.Name, name, ref), err)
 		}
 		ids[ref] = res.ID
 	}

@@ -300,7 +300,7 @@ func (j *Jobs) BeforeUpgrade(ctx context.Context, r *reconcile.Rendered, app str
 	start := time.Now()
 	res, err := j.backupApp(ctx, r, app, backup.TagPreUpgrade)
 	if err != nil {
-		err = errors.New(r.Secrets.RedactFragments(err.Error()))
+		err = r.Redactor().Err(err)
 	}
 	j.record(jobs.Backup(app), start, time.Since(start), err, detail(res))
 	return err
@@ -476,11 +476,9 @@ func (j *Jobs) record(id jobs.ID, start time.Time, took time.Duration, err error
 	}
 	if err != nil {
 		// Kept in the state directory, logged and published: redacted
-		// with the host's secrets as the last cycle rendered them.
-		msg := firstLine(err.Error())
-		if j.rendered != nil {
-			msg = j.rendered.Secrets.RedactFragments(msg)
-		}
+		// with the host's secrets as the last cycle rendered them (text
+		// from restic or a container was redacted where it entered).
+		msg := j.rendered.Redactor().Text(firstLine(err.Error()))
 		jr.Result, jr.Error = "failed", msg
 	} else {
 		jr.LastSuccess = start.Add(took)
@@ -556,7 +554,7 @@ func (j *Jobs) scanRunning(ctx context.Context) (string, error) {
 	for i := range running {
 		// A reference may be made of a secret; it names the image in logs,
 		// the status and notifications only.
-		running[i].Image.Ref = r.Secrets.RedactFragments(running[i].Image.Ref)
+		running[i].Image.Ref = r.Redactor().Text(running[i].Image.Ref)
 	}
 	results := j.Scanner.ScanRunning(ctx, running)
 	var errs []error

@@ -42,7 +42,7 @@ func setProbes(m *probe.Monitor, rd *reconcile.Rendered) error {
 	for _, name := range slices.Sorted(maps.Keys(rd.Projects)) {
 		ps = append(ps, rd.Projects[name])
 	}
-	return m.Set(ps, rd.Secrets.RedactFragments)
+	return m.Set(ps, rd.Redactor().Text)
 }
 
 // probeStatus is the monitor's view of project's probes for the status.

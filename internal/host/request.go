@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -26,12 +25,11 @@ func (j *Jobs) Request(ctx context.Context, r *reconcile.Rendered, req jobs.Requ
 	}
 	out, err := j.request(ctx, r, req)
 	// What reaches the caller (the terminal, the socket) passes the host's
-	// redaction: a dump's or restore_command's stderr, a path, may hold a
-	// secret value.
-	if err != nil {
-		err = errors.New(r.Secrets.RedactFragments(err.Error()))
-	}
-	return r.Secrets.RedactFragments(out), err
+	// redaction once: a path or a name may hold a secret value. Text from
+	// restic or a container was redacted (Outside) where it entered; the
+	// user's own words (a --to directory) are shown as given.
+	red := r.Redactor()
+	return red.Text(out), red.Err(err)
 }
 
 func (j *Jobs) request(ctx context.Context, r *reconcile.Rendered, req jobs.Request) (string, error) {

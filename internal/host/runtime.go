@@ -126,7 +126,7 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 	r.enrolling = rep.SecretsPending
 	if rep.Rendered != nil {
 		r.Jobs.Update(rep.Rendered)
-		r.Notify.SetSinks(sinks(rep.Rendered, r.Reconciler.Logger), rep.Rendered.Secrets.RedactFragments)
+		r.Notify.SetSinks(sinks(rep.Rendered, r.Reconciler.Logger), rep.Rendered.Redactor().Text)
 		if err := setProbes(r.Probes, rep.Rendered); err != nil && r.Reconciler.Logger != nil {
 			r.Reconciler.Logger.Warn("probes", "err", err)
 		}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 // hookSink is a loopback webhook that fails with 503 while down > 0.
@@ -137,7 +139,7 @@ func TestShoutrrrSendErrorHidesURL(t *testing.T) {
 		err := Shoutrrr{}.Send(ctx, u, "t", "m")
 		cancel()
 		if err == nil || strings.Contains(err.Error(), token) {
-			t.Errorf("Send(%s) = %v", Redacted(u), err)
+			t.Errorf("Send(%s) = %v", redact.Host(u), err)
 		}
 	}
 }

@@ -10,5 +10,5 @@ import (
 // syncd's other packages but the leaf that escapes text.
 func TestImports(t *testing.T) {
 	testenv.CheckImports(t, "os/exec")
-	testenv.AllowImports(t, "internal/escape")
+	testenv.AllowImports(t, "internal/escape", "internal/redact")
 }

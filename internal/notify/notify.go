@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/escape"
+
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 // Sender delivers one message to one sink URL.
@@ -153,7 +155,7 @@ func (n *Notifier) Notify(e Event) {
 			s.queue = s.queue[1:]
 			s.attempts = 0
 			n.dropped++
-			n.log.Warn("notification queue full: dropped the oldest message", "sink", Redacted(s.url), "dropped_total", n.dropped)
+			n.log.Warn("notification queue full: dropped the oldest message", "sink", redact.Host(s.url), "dropped_total", n.dropped)
 		}
 		s.queue = append(s.queue, m)
 		queued = true
@@ -259,21 +261,21 @@ func (n *Notifier) sendDue(ctx context.Context) time.Duration {
 					s.queue = s.queue[1:]
 				}
 				if s.down {
-					n.log.Info("notification sink reachable again", "sink", Redacted(s.url), "failed_attempts", s.attempts)
+					n.log.Info("notification sink reachable again", "sink", redact.Host(s.url), "failed_attempts", s.attempts)
 				}
 				s.attempts, s.down, s.next = 0, false, time.Time{}
 				progressed = true
 			} else {
 				s.attempts++
 				if !s.down {
-					n.log.Warn("notification sink unreachable; retrying", "sink", Redacted(s.url),
+					n.log.Warn("notification sink unreachable; retrying", "sink", redact.Host(s.url),
 						"err", n.redact(scrub(err.Error(), s.url)))
 					s.down = true
 				}
 				if head && time.Since(m.queued) >= n.cfg.RetryFor {
 					s.queue = s.queue[1:]
 					n.dropped++
-					n.log.Warn("notification dropped: its sink was down too long", "sink", Redacted(s.url),
+					n.log.Warn("notification dropped: its sink was down too long", "sink", redact.Host(s.url),
 						"retried_for", n.cfg.RetryFor, "dropped_total", n.dropped)
 					s.attempts = 0
 				}

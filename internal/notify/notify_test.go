@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 type sent struct{ url, title, text string }
@@ -118,7 +120,7 @@ func TestEventFilterAndKeys(t *testing.T) {
 		defer f.mu.Unlock()
 		var got []string
 		for _, s := range f.got {
-			got = append(got, Redacted(s.url)+" "+s.title)
+			got = append(got, redact.Host(s.url)+" "+s.title)
 		}
 		slices.SortStableFunc(got, func(a, b string) int { return strings.Compare(a[:20], b[:20]) }) // per sink, in order
 		eq(t, got, "generic://a.example backup of db failed", "generic://a.example backup of web failed",
@@ -220,7 +222,7 @@ func TestCheckURL(t *testing.T) {
 			t.Errorf("CheckURL(%q) shows the token: %v", tc.url, err)
 		}
 	}
-	if got := Redacted("telegram://123:tok@telegram?chats=1"); got != "telegram://telegram" {
+	if got := redact.Host("telegram://123:tok@telegram?chats=1"); got != "telegram://telegram" {
 		t.Errorf("Redacted = %s", got)
 	}
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/nicholas-fedor/shoutrrr/pkg/router"
 	"github.com/nicholas-fedor/shoutrrr/pkg/types"
+
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 // Shoutrrr is the Sender of production: one shoutrrr service per send.
@@ -35,7 +37,7 @@ func (Shoutrrr) Send(ctx context.Context, url, title, message string) error {
 		err = ctx.Err()
 	}
 	if err != nil {
-		return fmt.Errorf("send to %s: %s", Redacted(url), scrub(err.Error(), url))
+		return fmt.Errorf("send to %s: %s", redact.Host(url), scrub(err.Error(), url))
 	}
 	return nil
 }

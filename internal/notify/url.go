@@ -4,20 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/nicholas-fedor/shoutrrr/pkg/router"
-)
 
-// Redacted shows a sink URL as scheme://host, which never holds its token.
-func Redacted(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
-		return "(a notify URL)"
-	}
-	return u.Scheme + "://" + u.Host
-}
+	"github.com/syncd-dev/syncd/internal/redact"
+)
 
 // CheckURL reports whether shoutrrr accepts raw, without sending anything.
 // The error never holds raw.
@@ -44,21 +37,13 @@ func schemeOf(raw string) string {
 	return s
 }
 
-// urlRE finds URLs in error text: net/http puts the full request URL in its
-// errors, and shoutrrr puts the service URL in some of its own.
-var urlRE = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]*[^\s"'<>:.,;)]`)
-
-// scrub removes raw, and any URL, from s, leaving scheme://host of each.
+// scrub removes raw, and any URL, from s, leaving scheme://host of each
+// (a shoutrrr URL may hold a token in any part); a part of raw long enough
+// to be a token (the password, the user, a path segment, a query value) is
+// hidden wherever it shows on its own, decoded too.
 func scrub(s, raw string) string {
-	if raw != "" {
-		s = strings.ReplaceAll(s, raw, Redacted(raw))
-	}
-	s = urlRE.ReplaceAllStringFunc(s, Redacted)
-	// A token may also show decoded or on its own (a path segment, a query
-	// value, the password): blank every part of raw that is long enough to
-	// be one.
+	var parts []string
 	if u, err := url.Parse(raw); err == nil {
-		var parts []string
 		if p, ok := u.User.Password(); ok {
 			parts = append(parts, p)
 		}
@@ -67,11 +52,7 @@ func scrub(s, raw string) string {
 		for _, vs := range u.Query() {
 			parts = append(parts, vs...)
 		}
-		for _, p := range parts {
-			if len(p) >= 6 {
-				s = strings.ReplaceAll(s, p, "[REDACTED]")
-			}
-		}
 	}
-	return s
+	parts = slices.DeleteFunc(parts, func(p string) bool { return len(p) < 6 })
+	return redact.New(nil, parts...).Text(redact.Hosts(strings.ReplaceAll(s, raw, redact.Host(raw))))
 }

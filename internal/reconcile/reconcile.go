@@ -28,6 +28,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/plan"
+	"github.com/syncd-dev/syncd/internal/redact"
 	"github.com/syncd-dev/syncd/internal/state"
 )
 
@@ -150,9 +151,11 @@ type Prepared struct {
 	host           string
 	// running are the image IDs each project's containers run now: an
 	// image already running is not new to the Gate.
-	running  map[string][]string
-	repo     *desired.Repo
-	secrets  desired.Secrets
+	running map[string][]string
+	repo    *desired.Repo
+	secrets desired.Secrets
+	// redact is the one redaction of secrets, made once per cycle.
+	redact   *redact.Redactor
 	projects map[string]*target
 }
 
@@ -170,12 +173,25 @@ type Rendered struct {
 	// SecretsPending: the host's key cannot open its secrets yet, so
 	// Secrets are placeholders.
 	SecretsPending bool
+
+	redact *redact.Redactor
+}
+
+// Redactor is the one redaction of the rendered secrets.
+func (r *Rendered) Redactor() *redact.Redactor {
+	if r == nil {
+		return nil
+	}
+	if r.redact == nil {
+		return r.Secrets.Redactor() // made by hand (a test): not kept, no race
+	}
+	return r.redact
 }
 
 // Rendered returns what the prepared cycle rendered.
 func (p *Prepared) Rendered() *Rendered {
 	out := &Rendered{Commit: p.Commit, Repo: p.repo, Fleet: p.repo.Fleet, Host: p.repo.Hosts[p.host], Projects: map[string]*desired.Project{},
-		Secrets: p.secrets, SecretsPending: p.SecretsPending}
+		Secrets: p.secrets, SecretsPending: p.SecretsPending, redact: p.redact}
 	for name, t := range p.projects {
 		out.Projects[name] = t.project
 	}
@@ -267,9 +283,10 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 			}
 		}
 	}
+	red := secrets.Redactor()
 	return &Prepared{
 		running:        running,
-		Plan:           redactPlan(plan.Make(d, observed, memory(records)), secrets),
+		Plan:           redactPlan(plan.Make(d, observed, memory(records)), red),
 		Commit:         src.Commit,
 		Wave:           h.Wave,
 		SecretsPending: pendingSecrets,
@@ -278,6 +295,7 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		host:           r.Host,
 		repo:           repo,
 		secrets:        secrets,
+		redact:         red,
 		projects:       targets,
 	}, nil
 }
@@ -349,12 +367,12 @@ func (r *Reconciler) stateDir() string {
 // redactPlan scrubs secret values from the plan's reasons: an image
 // reference may be made of a secret (${REGISTRY_TOKEN}), and reasons quote
 // images; the plan is printed and logged.
-func redactPlan(p plan.Plan, secrets desired.Secrets) plan.Plan {
+func redactPlan(p plan.Plan, r *redact.Redactor) plan.Plan {
 	for i := range p.Projects {
 		pr := &p.Projects[i]
-		pr.Reason = secrets.RedactFragments(pr.Reason)
+		pr.Reason = r.Text(pr.Reason)
 		for j := range pr.Changes {
-			pr.Changes[j].Reason = secrets.RedactFragments(pr.Changes[j].Reason)
+			pr.Changes[j].Reason = r.Text(pr.Changes[j].Reason)
 		}
 	}
 	return p
@@ -409,7 +427,7 @@ func targetsOf(host string, projects []*desired.Project, secrets desired.Secrets
 		// Compose hashes a reference to another service's container with
 		// that container's ID, so the running containers take part.
 		if t.hashes, err = engine.ServiceHashesObserved(p.Compose, observed.Projects[p.Name()]); err != nil {
-			return nil, fmt.Errorf("%s: %s", p.Name(), secrets.RedactFragments(err.Error()))
+			return nil, fmt.Errorf("%s: %w", p.Name(), secrets.Redactor().OutsideErr(err))
 		}
 		out[p.Name()] = t
 	}
@@ -611,7 +629,7 @@ func (r *Reconciler) Sync(ctx context.Context, src Source) (Report, error) {
 // is rolled back; projects that follow it are skipped.
 func (r *Reconciler) Apply(ctx context.Context, prep *Prepared) (Report, error) {
 	rep := Report{Commit: prep.Commit, Wave: prep.Wave, Plan: prep.Plan, SecretsPending: prep.SecretsPending, Pending: prep.Pending,
-		Redact: prep.secrets.RedactFragments, Rendered: prep.Rendered()}
+		Redact: prep.redact.Text, Rendered: prep.Rendered()}
 	records, err := r.records()
 	if err != nil {
 		return rep, err
@@ -773,14 +791,14 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 	if r.BeforeUpgrade != nil && t.project.App.Backup.UpgradeBackup() && upgrades(pr) {
 		log.Info("backing up before the upgrade")
 		if err := r.BeforeUpgrade(ctx, prep.Rendered(), pr.Name); err != nil {
-			err = fmt.Errorf("the backup before its upgrade failed, so the upgrade waits (tried again next cycle; app.yaml backup.before_upgrade: false turns it off): %s", prep.secrets.RedactFragments(err.Error()))
+			err = fmt.Errorf("the backup before its upgrade failed, so the upgrade waits (tried again next cycle; app.yaml backup.before_upgrade: false turns it off): %w", prep.redact.Err(err))
 			log.Error("upgrade waits", "err", err)
 			return Outcome{Project: pr.Name, Result: Waiting, Err: err}, nil
 		}
 	}
 	err := r.Engine.Apply(ctx, t.project.Compose, engine.ApplyOptions{Force: pr.Force, Timeout: timeout, Soak: t.project.App.SoakOr(prep.repo.Fleet), Pulled: pulled})
 	if err == nil && r.Probes != nil {
-		err = r.Probes.Verify(ctx, t.project, prep.secrets.RedactFragments, timeout)
+		err = r.Probes.Verify(ctx, t.project, prep.redact.Text, timeout)
 	}
 	if err == nil {
 		log.Info("applied")
@@ -788,18 +806,18 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 	}
 	if isEngineDown(ctx, err) {
 		// Not the release's fault: keep everything as it is and retry.
-		err = fmt.Errorf("%w: %s", engine.ErrEngine, prep.secrets.RedactFragments(err.Error()))
+		err = fmt.Errorf("%w: %w", engine.ErrEngine, prep.redact.OutsideErr(err))
 		log.Warn("engine unavailable; will retry", "err", err)
 		return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
 	}
 	if errors.Is(err, engine.ErrResources) {
 		// The host is short of something: never the commit's fault, so it
 		// is not held; the next cycle tries again (after the backoff).
-		err = fmt.Errorf("%w: %s", engine.ErrResources, prep.secrets.RedactFragments(err.Error()))
+		err = fmt.Errorf("%w: %w", engine.ErrResources, prep.redact.OutsideErr(err))
 		log.Error("engine out of resources; will retry", "err", err)
 		return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil
 	}
-	err = errors.New(prep.secrets.RedactFragments(err.Error()))
+	err = prep.redact.OutsideErr(err)
 	log.Error("release failed", "err", err)
 	rec := r.rollback(ctx, prep, pr, prev, log)
 	rec.FailedCommit, rec.FailedError, rec.FailedAt = prep.Commit, firstLine(err.Error()), r.now()
@@ -816,10 +834,9 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 // now is retried next cycle.
 func (r *Reconciler) admit(ctx context.Context, prep *Prepared, pr plan.Project, prev *state.Project, policy desired.ScanPolicy, log *slog.Logger) (o Outcome, rec *state.Project, stop bool) {
 	t := prep.projects[pr.Name]
-	redact := prep.secrets.RedactFragments
 	ids, err := r.Engine.Pull(ctx, t.project.Compose)
 	if err != nil {
-		err = redacted(err, redact)
+		err = prep.redact.OutsideErr(err)
 		if isEngineDown(ctx, err) || errors.Is(err, engine.ErrResources) {
 			log.Warn("pull failed; will retry", "err", err)
 			return Outcome{Project: pr.Name, Result: Failed, Err: err}, nil, true
@@ -832,14 +849,14 @@ func (r *Reconciler) admit(ctx context.Context, prep *Prepared, pr plan.Project,
 		if !slices.Contains(prep.running[pr.Name], id) {
 			// The reference only names the image in messages and logs;
 			// it may be made of a secret.
-			fresh[redact(ref)] = id
+			fresh[prep.redact.Text(ref)] = id
 		}
 	}
 	err = r.Gate.Admit(ctx, pr.Name, policy, fresh)
 	if err == nil {
 		return Outcome{}, nil, false
 	}
-	err = redacted(err, redact)
+	err = prep.redact.OutsideErr(err)
 	var tmp interface{ Temporary() bool }
 	if ctx.Err() != nil || (errors.As(err, &tmp) && tmp.Temporary()) {
 		log.Warn("the gate cannot decide; will retry", "err", err)
@@ -848,20 +865,6 @@ func (r *Reconciler) admit(ctx context.Context, prep *Prepared, pr plan.Project,
 	err = fmt.Errorf("%w: %w", ErrImageRefused, err)
 	log.Error("release refused; the project keeps running what it ran", "err", err)
 	return Outcome{Project: pr.Name, Result: Refused, Err: err}, held(prev, prep.Commit, err, r.now()), true
-}
-
-// redactedError is an error whose text had the host's secret values
-// scrubbed, still unwrapping to the original (for errors.Is and As).
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-func redacted(err error, redact func(string) string) error {
-	return &redactedError{msg: redact(err.Error()), err: err}
 }
 
 // held returns prev (what runs, unchanged) with commit marked failed.
@@ -920,11 +923,11 @@ func (r *Reconciler) rollback(ctx context.Context, prep *Prepared, pr plan.Proje
 				log.Warn("rolled back", "to", prev.LastGood)
 				return r.recordOf(prev.LastGood, t)
 			}
-			log.Error("rollback failed; taking the project down", "to", prev.LastGood, "err", prep.secrets.RedactFragments(err.Error()))
+			log.Error("rollback failed; taking the project down", "to", prev.LastGood, "err", prep.redact.OutsideErr(err))
 		}
 	}
 	if err := r.Engine.Remove(ctx, name); err != nil {
-		log.Error("take down failed", "err", prep.secrets.RedactFragments(err.Error()))
+		log.Error("take down failed", "err", prep.redact.OutsideErr(err))
 	} else {
 		log.Warn("taken down; volumes kept")
 	}

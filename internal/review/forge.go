@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 // Forge posts the diff on a pull request through the forge's issue-comment
@@ -102,7 +104,7 @@ func (f Forge) do(ctx context.Context, method, u string, in, out any) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, redactQuery(u), err)
+		return fmt.Errorf("%s %s: %w", method, redact.URL(u), err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -119,12 +121,12 @@ func (f Forge) do(ctx context.Context, method, u string, in, out any) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %v", method, redactQuery(u), strings.ReplaceAll(err.Error(), f.Token, "<token>"))
+		return fmt.Errorf("%s %s: %v", method, redact.URL(u), strings.ReplaceAll(err.Error(), f.Token, "<token>"))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, redactQuery(u), err)
+		return fmt.Errorf("%s %s: %w", method, redact.URL(u), err)
 	}
 	if resp.StatusCode/100 != 2 {
 		hint := ""
@@ -136,19 +138,14 @@ func (f Forge) do(ctx context.Context, method, u string, in, out any) error {
 		if len(msg) > 300 {
 			msg = msg[:300] + "…"
 		}
-		return fmt.Errorf("%s %s: %s: %s%s", method, redactQuery(u), resp.Status, strings.ReplaceAll(msg, f.Token, "<token>"), hint)
+		return fmt.Errorf("%s %s: %s: %s%s", method, redact.URL(u), resp.Status, strings.ReplaceAll(msg, f.Token, "<token>"), hint)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s %s: the forge answered something that is not the expected JSON: %v", method, redactQuery(u), err)
+			return fmt.Errorf("%s %s: the forge answered something that is not the expected JSON: %v", method, redact.URL(u), err)
 		}
 	}
 	return nil
-}
-
-func redactQuery(u string) string {
-	s, _, _ := strings.Cut(u, "?")
-	return s
 }
 
 // PullRequestNumber reads the pull request's number from a workflow's

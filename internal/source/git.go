@@ -22,6 +22,8 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 // Errors a caller tells apart. ErrBranchMoved is transient (poll again);
@@ -447,31 +449,7 @@ func withDefaultDeadline(ctx context.Context, d time.Duration) (context.Context,
 
 // displayURL is the URL as it may appear in errors and logs: a password,
 // and for http(s) any user name (a token is often put there), replaced.
-func (g *Git) displayURL() string {
-	if !strings.Contains(g.URL, "://") {
-		return g.URL // scp-like or a path: no place for a password
-	}
-	u, err := url.Parse(g.URL)
-	if err != nil {
-		// An unparsable URL may still carry userinfo; show none of it.
-		scheme, rest, _ := strings.Cut(g.URL, "://")
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			rest = "xxxxx@" + rest[at+1:]
-		}
-		return scheme + "://" + rest
-	}
-	if u.User == nil {
-		return g.URL
-	}
-	if _, hasPass := u.User.Password(); hasPass || u.Scheme == "http" || u.Scheme == "https" {
-		if u.Scheme == "ssh" {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		} else {
-			u.User = url.User("xxxxx")
-		}
-	}
-	return u.String()
-}
+func (g *Git) displayURL() string { return redact.URL(g.URL) }
 
 // secrets are the strings that must never leave this package in an error:
 // the token, and whatever userinfo the URL carries by mistake.
@@ -495,41 +473,21 @@ func (g *Git) secrets() []string {
 	return s
 }
 
-// redact returns err with the URL shown as displayURL and every secret
-// blanked. It keeps errors.Is working on the original chain, but the
-// original error (and its text) cannot be reached through it.
+// redact returns err with the URL's credentials and the token hidden
+// (package redact: errors.Is still sees the original chain, nothing
+// reaches its text), and for an authentication failure over http(s) which
+// token was used.
 func (g *Git) redact(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
-	if d := g.displayURL(); d != g.URL {
-		msg = strings.ReplaceAll(msg, g.URL, d)
-	}
-	for _, s := range g.secrets() {
-		msg = strings.ReplaceAll(msg, s, "xxxxx")
-		msg = strings.ReplaceAll(msg, url.QueryEscape(s), "xxxxx")
-		msg = strings.ReplaceAll(msg, url.PathEscape(s), "xxxxx")
-	}
-	msg = strings.TrimSpace(msg)
+	err = redact.New(nil, g.secrets()...).Err(err)
 	isHTTP := strings.HasPrefix(g.URL, "http://") || strings.HasPrefix(g.URL, "https://")
 	if isHTTP && (errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed)) {
 		if g.TokenFile == "" {
-			msg += " (no token file is configured)"
-		} else {
-			msg += " (with the token from " + g.TokenFile + ")"
+			return fmt.Errorf("%w (no token file is configured)", err)
 		}
+		return fmt.Errorf("%w (with the token from %s)", err, g.TokenFile)
 	}
-	return &redactedError{msg: msg, orig: err}
+	return err
 }
-
-type redactedError struct {
-	msg  string
-	orig error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-
-// Is lets errors.Is see the sentinels of the original chain (for example
-// transport.ErrAuthenticationRequired) without exposing its text.
-func (e *redactedError) Is(target error) bool { return errors.Is(e.orig, target) }

@@ -29,6 +29,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 	"gopkg.in/yaml.v3"
 
+	"github.com/syncd-dev/syncd/internal/redact"
 	"github.com/syncd-dev/syncd/internal/state"
 )
 
@@ -461,27 +462,21 @@ func (w *Writer) remoteID() string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// scrub blanks a password in the URL out of err's text, should a library
-// ever quote the URL whole; the error chain is kept for errors.Is.
+// scrub removes the URL's credentials from err's text, should a library
+// quote the URL, its password or its user (a token) on its own; errors.Is
+// still sees the chain.
 func (w *Writer) scrub(err error) error {
-	u, perr := url.Parse(w.URL)
-	if perr != nil || u.User == nil {
-		return err
+	var extra []string
+	if u, perr := url.Parse(w.URL); perr == nil && u.User != nil {
+		if pass, ok := u.User.Password(); ok {
+			extra = append(extra, pass)
+		}
+		if len(u.User.Username()) >= 8 {
+			extra = append(extra, u.User.Username())
+		}
 	}
-	pass, ok := u.User.Password()
-	if !ok || pass == "" || !strings.Contains(err.Error(), pass) {
-		return err
-	}
-	return &scrubbed{msg: strings.ReplaceAll(err.Error(), pass, "xxxxx"), err: err}
+	return redact.New(nil, extra...).Err(err)
 }
-
-type scrubbed struct {
-	msg string
-	err error
-}
-
-func (e *scrubbed) Error() string { return e.msg }
-func (e *scrubbed) Unwrap() error { return e.err }
 
 func (w *Writer) branch() string {
 	if w.Branch == "" {

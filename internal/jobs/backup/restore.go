@@ -333,7 +333,9 @@ func (r *Runner) restoreDump(ctx context.Context, app App, d desired.Dump, s Sna
 	err = r.Engine.Exec(ctx, id, d.RestoreCommand, pr, io.Discard)
 	pr.CloseWithError(errors.New("restore_command ended"))
 	if err != nil {
-		return fmt.Errorf("dump %s: restore_command: %w", d.Filename, err)
+		// A restore_command's stderr is the container's text: redacted here,
+		// where it enters.
+		return fmt.Errorf("dump %s: restore_command: %s", d.Filename, r.Restic.redact(err.Error()))
 	}
 	r.log().Info("dump restored", "app", app.Name, "file", d.Filename, "snapshot", s.ShortID)
 	return nil
