@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/atomicfile"
 )
 
 // Store is one state directory.
@@ -71,7 +73,7 @@ const (
 	projectsFile = "projects.json"
 	keyFile      = "secrets-hash.key"
 	snapshotsDir = "snapshots"
-	tmpSuffix    = ".syncd-tmp"
+	tmpSuffix    = atomicfile.TempSuffix
 )
 
 // Open makes dir (0700) if needed. What a killed write left is removed by
@@ -315,36 +317,10 @@ func copyTreeDepth(src, dst string, depth int) error {
 	})
 }
 
-// WriteFile writes data to path atomically: a temp file beside it, fsync,
-// rename, then fsync of the directory.
+// WriteFile writes data to path atomically (atomicfile.WriteFile: a temp
+// file beside it, fsync, rename, then fsync of the directory).
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.WriteFile(path, data, perm)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
