@@ -16,6 +16,7 @@ import (
 
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/host"
+	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/notify"
 	"github.com/syncd-dev/syncd/internal/source"
@@ -36,6 +37,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	listen := fs.String("listen", "127.0.0.1:9750", "`address` for /metrics, /healthz and /webhook (\"\" to disable)")
 	webhookSecretFile := fs.String("webhook-secret-file", "", "`file` holding the webhook's HMAC secret (GitHub, Gitea, Forgejo); none: no webhook")
 	statusBranch := fs.String("status-branch", "syncd/status", "`branch` the host's status is pushed to (Git sources; \"\" keeps it local)")
+	enrollToken := fs.String("enroll-token", "", "the one-time enrolment token `file` init-host wrote into the user-data: the host publishes a MAC under it for `syncd enroll --token`, and deletes it once enrolled")
 	grace := fs.Duration("grace", 2*time.Minute, "on SIGTERM, how long a running apply may go on to finish or roll back")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -89,11 +91,13 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	// come with each cycle.
 	notifier := notify.New(notify.Config{Logger: log})
 	go notifier.Run(ctx)
-	jobs := f.jobs(rec, notifier)
-	jobs.ScanAfterDeploy = true
+	hostJobs := f.jobs(rec, notifier)
+	hostJobs.ScanAfterDeploy = true
+	mac, enrolled := enrolment(*enrollToken, f.host, recipient, writer, log)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
-		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs, Scans: scanSummaries(rec.Gate)}
-	jobs.Changed = func() { rep.Refresh(ctx) }
+		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, UnsignedCommits: unsignedCommits(src),
+		EnrolmentMAC: mac, Enrolled: enrolled, Jobs: hostJobs, Scans: scanSummaries(rec.Gate)}
+	hostJobs.Changed = func() { rep.Refresh(ctx) }
 	// Probes run between cycles; a change of state is notified, and
 	// published within seconds.
 	containers, _ := rec.Engine.(probe.Containers)
@@ -104,12 +108,12 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 		return fail(err)
 	}
 	rep.Probes = monitor
-	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep, Jobs: jobs, Notify: notifier, Probes: monitor,
+	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep, Jobs: hostJobs, Notify: notifier, Probes: monitor,
 		Gate: gate(src, writer, c.now, log)}
 	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings(),
-		Job:        func(ctx context.Context, args map[string]string) (string, error) { return jobs.Request(ctx, nil, args) },
-		Collectors: append(jobs.Collectors(), monitor, scanCollector(rec.Gate))}, run.Cycle)
-	go jobs.Run(ctx)
+		Job:        func(ctx context.Context, req jobs.Request) (string, error) { return hostJobs.Request(ctx, nil, req) },
+		Collectors: append(hostJobs.Collectors(), monitor, scanCollector(rec.Gate))}, run.Cycle)
+	go hostJobs.Run(ctx)
 	go monitor.Run(ctx)
 	go host.PublishProbes(ctx, monitor, rep, 5*time.Second)
 

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 
 	"github.com/syncd-dev/syncd/internal/agent"
+	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/host"
+	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/jobs/backup"
 	"github.com/syncd-dev/syncd/internal/jobs/scan"
 	"github.com/syncd-dev/syncd/internal/notify"
@@ -37,35 +39,46 @@ func (f *cycleFlags) jobs(r *reconcile.Reconciler, n *notify.Notifier) *host.Job
 func runBackup(ctx context.Context, c *cli, args []string) int {
 	var f cycleFlags
 	var g gitFlags
-	fs := newFlags(c, "backup", "--repo DIR|URL --host NAME [--app APP] [--list]")
+	fs := newFlags(c, "backup", "--repo DIR|URL --host NAME [--app APP] [--list [--from-host HOST]]")
 	f.register(fs)
 	g.register(fs)
 	app := fs.String("app", "", "back up (or list) only this `app`")
 	list := fs.Bool("list", false, "list the host's snapshots instead, by run")
+	from := fs.String("from-host", "", "with --list: list the snapshots this other `host` made (to move an app here)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	job := "backup"
+	req := jobs.Request{Kind: jobs.RequestBackup, App: *app}
 	if *list {
-		job = "list"
+		req.Kind, req.FromHost = jobs.RequestList, *from
+	} else if *from != "" {
+		fmt.Fprintln(c.stderr, "syncd backup: --from-host goes with --list: a backup is this host's")
+		return exitUsage
 	}
-	return runJob(ctx, c, fs, &f, g, map[string]string{"job": job, "app": *app})
+	if !checkFromHost(c, "backup", *from) {
+		return exitUsage
+	}
+	return runJob(ctx, c, fs, &f, g, req)
 }
 
 func runRestore(ctx context.Context, c *cli, args []string) int {
 	var f cycleFlags
 	var g gitFlags
-	fs := newFlags(c, "restore", "--repo DIR|URL --host NAME --app APP [--snapshot RUN|ID|latest] [--to DIR]")
+	fs := newFlags(c, "restore", "--repo DIR|URL --host NAME --app APP [--snapshot RUN|ID|latest] [--to DIR] [--from-host HOST]")
 	f.register(fs)
 	g.register(fs)
 	app := fs.String("app", "", "the `app` to restore (required)")
 	snapshot := fs.String("snapshot", "latest", "what to restore: a backup `run`, a snapshot ID, or latest (the newest complete run)")
 	to := fs.String("to", "", "extract the run's volumes, paths and dumps into this `directory` instead, touching nothing that runs")
+	from := fs.String("from-host", "", "restore a run this other `host` made (to move an app here); default: this host's runs only")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 	if *app == "" {
 		fmt.Fprintln(c.stderr, "syncd restore: --app is required")
+		return exitUsage
+	}
+	if !checkFromHost(c, "restore", *from) {
 		return exitUsage
 	}
 	if *to != "" {
@@ -76,15 +89,28 @@ func runRestore(ctx context.Context, c *cli, args []string) int {
 		}
 		*to = abs
 	}
-	return runJob(ctx, c, fs, &f, g, map[string]string{"job": "restore", "app": *app, "snapshot": *snapshot, "to": *to})
+	return runJob(ctx, c, fs, &f, g, jobs.Request{Kind: jobs.RequestRestore, App: *app, Snapshot: *snapshot, To: *to, FromHost: *from})
+}
+
+// checkFromHost checks --from-host as --host is checked.
+func checkFromHost(c *cli, cmd, host string) bool {
+	if host != "" && !desired.ValidName(host) {
+		fmt.Fprintf(c.stderr, "syncd %s: --from-host %q is not a host name: use lowercase letters, digits, - and _, as the directories under hosts/\n", cmd, host)
+		return false
+	}
+	return true
 }
 
 // runJob runs a backup, list or restore: by the running agent when there
 // is one (two syncd side by side would fight over the apps), else here,
 // with the state directory taken and the repository rendered at its head.
-func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitFlags, args map[string]string) int {
+func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitFlags, req jobs.Request) int {
 	name := "syncd " + fs.Name()
 	if !f.check(c, fs.Name()) {
+		return exitUsage
+	}
+	if err := req.Validate(); err != nil {
+		fmt.Fprintf(c.stderr, "%s: %v\n", name, err)
 		return exitUsage
 	}
 	asked := map[string]string{}
@@ -93,7 +119,7 @@ func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitF
 			asked[fl.Name] = f.setting(fl.Name)
 		}
 	})
-	if out, err, running := agent.RequestJob(ctx, socketPath(f.stateDir), asked, args); running {
+	if out, err, running := agent.RequestJob(ctx, socketPath(f.stateDir), asked, req); running {
 		fmt.Fprint(c.stdout, out)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "%s (by the running agent): %v\n", name, err)
@@ -113,8 +139,8 @@ func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitF
 		return fail(err)
 	}
 	defer closeEngine()
-	jobs := f.jobs(r, nil)
-	jobs.Recover(ctx) // what a killed job left stopped: this process holds the state directory
+	hostJobs := f.jobs(r, nil)
+	hostJobs.Recover(ctx) // what a killed job left stopped: this process holds the state directory
 	rendered, err := func() (*reconcile.Rendered, error) {
 		dir, head, done, err := tempCheckout(ctx, f.repo, "syncd-job-", g)
 		if err != nil {
@@ -130,7 +156,7 @@ func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitF
 	if err != nil {
 		return fail(err)
 	}
-	out, err := jobs.Request(ctx, rendered, args)
+	out, err := hostJobs.Request(ctx, rendered, req)
 	fmt.Fprint(c.stdout, out)
 	if err != nil {
 		return fail(err)

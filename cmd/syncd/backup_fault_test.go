@@ -620,7 +620,7 @@ func TestNotifyBackupFailedRecoveredE2E(t *testing.T) {
 
 	os.WriteFile(failing, nil, 0o644)
 	backupNow(1)
-	if m := h.next(t, "the failed backup"); !strings.Contains(m, "backup "+app+" failed") {
+	if m := h.next(t, "the failed backup"); !strings.Contains(m, "backup/"+app+" failed") {
 		t.Errorf("first message %q, want the failure of backup %s", m, app)
 	}
 	// The same failure again: deduplicated. The sender sends in order, so
@@ -628,7 +628,7 @@ func TestNotifyBackupFailedRecoveredE2E(t *testing.T) {
 	backupNow(1)
 	os.Remove(failing)
 	backupNow(0)
-	if m := h.next(t, "the recovery"); !strings.Contains(m, "backup "+app+" works again") {
+	if m := h.next(t, "the recovery"); !strings.Contains(m, "backup/"+app+" works again") {
 		t.Errorf("message after a repeated failure and a good backup: %q, want only the recovery", m)
 	}
 
@@ -638,7 +638,7 @@ func TestNotifyBackupFailedRecoveredE2E(t *testing.T) {
 	h.mu.Unlock()
 	os.WriteFile(failing, nil, 0o644)
 	backupNow(1)
-	if m := h.next(t, "the failure sent while the sink answered 500"); !strings.Contains(m, "backup "+app+" failed") {
+	if m := h.next(t, "the failure sent while the sink answered 500"); !strings.Contains(m, "backup/"+app+" failed") {
 		t.Errorf("message after the sink's outage %q", m)
 	}
 	h.mu.Lock()

@@ -208,7 +208,7 @@ func TestBackupE2ERoundTrip(t *testing.T) {
 	}
 	var job *status.Job
 	for i := range h.Jobs {
-		if h.Jobs[i].Name == "backup "+app {
+		if h.Jobs[i].Name == "backup/"+app {
 			job = &h.Jobs[i]
 		}
 	}
@@ -355,7 +355,7 @@ func TestBackupE2EThroughTheAgent(t *testing.T) {
 	}
 	h := waitStatus(t, f, a, "the backup's result", func(h status.Host) bool {
 		for _, j := range h.Jobs {
-			if j.Name == "backup "+app && j.Result == "ok" && strings.Contains(j.Detail, "2 of 2 snapshots") {
+			if j.Name == "backup/"+app && j.Result == "ok" && strings.Contains(j.Detail, "2 of 2 snapshots") {
 				return true
 			}
 		}
@@ -368,7 +368,7 @@ func TestBackupE2EThroughTheAgent(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if want := `syncd_job_success{job="backup ` + app + `"} 1`; !strings.Contains(string(body), want) {
+	if want := `syncd_job_success{app="` + app + `",kind="backup"} 1`; !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
 	// The repository URL is a secret too, but its host (127.0.0.1) is

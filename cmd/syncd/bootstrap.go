@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,6 +24,8 @@ func runInitHost(ctx context.Context, c *cli, args []string) int {
 	fingerprint := fs.String("host-key-fingerprint", "", "the Git server's host key `fingerprint` (SHA256:…) you checked against what your forge publishes")
 	installURL := fs.String("install-url", "", "`URL` of the install.sh the host runs (default: this syncd's release, or the latest)")
 	installSum := fs.String("install-sha256", "", "the install.sh's `sha256` (from the release's SHA256SUMS): the host checks it before running it")
+	allowedSigners := fs.String("allowed-signers", "", "SSH allowed_signers `file` of the keys that sign main's commits: the host applies only commits they signed (required, or --unsigned)")
+	unsigned := fs.Bool("unsigned", false, "write a config without the signed-commit gate: the host applies any commit pushed to its branch, and warns about it")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -41,6 +42,19 @@ func runInitHost(ctx context.Context, c *cli, args []string) int {
 	}
 	if *installURL == "" {
 		*installURL = defaultInstallURL()
+	}
+	var signers []byte
+	if *allowedSigners != "" {
+		// Checked as the host will read it: a file it would refuse would
+		// stop it at its first start.
+		if _, err := source.LoadSigners(*allowedSigners, ""); err != nil {
+			return fail("--allowed-signers: %v", err)
+		}
+		b, err := os.ReadFile(*allowedSigners)
+		if err != nil {
+			return fail("--allowed-signers: %v", err)
+		}
+		signers = b
 	}
 	var kh, token []byte
 	https := strings.HasPrefix(*repo, "https://")
@@ -76,38 +90,48 @@ func runInitHost(ctx context.Context, c *cli, args []string) int {
 		}
 		kh = line
 	}
-	res, err := bootstrap.InitHost{Host: *host, Repo: *repo, Branch: *branch, Out: *out, KnownHosts: kh, Token: token, InstallURL: *installURL, InstallSHA256: *installSum}.Run()
+	res, err := bootstrap.InitHost{Host: *host, Repo: *repo, Branch: *branch, Out: *out, KnownHosts: kh, Token: token, InstallURL: *installURL, InstallSHA256: *installSum,
+		AllowedSigners: signers, Unsigned: *unsigned}.Run()
 	if err != nil {
 		return fail("%v", err)
 	}
+	gate := "It applies only commits signed by a key of " + *allowedSigners + "."
+	if *unsigned {
+		gate = "UNSIGNED (--unsigned): it applies any commit pushed to " + *branch + ", and warns about it on every cycle; whoever reads its credential from the user-data can deploy to it."
+	}
 	if https {
-		fmt.Fprintf(c.stdout, `Host %[1]s: wrote its cloud-init user-data %[2]s (0600, %[3]d bytes), with the token of %[4]s in it.
+		fmt.Fprintf(c.stdout, `Host %[1]s: wrote its cloud-init user-data %[2]s (0600, %[3]d bytes), with the token of %[4]s in it, and its enrolment token %[7]s (0600).
+%[8]s
 
-1. The token must be allowed to read the repository and to push the branch syncd/status.
+1. The token must be allowed to read the repository and to push the branch syncd/status (not main: see the README's forge settings).
 2. Create the server with %[2]s as its user-data (Hetzner: "Cloud config" field, or hcloud server create --user-data-from-file %[2]s).
    Its one command:
    %[5]s
    The user-data holds the token and no age key: cloud VMs serve user-data to any local process.
-3. On its first start the host makes its own age key and publishes the public half on syncd/status. Then, in your working copy:
-   syncd enroll --repo . --host %[1]s       # needs your age key: SOPS_AGE_KEY_FILE
+3. On its first start the host makes its own age key and status key and publishes their public halves on syncd/status,
+   with a MAC under the enrolment token. Then, in your working copy:
+   syncd enroll --repo . --host %[1]s --token %[7]s       # needs your age key: SOPS_AGE_KEY_FILE
    git add .sops.yaml hosts/%[1]s && git commit -m "enroll %[1]s" && git push
 4. Watch it converge: syncd status --fleet --repo %[6]s --token-file FILE
-`, *host, res.UserData, res.UserDataSize, *tokenFile, res.RunCommand, displayRepo(*repo))
+`, *host, res.UserData, res.UserDataSize, *tokenFile, res.RunCommand, displayRepo(*repo), res.Token, gate)
 		return exitOK
 	}
-	fmt.Fprintf(c.stdout, `Host %[1]s: made its deploy key %[2]s (0600) and its cloud-init user-data %[3]s (0600, %[4]d bytes).
+	fmt.Fprintf(c.stdout, `Host %[1]s: made its deploy key %[2]s (0600), its cloud-init user-data %[3]s (0600, %[4]d bytes) and its enrolment token %[8]s (0600).
+%[9]s
 
-1. Add this deploy key to the repository, with write access (the host pushes its status to the branch syncd/status):
+1. Add this deploy key to the repository, with write access (the host pushes its status to the branch syncd/status),
+   and keep deploy keys off main with a branch rule (README: "Forge settings"):
    %[5]s
 2. Create the server with %[3]s as its user-data (Hetzner: "Cloud config" field, or hcloud server create --user-data-from-file %[3]s).
    Its one command:
    %[6]s
    The user-data holds the deploy key and no age key: cloud VMs serve user-data to any local process.
-3. On its first start the host makes its own age key and publishes the public half on syncd/status. Then, in your working copy:
-   syncd enroll --repo . --host %[1]s       # needs your age key: SOPS_AGE_KEY_FILE
+3. On its first start the host makes its own age key and status key and publishes their public halves on syncd/status,
+   with a MAC under the enrolment token. Then, in your working copy:
+   syncd enroll --repo . --host %[1]s --token %[8]s       # needs your age key: SOPS_AGE_KEY_FILE
    git add .sops.yaml hosts/%[1]s && git commit -m "enroll %[1]s" && git push
 4. Watch it converge: syncd status --fleet --repo %[7]s
-`, *host, res.DeployKey, res.UserData, res.UserDataSize, res.PublicKey, res.RunCommand, *repo)
+`, *host, res.DeployKey, res.UserData, res.UserDataSize, res.PublicKey, res.RunCommand, *repo, res.Token, gate)
 	return exitOK
 }
 
@@ -123,12 +147,13 @@ func defaultInstallURL() string {
 
 func runEnroll(ctx context.Context, c *cli, args []string) int {
 	var g gitFlags
-	fs := newFlags(c, "enroll", "--repo DIR --host NAME [--recipient age1…] [--remove]")
+	fs := newFlags(c, "enroll", "--repo DIR --host NAME (--token FILE | --recipient age1…) [--remove]")
 	repo := fs.String("repo", ".", "your working copy of the desired-state repository (`directory`)")
 	host := fs.String("host", "", "the host's `name` (required)")
-	recipient := fs.String("recipient", "", "the host's age `recipient` (default: what the host published on the status branch)")
+	token := fs.String("token", "", "the host's enrolment token `file` (init-host's NAME/enroll_token): what the host published on the status branch is trusted only when its MAC verifies with it")
+	recipient := fs.String("recipient", "", "the host's age `recipient`, read on the host itself (`syncd status`), instead of --token")
 	remove := fs.Bool("remove", false, "take the host's recipient out and rotate the data key of every file it could read")
-	statusRepo := fs.String("status-repo", "", "Git `URL` whose status branch holds the host's recipient (default: the working copy's origin)")
+	statusRepo := fs.String("status-repo", "", "Git `URL` whose status branch holds the host's publication (default: the working copy's origin)")
 	statusBranch := fs.String("status-branch", "syncd/status", "the status `branch`")
 	g.register(fs)
 	home := c.getenv("HOME")
@@ -143,8 +168,12 @@ func runEnroll(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "syncd enroll: %v\n", err)
 		return exitFailure
 	}
-	if *host == "" {
+	switch {
+	case *host == "":
 		fmt.Fprintln(c.stderr, "syncd enroll: --host is required")
+		return exitUsage
+	case *token != "" && (*recipient != "" || *remove):
+		fmt.Fprintln(c.stderr, "syncd enroll: --token enrols what the host published; it goes with neither --recipient nor --remove")
 		return exitUsage
 	}
 	id, err := secrets.OperatorIdentity(c.getenv)
@@ -159,11 +188,14 @@ func runEnroll(ctx context.Context, c *cli, args []string) int {
 		*recipient = r
 	}
 	keys := secrets.Operator{Identity: id}
+	pub := publication{repo: *repo, url: *statusRepo, branch: *statusBranch, host: *host, g: g}
 	if *remove {
 		if *recipient == "" {
-			// Also the key the host published, when it can be read: a
-			// host enrolled by hand has no marked recipient in its rule.
-			*recipient, _ = publishedRecipient(ctx, *repo, *statusRepo, *statusBranch, *host, g)
+			// Also the key the host published, when its document verifies
+			// against the host's status key here: a host enrolled by hand
+			// has no marked recipient in its rule, and an unverified
+			// document could name another host's recipient.
+			*recipient, _ = pub.enrolledRecipient(ctx)
 		}
 		res, err := bootstrap.Remove(*repo, *host, *recipient, keys)
 		if err != nil {
@@ -179,55 +211,130 @@ func runEnroll(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stdout, "Next: remove hosts/%s and its deploy key from the repository, review (git diff) and commit.\n", *host)
 		return exitOK
 	}
-	if *recipient == "" {
-		r, err := publishedRecipient(ctx, *repo, *statusRepo, *statusBranch, *host, g)
+	statusKey := ""
+	switch {
+	case *token != "":
+		h, err := pub.verified(ctx, *token)
+		if err != nil {
+			return fail(fmt.Errorf("%w; nothing was changed", err))
+		}
+		*recipient, statusKey = h.AgeRecipient, h.StatusKey
+		fmt.Fprintf(c.stdout, "Host %s's publication (hosts/%s.yaml on %s) verifies with the enrolment token %s:\n  age recipient  %s\n  status key     %s %s\nCompare them with `syncd status` on the host.\n",
+			*host, *host, *statusBranch, *token, h.AgeRecipient, strings.Fields(h.StatusKey)[0], status.Fingerprint(h.StatusKey))
+	case *recipient == "":
+		r, err := pub.enrolledRecipient(ctx)
 		if err != nil {
 			return fail(fmt.Errorf("%w; nothing was changed", err))
 		}
 		*recipient = r
 	}
-	res, err := bootstrap.Enroll(*repo, *host, *recipient, keys)
+	res, err := bootstrap.Enroll(*repo, *host, *recipient, statusKey, keys)
 	if err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(c.stdout, "Host %s enrolled with recipient %s: its rule in .sops.yaml now encrypts to %s.\n", *host, *recipient, strings.Join(res.Recipients, ", "))
+	if statusKey != "" {
+		fmt.Fprintf(c.stdout, "hosts/%s/host.yaml: status_key set to %s\n", *host, status.Fingerprint(statusKey))
+	}
 	for _, f := range res.Files {
 		fmt.Fprintf(c.stdout, "%s: %s\n", f.Path, f.Action)
 	}
 	fmt.Fprintf(c.stdout, "Next: review (git diff), then git add .sops.yaml hosts/%s && git commit -m \"enroll %s\" && git push; the host's next cycle decrypts and converges.\n", *host, *host)
+	if *token != "" {
+		fmt.Fprintf(c.stdout, "Once pushed, delete %s: the host deletes its own copy when it sees itself enrolled.\n", *token)
+	}
 	return exitOK
 }
 
-// publishedRecipient reads the recipient the host published in its status
-// document.
-func publishedRecipient(ctx context.Context, repo, url, branch, host string, g gitFlags) (string, error) {
+// publication is where a host's status document is found: the status
+// branch of the working copy's origin, or of url.
+type publication struct {
+	repo, url, branch, host string
+	g                       gitFlags
+}
+
+// document reads the host's status document from the status branch.
+func (p publication) document(ctx context.Context) (status.Host, error) {
+	url := p.url
 	if url == "" {
-		u, err := bootstrap.OriginURL(repo)
+		u, err := source.OriginURL(p.repo)
 		if err != nil {
-			return "", fmt.Errorf("%w; or pass --recipient age1… (the host's status shows it)", err)
+			return status.Host{}, fmt.Errorf("find the repository's origin: %w; pass --status-repo URL, or --recipient age1… (the host's `syncd status` shows it)", err)
 		}
 		url = u
 	}
-	auth, err := (&source.Git{URL: url, TokenFile: g.tokenFile, SSHKeyFile: g.sshKey, KnownHostsFile: g.knownHosts}).Auth()
+	auth, err := (&source.Git{URL: url, TokenFile: p.g.tokenFile, SSHKeyFile: p.g.sshKey, KnownHostsFile: p.g.knownHosts}).Auth()
+	if err != nil {
+		return status.Host{}, err
+	}
+	hosts, err := status.ReadAll(ctx, url, p.branch, auth)
+	for _, h := range hosts {
+		if h.Host == p.host {
+			return h, nil
+		}
+	}
+	if err != nil {
+		return status.Host{}, fmt.Errorf("read the status branch %s of %s: %w", p.branch, displayRepo(url), err)
+	}
+	return status.Host{}, fmt.Errorf("host %s has no status on %s yet: it has not run a cycle (check that it started, and that its deploy key may push)", p.host, p.branch)
+}
+
+// verified is the host's document when what it publishes for enrolment
+// verifies with the enrolment token in tokenFile: the MAC over its name,
+// age recipient and status key, and the document's signature by that
+// status key (the host holds its private half).
+func (p publication) verified(ctx context.Context, tokenFile string) (status.Host, error) {
+	secret, err := bootstrap.ReadToken(tokenFile)
+	if err != nil {
+		return status.Host{}, err
+	}
+	h, err := p.document(ctx)
+	if err != nil {
+		return status.Host{}, err
+	}
+	where := fmt.Sprintf("host %s's publication (hosts/%s.yaml on %s) is refused", p.host, p.host, p.branch)
+	recipient := h.AgeRecipient
+	if recipient != "" {
+		if recipient, err = secrets.ParseRecipient(recipient); err != nil {
+			return status.Host{}, fmt.Errorf("%s: age_recipient: %w", where, err)
+		}
+	}
+	if err := (bootstrap.Publication{Host: p.host, AgeRecipient: recipient, StatusKey: h.StatusKey, MAC: h.EnrolmentMAC}).Verify(secret); err != nil {
+		return status.Host{}, fmt.Errorf("%s: %w", where, err)
+	}
+	if err := status.VerifyDocument(h, h.StatusKey); err != nil {
+		return status.Host{}, fmt.Errorf("%s: the document is not signed by the status key it publishes: %w", where, err)
+	}
+	h.AgeRecipient = recipient
+	return h, nil
+}
+
+// enrolledRecipient is the age recipient the host publishes, when its
+// document verifies against the status key the working copy enrols for it
+// (a host enrolled before, whose age key is new). Without that key, what
+// the status branch says is anyone's word.
+func (p publication) enrolledRecipient(ctx context.Context) (string, error) {
+	keys, err := keysOf(p.repo)
 	if err != nil {
 		return "", err
 	}
-	hosts, err := status.ReadAll(ctx, url, branch, auth)
-	if err != nil && len(hosts) == 0 {
-		return "", fmt.Errorf("read the status branch %s of %s: %w", branch, displayRepo(url), err)
+	key := keys[p.host]
+	if key == "" {
+		return "", fmt.Errorf("every host may push the status branch, so what it says of host %s is trusted only with its enrolment token: pass --token FILE (init-host's %s/%s), or --recipient age1… read on the host (`syncd status`)", p.host, p.host, bootstrap.TokenFile)
 	}
-	for _, h := range hosts {
-		if h.Host != host {
-			continue
-		}
-		if h.AgeRecipient == "" {
-			return "", fmt.Errorf("host %s's status (%s on %s) has no age_recipient: has it started a syncd that makes its own key? pass --recipient age1… otherwise", host, "hosts/"+host+".yaml", branch)
-		}
-		r, err := secrets.ParseRecipient(h.AgeRecipient)
-		if err != nil {
-			return "", fmt.Errorf("hosts/%s.yaml on %s: age_recipient: %w", host, branch, err)
-		}
-		return r, nil
+	h, err := p.document(ctx)
+	if err != nil {
+		return "", err
 	}
-	return "", errors.New("host " + host + " has no status on " + branch + " yet: it has not run a cycle (check that it started, and that its deploy key may push)")
+	if err := status.VerifyDocument(h, key); err != nil {
+		return "", fmt.Errorf("hosts/%s.yaml on %s does not verify against the status_key of hosts/%s/host.yaml (%s): %w; pass --token FILE or --recipient age1…", p.host, p.branch, p.host, status.Fingerprint(key), err)
+	}
+	if h.AgeRecipient == "" {
+		return "", fmt.Errorf("host %s's status (hosts/%s.yaml on %s) has no age_recipient: has it started a syncd that makes its own key? pass --recipient age1… otherwise", p.host, p.host, p.branch)
+	}
+	r, err := secrets.ParseRecipient(h.AgeRecipient)
+	if err != nil {
+		return "", fmt.Errorf("hosts/%s.yaml on %s: age_recipient: %w", p.host, p.branch, err)
+	}
+	return r, nil
 }

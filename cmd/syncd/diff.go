@@ -83,7 +83,7 @@ func runDiff(ctx context.Context, c *cli, args []string) int {
 	defer os.RemoveAll(tmp)
 	sides := make([]review.Side, 2)
 	for i, rev := range []string{*base, *head} {
-		commit, err := trees.Resolve(rev)
+		commit, err := trees.Resolve(ctx, rev)
 		if err != nil {
 			return fail("--%s: %v", []string{"base", "head"}[i], err)
 		}

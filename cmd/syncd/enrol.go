@@ -2,11 +2,14 @@ package main
 
 import (
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/syncd-dev/syncd/internal/bootstrap"
 	"github.com/syncd-dev/syncd/internal/secrets"
+	"github.com/syncd-dev/syncd/internal/status"
 )
 
 // selfMadeKey marks, in its header, an age key the host made itself: only
@@ -50,4 +53,30 @@ func (e *enrolling) Pending(err error) bool {
 
 func (e *enrolling) Keys(name string, data []byte) ([]string, error) {
 	return secrets.Inspect(name, data)
+}
+
+// enrolment is what the host publishes for `syncd enroll --token`: the
+// MAC over its name, age recipient and status key under the one-time
+// secret in tokenFile (init-host's, from the user-data), and the function
+// that deletes that file once the host sees itself enrolled. No file (not
+// given, or deleted after enrolment) publishes nothing.
+func enrolment(tokenFile, host, recipient string, writer *status.Writer, log *slog.Logger) (mac string, enrolled func()) {
+	if tokenFile == "" || writer == nil || writer.Key == nil {
+		return "", nil
+	}
+	secret, err := bootstrap.ReadToken(tokenFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		log.Warn("the enrolment token cannot be read; the host publishes no enrolment MAC, so `syncd enroll --token` will refuse it", "err", err)
+		return "", nil
+	}
+	return bootstrap.EnrolmentMAC(secret, host, recipient, writer.Key.Public()), func() {
+		if err := os.Remove(tokenFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("enrolled, but the enrolment token cannot be deleted; delete it", "file", tokenFile, "err", err)
+			return
+		}
+		log.Info("enrolled: deleted the one-time enrolment token", "file", tokenFile)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/escape"
 )
 
 // Exit codes, documented in README.md.
@@ -72,6 +74,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // runAt is run with the clock now.
 func runAt(ctx context.Context, args []string, getenv func(string) string, now func() time.Time, stdout, stderr io.Writer) int {
+	// Whatever reaches the terminal (or journald) has its control
+	// characters escaped: text from peers, restic, trivy, probe targets and
+	// containers is escaped where it enters, and this is the last guard.
+	out, errOut := escape.NewWriter(stdout), escape.NewWriter(stderr)
+	defer out.Flush()
+	defer errOut.Flush()
+	stdout, stderr = out, errOut
 	c := &cli{getenv: getenv, stdout: stdout, stderr: stderr, now: now}
 	if len(args) == 0 {
 		usage(stderr)

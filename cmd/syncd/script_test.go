@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -86,6 +87,7 @@ func TestScripts(t *testing.T) {
 			"edit":    cmdEdit,
 			"noleak":  cmdNoLeak,
 			"forge":   cmdForge,
+			"envfile": cmdEnvFile,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "strict" {
@@ -183,4 +185,14 @@ func cmdNoLeak(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("%s holds %s", f, leak)
 		}
 	}
+}
+
+// cmdEnvFile sets an environment variable to a file's content, trimmed:
+// `exec git rev-parse HEAD; cp stdout sha; envfile SHA sha`, so a later
+// command can name $SHA.
+func cmdEnvFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: envfile NAME FILE")
+	}
+	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
 }

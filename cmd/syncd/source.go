@@ -72,6 +72,22 @@ func statusWriter(src host.Source, branch, hostName, stateDir string, log *slog.
 	if err != nil {
 		return nil, err
 	}
+	// The host signs its documents with a key of its own, made at its
+	// first start; main enrols its public half (host.yaml status_key).
+	key, made, err := status.OpenKey(stateDir, hostName)
+	if err != nil {
+		return nil, err
+	}
+	if made {
+		log.Info("made the host's status key; its public half is published in the status for `syncd enroll`", "file", filepath.Join(stateDir, status.KeyFile), "status_key", key.Public())
+	}
 	return &status.Writer{URL: gs.URL, Branch: branch, Auth: auth, Dir: filepath.Join(stateDir, "status-repo"),
-		StateDir: stateDir, Host: hostName, Logger: log}, nil
+		StateDir: stateDir, Host: hostName, Logger: log, Key: key}, nil
+}
+
+// unsignedCommits reports whether src is a Git source that applies
+// commits without checking their signatures.
+func unsignedCommits(src host.Source) bool {
+	gs, ok := src.(*source.Git)
+	return ok && gs.Signers == nil
 }

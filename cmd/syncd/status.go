@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/source"
 	"github.com/syncd-dev/syncd/internal/status"
 )
@@ -13,7 +17,7 @@ import (
 func runStatus(ctx context.Context, c *cli, args []string) int {
 	var g gitFlags
 	fs := newFlags(c, "status", "[--state-dir DIR] [--json] | --fleet --repo URL [--status-branch BRANCH] [--json]")
-	stateDir := fs.String("state-dir", "/var/lib/syncd", "this host's state `directory`")
+	stateDir := fs.String("state-dir", "/var/lib/syncd", "this host's state `directory` (with --fleet: where the documents seen are remembered, when it exists)")
 	asJSON := fs.Bool("json", false, "print this host's status document (with --fleet: the rollout view) as JSON")
 	fleet := fs.Bool("fleet", false, "read every host's status from the status branch of --repo")
 	repo := fs.String("repo", "", "the desired-state repository's Git `URL` (with --fleet)")
@@ -27,25 +31,11 @@ func runStatus(ctx context.Context, c *cli, args []string) int {
 			fmt.Fprintln(c.stderr, "syncd status --fleet: --repo must be the repository's Git URL")
 			return exitUsage
 		}
-		auth, err := (&source.Git{URL: *repo, TokenFile: g.tokenFile, SSHKeyFile: g.sshKey, KnownHostsFile: g.knownHosts}).Auth()
-		if err == nil {
-			var hosts []status.Host
-			if hosts, err = status.ReadAll(ctx, *repo, *branch, auth); err == nil {
-				view := status.View(hosts)
-				if *asJSON {
-					enc := json.NewEncoder(c.stdout)
-					enc.SetIndent("", "  ")
-					enc.Encode(view)
-					return exitOK
-				}
-				view.Write(c.stdout, c.now())
-				fmt.Fprintln(c.stdout)
-				status.Table(c.stdout, hosts, c.now())
-				return exitOK
-			}
+		if err := fleetStatus(ctx, c, *repo, *branch, *stateDir, *asJSON, g); err != nil {
+			fmt.Fprintf(c.stderr, "syncd status --fleet: %v\n", err)
+			return exitFailure
 		}
-		fmt.Fprintf(c.stderr, "syncd status --fleet: %v\n", err)
-		return exitFailure
+		return exitOK
 	}
 	h, err := status.ReadLocal(*stateDir)
 	if err != nil {
@@ -59,9 +49,15 @@ func runStatus(ctx context.Context, c *cli, args []string) int {
 		return exitOK
 	}
 	fmt.Fprintf(c.stdout, "host %s (wave %d): %s\n", h.Host, h.Wave, h.State)
-	fmt.Fprintf(c.stdout, "desired %s, applied %s, updated %s ago\n", short(h.DesiredCommit), short(h.AppliedCommit), time.Since(h.UpdatedAt).Round(time.Second))
+	fmt.Fprintf(c.stdout, "desired %s, applied %s, updated %s ago\n", short(h.DesiredCommit), short(h.AppliedCommit), c.now().Sub(h.UpdatedAt).Round(time.Second))
 	if h.AgeRecipient != "" {
 		fmt.Fprintf(c.stdout, "age recipient: %s\n", h.AgeRecipient)
+	}
+	if h.StatusKey != "" {
+		fmt.Fprintf(c.stdout, "status key: %s (%s)\n", h.StatusKey, status.Fingerprint(h.StatusKey))
+	}
+	if h.UnsignedCommits {
+		fmt.Fprintln(c.stdout, unsignedWarning)
 	}
 	if h.Message != "" {
 		fmt.Fprintf(c.stdout, "to do: %s\n", h.Message)
@@ -77,6 +73,74 @@ func runStatus(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintln(c.stdout, line)
 	}
 	return exitOK
+}
+
+// unsignedWarning is what `syncd status` says of a host without a
+// signed-commit gate.
+const unsignedWarning = "warning: this host applies commits without checking their signatures (no allowed signers): whoever can push the branch, a deploy key read from its user-data included, deploys here; set allowed-signers in its config"
+
+// fleetStatus prints the rollout view of the status branch of repo,
+// counting only the documents that verify against the status keys of
+// the head of --branch (main, where review is change control).
+func fleetStatus(ctx context.Context, c *cli, repo, branch, stateDir string, asJSON bool, g gitFlags) error {
+	keys, err := statusKeys(ctx, repo, g)
+	if err != nil {
+		return err
+	}
+	auth, err := (&source.Git{URL: repo, TokenFile: g.tokenFile, SSHKeyFile: g.sshKey, KnownHostsFile: g.knownHosts}).Auth()
+	if err != nil {
+		return err
+	}
+	r := &status.Reader{URL: repo, Branch: branch, Auth: auth, Now: c.now}
+	// On a host, the agent's memory of the documents it has seen tells a
+	// replay; elsewhere, there is none.
+	if st, err := os.Stat(stateDir); err == nil && st.IsDir() {
+		r.Memory = filepath.Join(stateDir, "status-repo", "seen.json")
+	}
+	hosts, err := r.Read(ctx, keys)
+	if err != nil && (len(hosts) == 0 || errors.Is(err, status.ErrNoBranch)) {
+		return err
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "syncd status --fleet: %v\n", err)
+	}
+	view := status.View(hosts, c.now())
+	if asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(view)
+	}
+	view.Write(c.stdout, c.now())
+	fmt.Fprintln(c.stdout)
+	status.Table(c.stdout, hosts, c.now())
+	return nil
+}
+
+// statusKeys are the hosts' status keys at the head of repo's branch: a
+// checkout of its own, with the signed-commit gate when one is given.
+func statusKeys(ctx context.Context, repo string, g gitFlags) (status.Keys, error) {
+	dir, _, done, err := tempCheckout(ctx, repo, "syncd-status-", g)
+	if err != nil {
+		return nil, fmt.Errorf("read the hosts' status keys from %s: %w", displayRepo(repo), err)
+	}
+	defer done()
+	return keysOf(dir)
+}
+
+// keysOf reads the hosts' status keys of the repository at dir. A
+// repository with problems still gives the keys of the hosts it could
+// read (a bad status_key is kept, and verifies nothing); a host it could
+// not read is not listed, so its document does not count.
+func keysOf(dir string) (status.Keys, error) {
+	r, ps := desired.Load(dir)
+	if r == nil {
+		return nil, ps
+	}
+	keys := status.Keys{}
+	for name, h := range r.Hosts {
+		keys[name] = h.StatusKey
+	}
+	return keys, nil
 }
 
 func short(commit string) string {

@@ -176,6 +176,7 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	f.register(fs)
 	g.register(fs)
 	statusBranch := fs.String("status-branch", "syncd/status", "`branch` the host's status is pushed to (Git sources; \"\" keeps it local)")
+	enrollToken := fs.String("enroll-token", "", "the one-time enrolment token `file` init-host wrote into the user-data: the host publishes a MAC under it for `syncd enroll --token`, and deletes it once enrolled")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -224,8 +225,10 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	}
 	jobs := f.jobs(r, nil)
 	jobs.Recover(ctx) // what a killed backup left stopped (drift: report apps too)
+	mac, enrolled := enrolment(*enrollToken, f.host, recipient, writer, r.Logger)
 	rep := &host.Reporter{Host: f.host, Version: version(), Engine: r.Engine, Store: r.Store, Writer: writer,
-		Log: r.Logger.With("component", "status"), Now: c.now, AgeRecipient: recipient, Jobs: jobs, Scans: scanSummaries(r.Gate)}
+		Log: r.Logger.With("component", "status"), Now: c.now, AgeRecipient: recipient, UnsignedCommits: unsignedCommits(src),
+		EnrolmentMAC: mac, Enrolled: enrolled, Jobs: jobs, Scans: scanSummaries(r.Gate)}
 	if writer != nil {
 		writer.Now = c.now
 	}

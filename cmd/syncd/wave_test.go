@@ -126,8 +126,11 @@ func TestWaveE2ETwoHostsOrderBakeHaltResume(t *testing.T) {
 
 	// The rollout view reads both documents from the status branch.
 	var vout, verr bytes.Buffer
+	// Neither host has a status_key in main: their documents are
+	// unsigned and count, as before status keys.
 	if code := runAt(context.Background(), []string{"status", "--fleet", "--repo", g.url, "--token-file", g.tokenFile}, os.Getenv, clock.Now, &vout, &verr); code != 0 ||
-		!strings.Contains(vout.String(), "wave 1") || !strings.Contains(vout.String(), "halted") {
+		!strings.Contains(vout.String(), "wave 1") || !strings.Contains(vout.String(), "halted") ||
+		!strings.Contains(vout.String(), "  unsigned\n"+client.host) || strings.Contains(vout.String(), "unverified") {
 		t.Errorf("status --fleet: exit %d\n%s%s", code, vout.String(), verr.String())
 	}
 	vout.Reset()
@@ -135,7 +138,8 @@ func TestWaveE2ETwoHostsOrderBakeHaltResume(t *testing.T) {
 		t.Errorf("status --fleet --json: exit %d\n%s", code, verr.String())
 	}
 	var view status.FleetView
-	if err := json.Unmarshal(vout.Bytes(), &view); err != nil || len(view.Waves) != 2 || len(view.Waves[1].Halted) != 1 || view.Waves[1].Halted[0] != client.host {
+	if err := json.Unmarshal(vout.Bytes(), &view); err != nil || len(view.Waves) != 2 || len(view.Waves[1].Halted) != 1 || view.Waves[1].Halted[0] != client.host ||
+		view.Waves[0].Hosts[0].Trust != status.Unsigned {
 		t.Errorf("status --fleet --json: %v\n%s", err, vout.String())
 	}
 

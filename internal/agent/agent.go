@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/syncd-dev/syncd/internal/jobs"
 )
 
 // Cycle runs one reconcile cycle. reason says what triggered it: "start",
@@ -80,7 +82,8 @@ type Config struct {
 	// Job, when set, runs a job asked for over the socket (POST /job:
 	// `syncd backup` and `syncd restore` with the agent up) and returns
 	// what to print.
-	Job func(ctx context.Context, args map[string]string) (string, error)
+	// The request was validated (jobs.Request.Validate) on its way in.
+	Job func(ctx context.Context, req jobs.Request) (string, error)
 	// Collectors are more metrics served on /metrics (the jobs').
 	Collectors []prometheus.Collector
 }

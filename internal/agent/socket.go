@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/jobs"
 )
 
 // syncReplyJSON is what POST /sync on the socket answers.
@@ -93,6 +95,13 @@ func ServeSocket(ctx context.Context, path string, a *Agent) error {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		// The request is checked where it enters: an unknown kind or a
+		// malformed field runs nothing.
+		if err := req.Request.Validate(); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(syncReplyJSON{Error: err.Error()})
+			return
+		}
 		if diff := a.otherSettings(req.Settings); diff != "" {
 			w.WriteHeader(http.StatusConflict)
 			json.NewEncoder(w).Encode(syncReplyJSON{Error: fmt.Sprintf("%v: %s; run it with the agent's settings, or stop the agent", ErrOtherSettings, diff)})
@@ -103,7 +112,7 @@ func ServeSocket(ctx context.Context, path string, a *Agent) error {
 			json.NewEncoder(w).Encode(syncReplyJSON{Error: "this agent runs no jobs"})
 			return
 		}
-		out, err := a.cfg.Job(r.Context(), req.Args)
+		out, err := a.cfg.Job(r.Context(), req.Request)
 		reply := syncReplyJSON{OK: err == nil, Output: out}
 		if err != nil {
 			reply.Error = err.Error()
@@ -211,14 +220,14 @@ func ctxErr(ctx context.Context, err error) error {
 // jobRequestJSON is what POST /job carries.
 type jobRequestJSON struct {
 	Settings map[string]string `json:"settings,omitempty"`
-	Args     map[string]string `json:"args"`
+	Request  jobs.Request      `json:"request"`
 }
 
-// RequestJob asks the agent listening on path to run a job (args say
-// which) and returns what it printed. agentRunning is as for RequestSync.
-func RequestJob(ctx context.Context, path string, settings, args map[string]string) (string, error, bool /*agentRunning*/) {
+// RequestJob asks the agent listening on path to run the job req asks for
+// and returns what it printed. agentRunning is as for RequestSync.
+func RequestJob(ctx context.Context, path string, settings map[string]string, req jobs.Request) (string, error, bool /*agentRunning*/) {
 	var reply syncReplyJSON
-	status, err, running := post(ctx, path, "/job", jobRequestJSON{Settings: settings, Args: args}, &reply)
+	status, err, running := post(ctx, path, "/job", jobRequestJSON{Settings: settings, Request: req}, &reply)
 	if err != nil || !running {
 		return "", err, running
 	}

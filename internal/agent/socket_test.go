@@ -7,9 +7,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/jobs"
 )
 
 type requestOut struct {
@@ -201,4 +205,39 @@ func TestRequestSyncCallerGivesUp(t *testing.T) {
 	}
 	c.finish(Result{}, nil)
 	h.idle()
+}
+
+// TestSocketJobRequestIsTyped: a job request reaches the agent's Job as
+// the typed request it was sent as (an app named check stays an app's
+// backup), and one of an unknown kind, or of the old untyped form, is
+// refused at the socket before anything runs.
+func TestSocketJobRequestIsTyped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.sock")
+	var mu sync.Mutex
+	var ran []jobs.Request
+	got := func() []jobs.Request { mu.Lock(); defer mu.Unlock(); return slices.Clone(ran) }
+	h := newHarness(t, Config{Poll: time.Minute, Job: func(_ context.Context, req jobs.Request) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		ran = append(ran, req)
+		return "ran " + string(req.Kind) + "\n", nil
+	}})
+	serveSocket(t, path, h.a)
+
+	want := jobs.Request{Kind: jobs.RequestRestore, App: "check", Snapshot: "latest", To: "/tmp/drill"}
+	out, err, running := RequestJob(context.Background(), path, nil, want)
+	if g := got(); err != nil || !running || out != "ran restore\n" || len(g) != 1 || g[0] != want {
+		t.Fatalf("RequestJob = %q, %v, %v; Job got %+v, want %+v", out, err, running, g, want)
+	}
+	_, err, running = RequestJob(context.Background(), path, nil, jobs.Request{Kind: "check", App: "web"})
+	if err == nil || !running || !strings.Contains(err.Error(), `unknown request kind "check"`) {
+		t.Errorf("a request of an unknown kind: %v, %v", err, running)
+	}
+	var reply syncReplyJSON
+	if _, err, _ := post(context.Background(), path, "/job", map[string]any{"args": map[string]string{"job": "backup", "app": "web"}}, &reply); err != nil || reply.OK || !strings.Contains(reply.Error, "unknown request kind") {
+		t.Errorf("the untyped form: %v, %+v", err, reply)
+	}
+	if g := got(); len(g) != 1 {
+		t.Errorf("refused requests ran: %+v", g)
+	}
 }

@@ -60,10 +60,23 @@ func checkHost(host string) error {
 // host's key to its creation rule in repo/.sops.yaml, with the operator's
 // recipients beside it, and re-encrypts every secrets file that rule covers
 // to the rule's recipients. A recipient this host had before (marked by a
-// comment) is replaced.
-func Enroll(repo, host, recipient string, keys Keys) (Result, error) {
+// comment) is replaced. A statusKey, when given, becomes status_key in
+// hosts/<host>/host.yaml (the rest of the file as it was). Nothing is
+// written unless all of it can be.
+func Enroll(repo, host, recipient, statusKey string, keys Keys) (Result, error) {
 	if err := checkHost(host); err != nil {
 		return Result{}, err
+	}
+	extra := map[string][]byte{}
+	if statusKey != "" {
+		rel := "hosts/" + host + "/host.yaml"
+		data, err := os.ReadFile(filepath.Join(repo, filepath.FromSlash(rel)))
+		if err != nil {
+			return Result{}, fmt.Errorf("%s: %w; add the host (its apps) first. Nothing was changed", rel, err)
+		}
+		if extra[rel], err = setStatusKey(rel, data, statusKey); err != nil {
+			return Result{}, fmt.Errorf("%w. Nothing was changed", err)
+		}
 	}
 	confPath := filepath.Join(repo, ".sops.yaml")
 	data, err := os.ReadFile(confPath)
@@ -106,7 +119,7 @@ func Enroll(repo, host, recipient string, keys Keys) (Result, error) {
 		return Result{}, fmt.Errorf(".sops.yaml: an earlier rule than %s matches %s, so sops would not encrypt to the host; move the host's rule above it. Nothing was changed", hostRuleRegex(host), probe)
 	}
 	re := regexp.MustCompile(hostRuleRegex(host))
-	files, err := rewrite(repo, out, func(f string, data []byte) (*File, []byte, error) {
+	files, err := rewrite(repo, out, extra, func(f string, data []byte) (*File, []byte, error) {
 		if !re.MatchString(f) {
 			return nil, nil, nil
 		}
@@ -116,10 +129,10 @@ func Enroll(repo, host, recipient string, keys Keys) (Result, error) {
 }
 
 // rewrite calls do for every secrets file of the repository and, when none
-// failed, writes the new contents it returned and then config; when one
-// failed, nothing. do returns the file to list (or nil) and its new
-// content (nil: unchanged).
-func rewrite(repo string, config []byte, do func(f string, data []byte) (*File, []byte, error)) ([]File, error) {
+// failed, writes the new contents it returned, the extra files, and then
+// config; when one failed, nothing. do returns the file to list (or nil)
+// and its new content (nil: unchanged).
+func rewrite(repo string, config []byte, extra map[string][]byte, do func(f string, data []byte) (*File, []byte, error)) ([]File, error) {
 	files, err := sopsFiles(repo)
 	if err != nil {
 		return nil, err
@@ -150,6 +163,7 @@ func rewrite(repo string, config []byte, do func(f string, data []byte) (*File, 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%w\nnothing was changed: .sops.yaml and the secrets files are as they were", err)
 	}
+	maps.Copy(pending, extra)
 	return listed, write(repo, config, pending)
 }
 
@@ -220,7 +234,7 @@ func Remove(repo, host, recipient string, keys Keys) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	files, err := rewrite(repo, out, func(f string, data []byte) (*File, []byte, error) {
+	files, err := rewrite(repo, out, nil, func(f string, data []byte) (*File, []byte, error) {
 		return rotateFile(f, data, out, drop, keys)
 	})
 	return Result{Recipients: drop, Files: files}, err
@@ -245,7 +259,8 @@ func rotateFile(f string, data, config []byte, drop []string, keys Keys) (*File,
 	return &File{Path: f, Action: "rotated", Keys: names}, newData, nil
 }
 
-// write puts the secrets files, then .sops.yaml, in place, each atomically.
+// write puts the files (secrets files, host.yaml), then .sops.yaml, in
+// place, each atomically.
 func write(repo string, config []byte, files map[string][]byte) error {
 	for _, f := range slices.Sorted(maps.Keys(files)) {
 		p := filepath.Join(repo, filepath.FromSlash(f))

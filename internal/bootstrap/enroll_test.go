@@ -92,7 +92,7 @@ func sopsDecrypt(t *testing.T, key, file string) (string, error) {
 func TestEnrollReencryptsTheHostsFiles(t *testing.T) {
 	r := newRepo(t)
 	hostKey, hostRecip := secretstest.NewKey(t)
-	res, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, r.keys)
+	res, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, "", r.keys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestEnrollReencryptsTheHostsFiles(t *testing.T) {
 
 	// Again: nothing changes.
 	before := r.snapshot(t)
-	res, err = bootstrap.Enroll(r.dir, "alpha", hostRecip, r.keys)
+	res, err = bootstrap.Enroll(r.dir, "alpha", hostRecip, "", r.keys)
 	if err != nil || res.Files[0].Action != "unchanged" {
 		t.Fatalf("enroll again: %+v %v", res, err)
 	}
@@ -142,7 +142,7 @@ func TestEnrollReencryptsTheHostsFiles(t *testing.T) {
 
 	// A host that made a new key: the old recipient is replaced.
 	newKey, newRecip := secretstest.NewKey(t)
-	if _, err := bootstrap.Enroll(r.dir, "alpha", newRecip, r.keys); err != nil {
+	if _, err := bootstrap.Enroll(r.dir, "alpha", newRecip, "", r.keys); err != nil {
 		t.Fatal(err)
 	}
 	if conf := r.read(t, ".sops.yaml"); strings.Contains(conf, hostRecip) || !strings.Contains(conf, newRecip) {
@@ -162,7 +162,7 @@ func TestEnrollHostWithoutSecretsOrRules(t *testing.T) {
 	opKey, opRecip := secretstest.NewKey(t)
 	id, _ := secrets.LoadIdentity(opKey)
 	_, hostRecip := secretstest.NewKey(t)
-	res, err := bootstrap.Enroll(dir, "gamma", hostRecip, secrets.Operator{Identity: id})
+	res, err := bootstrap.Enroll(dir, "gamma", hostRecip, "", secrets.Operator{Identity: id})
 	if err != nil || len(res.Files) != 0 {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -180,7 +180,7 @@ func TestEnrollRefusesAndChangesNothing(t *testing.T) {
 	_, otherRecip := secretstest.NewKey(t)
 	secretstest.WriteFile(t, filepath.Join(r.dir, "hosts/alpha/secrets.sops.yaml"), otherRecip, []byte(plain))
 	before := r.snapshot(t)
-	_, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, r.keys)
+	_, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, "", r.keys)
 	if err == nil || !strings.Contains(err.Error(), "hosts/alpha/secrets.sops.yaml cannot be decrypted") || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("err = %v", err)
 	}
@@ -188,7 +188,7 @@ func TestEnrollRefusesAndChangesNothing(t *testing.T) {
 		t.Error("a refused enroll changed files")
 	}
 	for _, host := range []string{"../alpha", "Alpha", ""} {
-		if _, err := bootstrap.Enroll(r.dir, host, hostRecip, r.keys); err == nil || !strings.Contains(err.Error(), "--host") {
+		if _, err := bootstrap.Enroll(r.dir, host, hostRecip, "", r.keys); err == nil || !strings.Contains(err.Error(), "--host") {
 			t.Errorf("host %q: %v", host, err)
 		}
 	}
@@ -196,7 +196,7 @@ func TestEnrollRefusesAndChangesNothing(t *testing.T) {
 	r.write(t, ".sops.yaml", "creation_rules:\n  - path_regex: ^hosts/\n    age: "+r.opRecip+"\n  - path_regex: ^hosts/alpha/\n    age: "+r.opRecip+"\n")
 	secretstest.WriteFile(t, filepath.Join(r.dir, "hosts/alpha/secrets.sops.yaml"), r.opRecip, []byte(plain))
 	before = r.snapshot(t)
-	if _, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, r.keys); err == nil || !strings.Contains(err.Error(), "move the host's rule above it") {
+	if _, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, "", r.keys); err == nil || !strings.Contains(err.Error(), "move the host's rule above it") {
 		t.Errorf("shadowed rule: %v", err)
 	}
 	if !mapsEqual(before, r.snapshot(t)) {
@@ -204,7 +204,7 @@ func TestEnrollRefusesAndChangesNothing(t *testing.T) {
 	}
 	r.write(t, ".sops.yaml", "creation_rules: {")
 	before = r.snapshot(t)
-	if _, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, r.keys); err == nil || !strings.Contains(err.Error(), ".sops.yaml") {
+	if _, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, "", r.keys); err == nil || !strings.Contains(err.Error(), ".sops.yaml") {
 		t.Errorf("bad .sops.yaml: %v", err)
 	}
 	if !mapsEqual(before, r.snapshot(t)) {
@@ -215,7 +215,7 @@ func TestEnrollRefusesAndChangesNothing(t *testing.T) {
 func TestRemoveRotatesWhatTheHostCouldRead(t *testing.T) {
 	r := newRepo(t)
 	hostKey, hostRecip := secretstest.NewKey(t)
-	if _, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, r.keys); err != nil {
+	if _, err := bootstrap.Enroll(r.dir, "alpha", hostRecip, "", r.keys); err != nil {
 		t.Fatal(err)
 	}
 	// A shared file alpha can read too, under another rule.

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 	"gopkg.in/yaml.v3"
+
+	"github.com/syncd-dev/syncd/internal/state"
 )
 
 // ReleaseURL is where releases are downloaded from by default: a release's
@@ -39,17 +41,30 @@ type InitHost struct {
 	// InstallURL is the install.sh the host runs; InstallSHA256, when set,
 	// is checked before it runs.
 	InstallURL, InstallSHA256 string
+	// AllowedSigners is an allowed_signers file (checked by the caller):
+	// the SSH keys main's commits must be signed with. The user-data
+	// carries it and the config points at it, so the host applies no
+	// commit they did not sign: its Git credential, readable from the
+	// metadata service by any process on the VM, cannot deploy. Required
+	// unless Unsigned.
+	AllowedSigners []byte
+	// Unsigned writes a config without the signed-commit gate: the host
+	// applies any commit pushed to its branch (and says so on every
+	// cycle and in its status).
+	Unsigned bool
 }
 
 // Host files init-host writes and the paths they get on the host.
 const (
-	DeployKeyFile  = "deploy_key"
-	UserDataFile   = "user-data"
-	hostConfigDir  = "/etc/syncd"
-	hostDeployKey  = hostConfigDir + "/deploy_key"
-	hostKnownHosts = hostConfigDir + "/known_hosts"
-	hostToken      = hostConfigDir + "/token"
-	hostConfig     = hostConfigDir + "/syncd.yaml"
+	DeployKeyFile      = "deploy_key"
+	UserDataFile       = "user-data"
+	hostConfigDir      = "/etc/syncd"
+	hostDeployKey      = hostConfigDir + "/deploy_key"
+	hostKnownHosts     = hostConfigDir + "/known_hosts"
+	hostToken          = hostConfigDir + "/token"
+	hostConfig         = hostConfigDir + "/syncd.yaml"
+	hostAllowedSigners = hostConfigDir + "/allowed_signers"
+	hostEnrolToken     = hostConfigDir + "/" + TokenFile
 )
 
 // InitResult is what the operator is told.
@@ -59,12 +74,18 @@ type InitResult struct {
 	UserData     string // the file
 	RunCommand   string // the one runcmd line
 	UserDataSize int
+	// Token is the enrolment token's file (0600): `syncd enroll --token`
+	// checks the host's publication with it.
+	Token string
 }
 
 // Run makes the host's ed25519 deploy key and user-data in o.Out. It
 // refuses to overwrite any file that exists.
 func (o InitHost) Run() (InitResult, error) {
 	if err := checkHost(o.Host); err != nil {
+		return InitResult{}, err
+	}
+	if err := o.checkSigners(); err != nil {
 		return InitResult{}, err
 	}
 	if strings.HasPrefix(o.Repo, "https://") {
@@ -80,13 +101,17 @@ func (o InitHost) Run() (InitResult, error) {
 		return InitResult{}, fmt.Errorf("--known-hosts: not a known_hosts file: %v", err)
 	}
 	keyPath := filepath.Join(o.Out, DeployKeyFile)
-	paths := []string{keyPath, keyPath + ".pub", filepath.Join(o.Out, UserDataFile)}
+	paths := []string{keyPath, keyPath + ".pub", filepath.Join(o.Out, UserDataFile), filepath.Join(o.Out, TokenFile)}
 	for _, p := range paths {
 		if _, err := os.Lstat(p); err == nil {
 			return InitResult{}, fmt.Errorf("%s exists already; init-host never overwrites a host's keys: use another --out, or remove the files if you mean to make new ones (and remove the old deploy key from the repository)", p)
 		}
 	}
 	if err := os.MkdirAll(o.Out, 0o700); err != nil {
+		return InitResult{}, err
+	}
+	secret, err := newToken()
+	if err != nil {
 		return InitResult{}, err
 	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -108,18 +133,31 @@ func (o InitHost) Run() (InitResult, error) {
 	ud, err := o.userData([]writeFile{
 		{Path: hostDeployKey, Owner: "root:root", Permissions: "0600", Content: string(privPEM)},
 		{Path: hostKnownHosts, Owner: "root:root", Permissions: "0644", Content: string(o.KnownHosts)},
-	}, [][2]string{{"ssh-key", hostDeployKey}, {"known-hosts", hostKnownHosts}}, run)
+	}, [][2]string{{"ssh-key", hostDeployKey}, {"known-hosts", hostKnownHosts}}, run, secret)
 	if err != nil {
 		return InitResult{}, err
 	}
-	contents := [][]byte{privPEM, []byte(authorized + "\n"), ud}
-	modes := []os.FileMode{0o600, 0o644, 0o600}
+	contents := [][]byte{privPEM, []byte(authorized + "\n"), ud, tokenText(secret)}
+	modes := []os.FileMode{0o600, 0o644, 0o600, 0o600}
 	for i, p := range paths {
-		if err := createExclusive(p, contents[i], modes[i]); err != nil {
+		if err := state.CreateFile(p, contents[i], modes[i]); err != nil {
 			return InitResult{}, err
 		}
 	}
-	return InitResult{DeployKey: keyPath, PublicKey: authorized, UserData: paths[2], RunCommand: run, UserDataSize: len(ud)}, nil
+	return InitResult{DeployKey: keyPath, PublicKey: authorized, UserData: paths[2], RunCommand: run, UserDataSize: len(ud), Token: paths[3]}, nil
+}
+
+// checkSigners refuses a config without the signed-commit gate unless it
+// is asked for.
+func (o InitHost) checkSigners() error {
+	signers := len(bytes.TrimSpace(o.AllowedSigners)) > 0
+	switch {
+	case signers && o.Unsigned:
+		return errors.New("--allowed-signers and --unsigned: give one")
+	case !signers && !o.Unsigned:
+		return errors.New("no --allowed-signers: the host's Git credential sits in its user-data, which any process on the VM (any container included) can read from the metadata service, and with it push main; pass --allowed-signers FILE (the SSH keys that sign main's commits, allowed_signers format), so the host applies only commits they signed, or --unsigned to apply any commit (the host warns about it on every cycle)")
+	}
+	return nil
 }
 
 // runCommand is the user-data's one runcmd line: fetch install.sh, check
@@ -149,31 +187,47 @@ func (o InitHost) runToken() (InitResult, error) {
 	if u, err := url.Parse(o.Repo); err != nil || u.User != nil {
 		return InitResult{}, errors.New("--repo: put no credentials in the URL; the token goes in --token-file")
 	}
-	p := filepath.Join(o.Out, UserDataFile)
-	if _, err := os.Lstat(p); err == nil {
-		return InitResult{}, fmt.Errorf("%s exists already; init-host never overwrites a host's files: use another --out, or remove it if you mean to make a new one", p)
+	p, tp := filepath.Join(o.Out, UserDataFile), filepath.Join(o.Out, TokenFile)
+	for _, f := range []string{p, tp} {
+		if _, err := os.Lstat(f); err == nil {
+			return InitResult{}, fmt.Errorf("%s exists already; init-host never overwrites a host's files: use another --out, or remove it if you mean to make a new one", f)
+		}
+	}
+	secret, err := newToken()
+	if err != nil {
+		return InitResult{}, err
 	}
 	run := o.runCommand()
 	ud, err := o.userData([]writeFile{{Path: hostToken, Owner: "root:root", Permissions: "0600", Content: token + "\n"}},
-		[][2]string{{"token-file", hostToken}}, run)
+		[][2]string{{"token-file", hostToken}}, run, secret)
 	if err != nil {
 		return InitResult{}, err
 	}
 	if err := os.MkdirAll(o.Out, 0o700); err != nil {
 		return InitResult{}, err
 	}
-	if err := createExclusive(p, ud, 0o600); err != nil {
+	if err := state.CreateFile(p, ud, 0o600); err != nil {
 		return InitResult{}, err
 	}
-	return InitResult{UserData: p, RunCommand: run, UserDataSize: len(ud)}, nil
+	if err := state.CreateFile(tp, tokenText(secret), 0o600); err != nil {
+		return InitResult{}, err
+	}
+	return InitResult{UserData: p, RunCommand: run, UserDataSize: len(ud), Token: tp}, nil
 }
 
-// userData is the #cloud-config: files (credentials) and syncd.yaml with
-// the repository, the host and settings, then the one runcmd line.
-func (o InitHost) userData(files []writeFile, extra [][2]string, run string) ([]byte, error) {
+// userData is the #cloud-config: files (credentials, the allowed signers,
+// the enrolment token) and syncd.yaml with the repository, the host and
+// settings, then the one runcmd line.
+func (o InitHost) userData(files []writeFile, extra [][2]string, run string, secret []byte) ([]byte, error) {
 	branch := o.Branch
 	if branch == "" {
 		branch = "main"
+	}
+	files = append(files, writeFile{Path: hostEnrolToken, Owner: "root:root", Permissions: "0600", Content: string(tokenText(secret))})
+	extra = append(extra, [2]string{"enroll-token", hostEnrolToken})
+	if !o.Unsigned {
+		files = append(files, writeFile{Path: hostAllowedSigners, Owner: "root:root", Permissions: "0644", Content: string(o.AllowedSigners)})
+		extra = append(extra, [2]string{"allowed-signers", hostAllowedSigners})
 	}
 	settings := &yaml.Node{Kind: yaml.MappingNode}
 	for _, kv := range append([][2]string{{"repo", o.Repo}, {"branch", branch}, {"host", o.Host}}, extra...) {
@@ -197,8 +251,14 @@ func (o InitHost) userData(files []writeFile, extra [][2]string, run string) ([]
 	var b bytes.Buffer
 	b.WriteString("#cloud-config\n")
 	fmt.Fprintf(&b, "# syncd host %s, made by `syncd init-host` on %s.\n", o.Host, time.Now().UTC().Format(time.DateOnly))
-	b.WriteString("# It holds the host's Git credential, and no age key: the host makes its own on first start\n")
-	b.WriteString("# and publishes only the public half (`syncd enroll` adds it to .sops.yaml).\n")
+	b.WriteString("# It holds the host's Git credential and its one-time enrolment token, and no age key: the host\n")
+	b.WriteString("# makes its own keys on first start and publishes only their public halves, with a MAC under\n")
+	b.WriteString("# the token (`syncd enroll --token` checks it, adds them to .sops.yaml and host.yaml).\n")
+	if o.Unsigned {
+		b.WriteString("# UNSIGNED: made with --unsigned; the host applies any commit pushed to its branch.\n")
+	} else {
+		b.WriteString("# The host applies only commits signed by a key of /etc/syncd/allowed_signers.\n")
+	}
 	b.Write(body)
 	return b.Bytes(), nil
 }
@@ -261,22 +321,6 @@ func ScanHostKey(ctx context.Context, addr string) (line []byte, fingerprint str
 		host = h
 	}
 	return []byte(knownhosts.Line([]string{knownhosts.Normalize(host)}, key) + "\n"), ssh.FingerprintSHA256(key), nil
-}
-
-func createExclusive(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

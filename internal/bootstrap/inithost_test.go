@@ -21,9 +21,42 @@ import (
 
 const knownHosts = "git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPpXVcTAp/7HhC5E/XQBKC9d+s7kLw8yF6exLf5LYMNJ\n"
 
+// allowedSigners is who signs main's commits.
+const allowedSigners = "ops@example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINjlKEIDbWBSsTSmsnLaAsf/QNOXgMaDrmohMHBRCeE6\n"
+
 func initHost(out string) bootstrap.InitHost {
 	return bootstrap.InitHost{Host: "alpha", Repo: "git@git.example.org:ops/fleet.git", Out: out, KnownHosts: []byte(knownHosts),
-		InstallURL: "https://example.org/v1.0.0/install.sh", InstallSHA256: strings.Repeat("ab", 32)}
+		InstallURL: "https://example.org/v1.0.0/install.sh", InstallSHA256: strings.Repeat("ab", 32), AllowedSigners: []byte(allowedSigners)}
+}
+
+// userDataFiles is the user-data's write_files, path to permissions and
+// content, and its runcmd.
+func userDataFiles(t *testing.T, ud string) (map[string]string, [][]string) {
+	t.Helper()
+	var doc struct {
+		WriteFiles []struct{ Path, Permissions, Content string } `yaml:"write_files"`
+		Runcmd     [][]string                                    `yaml:"runcmd"`
+	}
+	if err := yaml.Unmarshal([]byte(ud), &doc); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, f := range doc.WriteFiles {
+		files[f.Path] = f.Permissions + "\n" + f.Content
+	}
+	return files, doc.Runcmd
+}
+
+// cloudInitSchema checks the user-data with Debian's cloud-init.
+func cloudInitSchema(t *testing.T, file string) {
+	t.Helper()
+	ci, err := exec.LookPath("cloud-init")
+	if err != nil {
+		testenv.Missing(t, "this test needs Debian's cloud-init (apt-get install cloud-init; .ci/run does): %v", err)
+	}
+	if out, err := exec.Command(ci, "schema", "--config-file", file).CombinedOutput(); err != nil || !strings.Contains(string(out), "Valid") {
+		t.Errorf("cloud-init schema: %v\n%s", err, out)
+	}
 }
 
 func TestInitHostUserDataPassesCloudInitSchema(t *testing.T) {
@@ -32,7 +65,7 @@ func TestInitHostUserDataPassesCloudInitSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, want := range map[string]os.FileMode{out: 0o700 | os.ModeDir, res.DeployKey: 0o600, res.DeployKey + ".pub": 0o644, res.UserData: 0o600} {
+	for p, want := range map[string]os.FileMode{out: 0o700 | os.ModeDir, res.DeployKey: 0o600, res.DeployKey + ".pub": 0o644, res.UserData: 0o600, res.Token: 0o600} {
 		if st, err := os.Stat(p); err != nil || st.Mode() != want {
 			t.Errorf("%s: mode %v, want %v (%v)", p, st.Mode(), want, err)
 		}
@@ -49,38 +82,54 @@ func TestInitHostUserDataPassesCloudInitSchema(t *testing.T) {
 	if !strings.HasPrefix(ud, "#cloud-config\n") || strings.Contains(ud, "AGE-SECRET-KEY") {
 		t.Fatalf("user-data:\n%s", ud)
 	}
-	var doc struct {
-		WriteFiles []struct{ Path, Permissions, Content string } `yaml:"write_files"`
-		Runcmd     [][]string                                    `yaml:"runcmd"`
-	}
-	if err := yaml.Unmarshal([]byte(ud), &doc); err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{}
-	for _, f := range doc.WriteFiles {
-		files[f.Path] = f.Permissions + "\n" + f.Content
-	}
-	if files["/etc/syncd/deploy_key"] != "0600\n"+string(priv) || files["/etc/syncd/known_hosts"] != "0644\n"+knownHosts {
+	files, runcmd := userDataFiles(t, ud)
+	token := string(must(os.ReadFile(res.Token)))
+	if files["/etc/syncd/deploy_key"] != "0600\n"+string(priv) || files["/etc/syncd/known_hosts"] != "0644\n"+knownHosts ||
+		files["/etc/syncd/allowed_signers"] != "0644\n"+allowedSigners || files["/etc/syncd/enroll_token"] != "0600\n"+token || len(token) != 65 {
 		t.Errorf("write_files: %v", files)
 	}
-	if want := "0600\nrepo: git@git.example.org:ops/fleet.git\nbranch: main\nhost: alpha\nssh-key: /etc/syncd/deploy_key\nknown-hosts: /etc/syncd/known_hosts\n"; files["/etc/syncd/syncd.yaml"] != want {
+	if want := "0600\nrepo: git@git.example.org:ops/fleet.git\nbranch: main\nhost: alpha\nssh-key: /etc/syncd/deploy_key\nknown-hosts: /etc/syncd/known_hosts\nenroll-token: /etc/syncd/enroll_token\nallowed-signers: /etc/syncd/allowed_signers\n"; files["/etc/syncd/syncd.yaml"] != want {
 		t.Errorf("syncd.yaml:\n%s\nwant\n%s", files["/etc/syncd/syncd.yaml"], want)
 	}
 	want := "curl -fsSL --retry 5 -o /run/syncd-install.sh 'https://example.org/v1.0.0/install.sh' && echo '" + strings.Repeat("ab", 32) + "  /run/syncd-install.sh' | sha256sum -c - && sh /run/syncd-install.sh"
-	if len(doc.Runcmd) != 1 || strings.Join(doc.Runcmd[0], " ") != "sh -c "+want || res.RunCommand != want {
-		t.Errorf("runcmd %q, want the one line %q", doc.Runcmd, want)
+	if len(runcmd) != 1 || strings.Join(runcmd[0], " ") != "sh -c "+want || res.RunCommand != want {
+		t.Errorf("runcmd %q, want the one line %q", runcmd, want)
 	}
 	if res.UserDataSize > 16<<10 {
 		t.Errorf("user-data is %d bytes; providers cap it at 16 KiB", res.UserDataSize)
 	}
+	cloudInitSchema(t, res.UserData)
+}
 
-	ci, err := exec.LookPath("cloud-init")
+// TestInitHostSignedCommitsByDefault: without allowed signers init-host
+// refuses and writes nothing; with --unsigned the config has no
+// signed-commit gate, says so, and passes the schema.
+func TestInitHostSignedCommitsByDefault(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "alpha")
+	o := initHost(out)
+	o.AllowedSigners = nil
+	if _, err := o.Run(); err == nil || !strings.Contains(err.Error(), "no --allowed-signers") || !strings.Contains(err.Error(), "--unsigned") {
+		t.Errorf("no signers: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused init-host wrote %s", out)
+	}
+	both := initHost(out)
+	both.Unsigned = true
+	if _, err := both.Run(); err == nil || !strings.Contains(err.Error(), "give one") {
+		t.Errorf("both: %v", err)
+	}
+	o.Unsigned = true
+	res, err := o.Run()
 	if err != nil {
-		testenv.Missing(t, "this test needs Debian's cloud-init (apt-get install cloud-init; .ci/run does): %v", err)
+		t.Fatal(err)
 	}
-	if out, err := exec.Command(ci, "schema", "--config-file", res.UserData).CombinedOutput(); err != nil || !strings.Contains(string(out), "Valid") {
-		t.Errorf("cloud-init schema: %v\n%s", err, out)
+	ud := string(must(os.ReadFile(res.UserData)))
+	files, _ := userDataFiles(t, ud)
+	if _, ok := files["/etc/syncd/allowed_signers"]; ok || strings.Contains(files["/etc/syncd/syncd.yaml"], "allowed-signers") || !strings.Contains(ud, "# UNSIGNED: made with --unsigned") {
+		t.Errorf("an --unsigned user-data:\n%s", ud)
 	}
+	cloudInitSchema(t, res.UserData)
 }
 
 func TestInitHostRefusesToOverwriteKeys(t *testing.T) {
@@ -165,7 +214,8 @@ func TestScanHostKey(t *testing.T) {
 // key; the user-data still passes the schema.
 func TestInitHostHTTPSToken(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "alpha")
-	o := bootstrap.InitHost{Host: "alpha", Repo: "https://git.example.org/ops/fleet.git", Out: out, Token: []byte("tok-Foxtrot-1q2w3e4r\n"), InstallURL: "https://example.org/install.sh"}
+	o := bootstrap.InitHost{Host: "alpha", Repo: "https://git.example.org/ops/fleet.git", Out: out, Token: []byte("tok-Foxtrot-1q2w3e4r\n"), InstallURL: "https://example.org/install.sh",
+		AllowedSigners: []byte(allowedSigners)}
 	res, err := o.Run()
 	if err != nil {
 		t.Fatal(err)
@@ -181,18 +231,17 @@ func TestInitHostHTTPSToken(t *testing.T) {
 		!strings.Contains(ud, "token-file: /etc/syncd/token\n") || strings.Contains(ud, "ssh-key") {
 		t.Errorf("user-data:\n%s", ud)
 	}
-	if ci, err := exec.LookPath("cloud-init"); err == nil {
-		if out, err := exec.Command(ci, "schema", "--config-file", res.UserData).CombinedOutput(); err != nil {
-			t.Errorf("cloud-init schema: %v\n%s", err, out)
-		}
+	if st, err := os.Stat(res.Token); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("enrolment token %s: %v", res.Token, err)
 	}
+	cloudInitSchema(t, res.UserData)
 	if _, err := o.Run(); err == nil || !strings.Contains(err.Error(), "exists already") {
 		t.Errorf("second run: %v", err)
 	}
 	for _, bad := range []bootstrap.InitHost{
-		{Host: "beta", Repo: o.Repo, Out: filepath.Join(t.TempDir(), "b")},
-		{Host: "beta", Repo: o.Repo, Out: filepath.Join(t.TempDir(), "b"), Token: []byte("two\nlines\n")},
-		{Host: "beta", Repo: "https://user:tok-Golf-5t6y7u8i@git.example.org/fleet.git", Out: filepath.Join(t.TempDir(), "b"), Token: []byte("t")},
+		{Host: "beta", Repo: o.Repo, Out: filepath.Join(t.TempDir(), "b"), Unsigned: true},
+		{Host: "beta", Repo: o.Repo, Out: filepath.Join(t.TempDir(), "b"), Token: []byte("two\nlines\n"), Unsigned: true},
+		{Host: "beta", Repo: "https://user:tok-Golf-5t6y7u8i@git.example.org/fleet.git", Out: filepath.Join(t.TempDir(), "b"), Token: []byte("t"), Unsigned: true},
 	} {
 		_, err := bad.Run()
 		if err == nil || strings.Contains(err.Error(), "tok-Golf") || strings.Contains(err.Error(), "lines") {

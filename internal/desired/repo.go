@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	"gopkg.in/yaml.v3"
 )
 
@@ -283,6 +285,11 @@ func (r *Repo) loadHost(root *os.Root, dir string, h *Host, ps *Problems) bool {
 	if h.Wave < 0 {
 		ps.add(p, lineOf(n, "wave"), "wave must be 0 (canaries) or more")
 	}
+	if h.StatusKey != "" {
+		if err := checkStatusKey(h.StatusKey); err != nil {
+			ps.add(p, lineOf(n, "status_key"), "status_key: %v; copy the host's key from `syncd status` on it, or let `syncd enroll --token FILE` write it", err)
+		}
+	}
 	checkVars(p, n, h.Vars, ps, "vars")
 	if b := h.Backup; b != nil {
 		if b.RepositorySecret == "" || b.PasswordSecret == "" {
@@ -473,4 +480,19 @@ func (r *Repo) ReadFile(p string) ([]byte, error) {
 		return nil, ps
 	}
 	return data, nil
+}
+
+// checkStatusKey accepts one ssh-ed25519 public key in authorized_keys
+// form: what a host signs its status documents with.
+func checkStatusKey(s string) error {
+	key, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(s))
+	switch {
+	case err != nil:
+		return fmt.Errorf("not an SSH public key (ssh-ed25519 AAAA…): %v", err)
+	case len(options) > 0 || len(bytes.TrimSpace(rest)) > 0:
+		return errors.New("one key, without options: ssh-ed25519 AAAA…")
+	case key.Type() != ssh.KeyAlgoED25519:
+		return fmt.Errorf("a %s key; a host signs its status with an ssh-ed25519 key", key.Type())
+	}
+	return nil
 }

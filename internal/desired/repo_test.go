@@ -125,6 +125,10 @@ func TestLoadProblems(t *testing.T) {
 			[]string{`hosts/beta/host.yaml:2: error: wave: expected a whole number, got "first"`}},
 		{"waves.skip names no host", map[string]string{"syncd.yaml": "waves:\n  skip:\n    - alpha\n    - betta\n"},
 			[]string{`syncd.yaml:4: error: waves.skip: unknown host "betta" (did you mean "beta"?): there is no hosts/betta/host.yaml`}},
+		{"status_key not a key", map[string]string{"hosts/beta/host.yaml": "apps: [web]\nstatus_key: AAAAC3NzaC1lZDI1NTE5\n"},
+			[]string{"hosts/beta/host.yaml:2: error: status_key: not an SSH public key (ssh-ed25519 AAAA…)"}},
+		{"status_key not ed25519", map[string]string{"hosts/beta/host.yaml": "apps: [web]\nstatus_key: " + ecdsaKey + "\n"},
+			[]string{"hosts/beta/host.yaml:2: error: status_key: a ecdsa-sha2-nistp256 key; a host signs its status with an ssh-ed25519 key"}},
 		{"negative wave", map[string]string{"hosts/beta/host.yaml": "apps: [web]\nwave: -1\n"},
 			[]string{"hosts/beta/host.yaml:2: error: wave must be 0 (canaries) or more"}},
 		{"bad duration", map[string]string{"apps/web/app.yaml": "health_timeout: soon\n"},
@@ -382,3 +386,6 @@ func TestHealthTimeoutOr(t *testing.T) {
 		t.Errorf("no setting: %s, want %s", got, DefaultHealthTimeout)
 	}
 }
+
+// ecdsaKey is an SSH public key of a type a status key may not be.
+const ecdsaKey = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg="

@@ -65,6 +65,11 @@ type Host struct {
 	Scan   *HostScan         `yaml:"scan"`
 	// Profiles enables Compose profiles per app: {nextcloud: [cron]}.
 	Profiles map[string][]string `yaml:"profiles"`
+	// StatusKey is the public half of the key the host signs its status
+	// documents with ("ssh-ed25519 AAAA…"), enrolled here by `syncd
+	// enroll` or by hand: only documents that verify against it count.
+	// "" keeps the host's documents unsigned (counted, with a warning).
+	StatusKey string `yaml:"status_key"`
 
 	// SecretsFile is the repository-relative path of the host's SOPS file,
 	// or "" when it has none.

@@ -16,6 +16,8 @@ import (
 	"github.com/docker/compose/v5/pkg/compose"
 	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
+
+	"github.com/syncd-dev/syncd/internal/escape"
 )
 
 // Options configures an Engine. The engine itself is found as the docker
@@ -127,7 +129,7 @@ func (h logrusHook) Fire(e *logrus.Entry) error {
 	if e.Level <= logrus.WarnLevel {
 		level = slog.LevelWarn
 	}
-	h.log.Log(context.Background(), level, e.Message, "from", "compose")
+	h.log.Log(context.Background(), level, escape.Text(e.Message), "from", "compose")
 	return nil
 }
 

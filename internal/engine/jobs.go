@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/proc"
 )
@@ -188,7 +189,7 @@ func (e *Engine) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 		}
 		if !ins.Running {
 			if ins.ExitCode != 0 {
-				return &ExitError{Container: shortID(id), Code: ins.ExitCode, Stderr: stderr.LastLines(3)}
+				return &ExitError{Container: shortID(id), Code: ins.ExitCode, Stderr: escape.Lines(stderr.LastLines(3))}
 			}
 			return nil
 		}

@@ -139,14 +139,25 @@ func newSim(tb testing.TB, n int, bake, poll time.Duration) *sim {
 	for i := range n {
 		name := fmt.Sprintf("h%03d", i)
 		h := &simHost{name: name, wave: waveOf(i, n), eng: &standIn{projects: map[string]*plan.ObservedProject{}}}
-		s.write(filepath.Join("hosts", name, "host.yaml"), fmt.Sprintf("apps: [web]\nwave: %d\n", h.wave))
 		dir := tb.TempDir()
 		store, err := state.Open(filepath.Join(dir, "state"))
 		if err != nil {
 			tb.Fatal(err)
 		}
+		// Every host signs its documents; every other one has its key
+		// enrolled in main, the others' count unsigned, as before status
+		// keys: a fleet half way through enrolling them.
+		key, _, err := status.OpenKey(store.Dir(), name)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		hostYAML := fmt.Sprintf("apps: [web]\nwave: %d\n", h.wave)
+		if i%2 == 0 {
+			hostYAML += "status_key: " + key.Public() + "\n"
+		}
+		s.write(filepath.Join("hosts", name, "host.yaml"), hostYAML)
 		src := &source.Git{URL: s.url, Dir: filepath.Join(dir, "state")}
-		w := &status.Writer{URL: s.url, Dir: filepath.Join(dir, "state", "status-repo"), Host: name, Now: s.clock.Now,
+		w := &status.Writer{URL: s.url, Dir: filepath.Join(dir, "state", "status-repo"), Host: name, Now: s.clock.Now, Key: key,
 			MaxAttempts: 50, Pushed: func(attempts int, took time.Duration) { s.pushed(name, attempts, took) }}
 		rec := &reconcile.Reconciler{Host: name, Engine: h.eng, Store: store, Logger: quiet, Now: s.clock.Now}
 		h.run = &Runtime{Host: name, Source: src, Reconciler: rec,
@@ -257,9 +268,9 @@ func (s *sim) check() {
 		s.tb.Fatal(err)
 	}
 	for _, c := range strings.Split(string(out), "\x00")[1:] {
-		f := strings.Fields(c) // syncd HOST hosts/HOST.yaml
-		if len(f) != 3 || f[2] != "hosts/"+f[1]+".yaml" {
-			s.tb.Errorf("a status commit touches another host's file, or several: %q", c)
+		f := strings.Fields(c) // syncd HOST hosts/HOST.yaml hosts/HOST.yaml.sig
+		if len(f) != 4 || f[2] != "hosts/"+f[1]+".yaml" || f[3] != "hosts/"+f[1]+".yaml.sig" {
+			s.tb.Errorf("a status commit touches another host's file, or not the document and its signature: %q", c)
 		}
 	}
 }

@@ -19,11 +19,12 @@ import (
 // report on the status branch that they run it, converged, for the bake
 // time; otherwise the newest commit that passed, or nothing new.
 type Gate struct {
-	// Fleet reads every host's status document (status.Writer.Fleet): one
+	// Fleet reads every host's status document and judges it against
+	// the status keys of the commit gated (status.Writer.Fleet): one
 	// shallow fetch of the status branch, made only when a commit waits
 	// at the gate.
 	Fleet interface {
-		Fleet(ctx context.Context) ([]status.Host, error)
+		Fleet(ctx context.Context, keys status.Keys) ([]status.Host, error)
 	}
 	// History lists the head and the commits before it down to what the
 	// host runs, newest first (source.Git.Ancestors).
@@ -40,6 +41,8 @@ type Gate struct {
 	// not change while a head waits.
 	candidates          []string
 	candHead, candUntil string
+	// readErr is the last error of reading the status branch logged.
+	readErr string
 }
 
 // waves is what the gate needs of the repository at one head.
@@ -49,6 +52,9 @@ type waves struct {
 	fleet  map[string]int
 	bake   time.Duration
 	skip   []string
+	// keys are the hosts' status keys at commit (host.yaml status_key):
+	// only documents that verify against them count.
+	keys status.Keys
 }
 
 // lowest reports whether no host (but skipped ones) is of a lower wave
@@ -71,9 +77,10 @@ func wavesAt(dir, head, host string) *waves {
 		return nil
 	}
 	w := &waves{commit: head, wave: repo.Hosts[host].Wave, fleet: map[string]int{},
-		bake: repo.Fleet.Waves.BakeTime, skip: repo.Fleet.Waves.Skip}
+		bake: repo.Fleet.Waves.BakeTime, skip: repo.Fleet.Waves.Skip, keys: status.Keys{}}
 	for name, h := range repo.Hosts {
 		w.fleet[name] = h.Wave
+		w.keys[name] = h.StatusKey
 	}
 	return w
 }
@@ -87,10 +94,21 @@ type verdict struct {
 
 // decide asks the gate about head for the host running applied.
 func (g *Gate) decide(ctx context.Context, host, head, applied string, w *waves) (*verdict, error) {
-	docs, err := g.Fleet.Fleet(ctx)
-	if err != nil && len(docs) == 0 {
+	// The keys and waves of the head judge older candidates too: a key
+	// main no longer enrols counts for no commit.
+	docs, err := g.Fleet.Fleet(ctx, w.keys)
+	switch {
+	case err != nil && len(docs) == 0:
 		// No document yet is no report from anyone: the gate waits.
 		g.Log.Warn("wave gate: cannot read the status branch; judging as if no host had reported", "err", err)
+	case err != nil && err.Error() != g.readErr:
+		// A file that cannot be read (or the memory of documents seen)
+		// is said once, not at every poll.
+		g.Log.Warn("wave gate: the status branch, in part", "err", err)
+	}
+	g.readErr = ""
+	if err != nil {
+		g.readErr = err.Error()
 	}
 	reports := map[string]rollout.Report{}
 	for _, d := range docs {
@@ -114,7 +132,12 @@ func (g *Gate) decide(ctx context.Context, host, head, applied string, w *waves)
 }
 
 // reportOf is a status document as the gate reads it.
+// A document that does not count (forged, another key's, a replay) is
+// one whose claims are not read at all.
 func reportOf(d status.Host) rollout.Report {
+	if !d.Counts() {
+		return rollout.Report{Host: d.Host, Untrusted: cmp.Or(d.Why, string(d.Trust))}
+	}
 	return rollout.Report{Host: d.Host, Applied: d.AppliedCommit, Converged: d.State == status.Converged,
 		Since: d.ConvergedSince, Failed: d.FailedCommit, FailedError: d.FailedError, UpdatedAt: d.UpdatedAt}
 }

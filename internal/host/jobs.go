@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/jobs/backup"
 	"github.com/syncd-dev/syncd/internal/jobs/scan"
 	"github.com/syncd-dev/syncd/internal/notify"
@@ -64,7 +65,7 @@ type Jobs struct {
 
 	mu       sync.Mutex
 	rendered *reconcile.Rendered
-	results  map[string]status.Job
+	results  map[jobs.ID]status.Job
 	loaded   bool
 	renew    chan struct{} // the job list changed
 	metrics  *jobMetrics
@@ -72,7 +73,8 @@ type Jobs struct {
 }
 
 // jobsFile keeps the last result of each job in the state directory, for
-// the status and for catch-up after a restart.
+// the status and for catch-up after a restart: a list of status.Job, each
+// named by its jobs.ID's String form.
 const jobsFile = "jobs.json"
 
 // Update gives the jobs what the last cycle rendered; the scheduled jobs
@@ -106,14 +108,14 @@ func (j *Jobs) current() (*reconcile.Rendered, error) {
 	return j.rendered, nil
 }
 
-// specs are the scheduled jobs of r by name.
-func specs(r *reconcile.Rendered) map[string]string {
-	out := map[string]string{}
+// specs are the scheduled jobs of r with their schedules.
+func specs(r *reconcile.Rendered) map[jobs.ID]string {
+	out := map[jobs.ID]string{}
 	if r == nil || r.Host == nil {
 		return out
 	}
 	if sc := r.Host.Scan; sc != nil && sc.Schedule != "" {
-		out["scan"] = sc.Schedule
+		out[jobs.Scan] = sc.Schedule
 	}
 	if r.Host.Backup == nil {
 		return out
@@ -123,9 +125,9 @@ func specs(r *reconcile.Rendered) map[string]string {
 		if p.App.Backup == nil {
 			continue
 		}
-		out["backup "+name] = cmp.Or(p.App.Backup.Schedule, hb.Schedule, DefaultBackupSchedule)
+		out[jobs.Backup(name)] = cmp.Or(p.App.Backup.Schedule, hb.Schedule, DefaultBackupSchedule)
 	}
-	out["backup check"] = cmp.Or(hb.CheckSchedule, DefaultCheckSchedule)
+	out[jobs.Check] = cmp.Or(hb.CheckSchedule, DefaultCheckSchedule)
 	return out
 }
 
@@ -139,13 +141,29 @@ func (j *Jobs) Run(ctx context.Context) {
 	}
 	renew := j.renew
 	j.mu.Unlock()
-	sched := &schedule.Scheduler{Host: j.Host, Locks: j.Locks, Logger: j.log(), LastSuccess: j.lastSuccess,
-		Done: func(res schedule.Result) { j.record(res.Job, res.Start, res.Duration, res.Err, "") }}
+	// The scheduler names a job by its ID's String form, which ParseID
+	// reads back.
+	sched := &schedule.Scheduler{Host: j.Host, Locks: j.Locks, Logger: j.log(),
+		LastSuccess: func(name string) (time.Time, bool) {
+			id, err := jobs.ParseID(name)
+			if err != nil {
+				return time.Time{}, false
+			}
+			return j.lastSuccess(id)
+		},
+		Done: func(res schedule.Result) {
+			id, err := jobs.ParseID(res.Job)
+			if err != nil {
+				j.log().Error("jobs: a result of no job", "job", res.Job, "err", err)
+				return
+			}
+			j.record(id, res.Start, res.Duration, res.Err, "")
+		}}
 	for {
 		j.mu.Lock()
 		var list []schedule.Job
-		for name, spec := range specs(j.rendered) {
-			list = append(list, j.job(name, spec))
+		for id, spec := range specs(j.rendered) {
+			list = append(list, j.job(id, spec))
 		}
 		j.mu.Unlock()
 		slices.SortFunc(list, func(a, b schedule.Job) int { return strings.Compare(a.Name, b.Name) })
@@ -169,29 +187,29 @@ func (j *Jobs) Run(ctx context.Context) {
 	}
 }
 
-// job is the scheduled job name.
-func (j *Jobs) job(name, spec string) schedule.Job {
-	if name == "scan" {
+// job is the scheduled job id.
+func (j *Jobs) job(id jobs.ID, spec string) schedule.Job {
+	name := id.String()
+	switch id.Kind {
+	case jobs.KindScan:
 		return schedule.Job{Name: name, Spec: spec, Timeout: time.Hour, Run: func(ctx context.Context) error {
 			det, err := j.scanRunning(ctx)
-			j.setDetail(name, det)
+			j.setDetail(id, det)
 			return err
 		}}
-	}
-	if name == "backup check" {
+	case jobs.KindCheck:
 		return schedule.Job{Name: name, Spec: spec, Run: func(ctx context.Context) error {
 			_, err := j.check(ctx)
 			return err
 		}}
 	}
-	app := strings.TrimPrefix(name, "backup ")
-	return schedule.Job{Name: name, Spec: spec, Project: app, Run: func(ctx context.Context) error {
+	return schedule.Job{Name: name, Spec: spec, Project: id.App, Run: func(ctx context.Context) error {
 		r, err := j.current()
 		if err != nil {
 			return err
 		}
-		res, err := j.backupApp(ctx, r, app)
-		j.setDetail(name, detail(res))
+		res, err := j.backupApp(ctx, r, id.App)
+		j.setDetail(id, detail(res))
 		return err
 	}}
 }
@@ -284,7 +302,7 @@ func (j *Jobs) BeforeUpgrade(ctx context.Context, r *reconcile.Rendered, app str
 	if err != nil {
 		err = errors.New(r.Secrets.RedactFragments(err.Error()))
 	}
-	j.record("backup "+app, start, time.Since(start), err, detail(res))
+	j.record(jobs.Backup(app), start, time.Since(start), err, detail(res))
 	return err
 }
 
@@ -308,7 +326,7 @@ func (j *Jobs) Backup(ctx context.Context, r *reconcile.Rendered, app string) ([
 	for _, name := range apps {
 		start := time.Now()
 		res, err := j.locked(ctx, name, func() (backup.RunResult, error) { return j.backupApp(ctx, r, name) })
-		j.record("backup "+name, start, time.Since(start), err, detail(res))
+		j.record(jobs.Backup(name), start, time.Since(start), err, detail(res))
 		results = append(results, res)
 		if err != nil {
 			errs = append(errs, err)
@@ -328,19 +346,21 @@ func (j *Jobs) locked(ctx context.Context, app string, fn func() (backup.RunResu
 	return fn()
 }
 
-// Snapshots lists the host's snapshots of app ("" for all).
-func (j *Jobs) Snapshots(ctx context.Context, r *reconcile.Rendered, app string) ([]backup.Snapshot, error) {
+// Snapshots lists the snapshots host (this host, or another's to move an
+// app) made of app ("" for all).
+func (j *Jobs) Snapshots(ctx context.Context, r *reconcile.Rendered, host, app string) ([]backup.Snapshot, error) {
 	runner, err := j.runner(r)
 	if err != nil {
 		return nil, err
 	}
-	return runner.Restic.Snapshots(ctx, j.Host, app)
+	return runner.Restic.Snapshots(ctx, host, app)
 }
 
-// Restore restores app from the run sel names (see backup.Runner.Pick):
-// into dir when dir is set, touching nothing that runs; else in place,
-// after a pre-restore backup. It returns what to print.
-func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir string) (string, error) {
+// Restore restores app from the run sel names among those host made (see
+// backup.Runner.Pick): into dir when dir is set, touching nothing that
+// runs; else in place, after a pre-restore backup. It returns what to
+// print.
+func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir, host string) (string, error) {
 	runner, err := j.runner(r)
 	if err != nil {
 		return "", err
@@ -349,9 +369,13 @@ func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir
 	if err != nil {
 		return "", err
 	}
-	run, err := runner.Pick(ctx, app, sel)
+	run, err := runner.Pick(ctx, host, app, sel)
 	if err != nil {
 		return "", err
+	}
+	ofHost := ""
+	if host != j.Host {
+		ofHost = " of host " + host
 	}
 	var out strings.Builder
 	if dir != "" {
@@ -362,7 +386,7 @@ func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir
 		if err != nil {
 			return out.String(), err
 		}
-		fmt.Fprintf(&out, "run %s of %s extracted into %s; nothing that runs was touched\n", run.ID, app, dir)
+		fmt.Fprintf(&out, "run %s of %s%s extracted into %s; nothing that runs was touched\n", run.ID, app, ofHost, dir)
 		return out.String(), nil
 	}
 	// Once started, an in-place restore runs to its end: a caller that goes
@@ -378,7 +402,7 @@ func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir
 	if err != nil {
 		return out.String(), err
 	}
-	fmt.Fprintf(&out, "restored %s from run %s (%s)\n", app, run.ID, run.Time.Local().Format(time.DateTime))
+	fmt.Fprintf(&out, "restored %s from run %s%s (%s)\n", app, run.ID, ofHost, run.Time.Local().Format(time.DateTime))
 	return out.String(), nil
 }
 
@@ -428,23 +452,24 @@ func bytesString(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func (j *Jobs) setDetail(name string, d string) {
+func (j *Jobs) setDetail(id jobs.ID, d string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.load()
 	if d != "" {
-		jr := j.results[name]
+		jr := j.results[id]
 		jr.Detail = d
-		j.results[name] = jr
+		j.results[id] = jr
 	}
 }
 
 // record keeps a run's result (state directory, metrics, status) and
 // notifies a failure or a recovery.
-func (j *Jobs) record(name string, start time.Time, took time.Duration, err error, det string) {
+func (j *Jobs) record(id jobs.ID, start time.Time, took time.Duration, err error, det string) {
+	name := id.String()
 	j.mu.Lock()
 	j.load()
-	prev := j.results[name]
+	prev := j.results[id]
 	jr := status.Job{Name: name, At: start, DurationMS: took.Milliseconds(), Result: "ok", LastSuccess: prev.LastSuccess, Detail: det}
 	if det == "" && prev.Detail != "" && err == nil {
 		jr.Detail = prev.Detail
@@ -460,16 +485,16 @@ func (j *Jobs) record(name string, start time.Time, took time.Duration, err erro
 	} else {
 		jr.LastSuccess = start.Add(took)
 	}
-	j.results[name] = jr
+	j.results[id] = jr
 	j.save()
 	j.mu.Unlock()
-	j.metricsOf().observe(jr, took)
+	j.metricsOf().observe(id, jr, took)
 
-	kind, key := notify.BackupFailed, strings.TrimPrefix(name, "backup ")
-	switch name {
-	case "backup check":
+	kind, key := notify.BackupFailed, id.App
+	switch id.Kind {
+	case jobs.KindCheck:
 		kind, key = notify.CheckFailed, "repository"
-	case "scan":
+	case jobs.KindScan:
 		kind = "" // its news are its new findings (scanRunning)
 	}
 	switch {
@@ -508,7 +533,7 @@ func (j *Jobs) AfterDeploy(ctx context.Context) {
 		defer j.scanning.Store(false)
 		start := time.Now()
 		det, err := j.scanRunning(context.WithoutCancel(ctx))
-		j.record("scan", start, time.Since(start), err, det)
+		j.record(jobs.Scan, start, time.Since(start), err, det)
 	}()
 }
 
@@ -578,21 +603,24 @@ func (j *Jobs) Status() []status.Job {
 	return out
 }
 
-func (j *Jobs) lastSuccess(name string) (time.Time, bool) {
+func (j *Jobs) lastSuccess(id jobs.ID) (time.Time, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.load()
-	t := j.results[name].LastSuccess
+	t := j.results[id].LastSuccess
 	return t, !t.IsZero()
 }
 
 // load reads the results kept in the state directory once (j.mu held).
+// Names of an older syncd ("backup X", "backup check") are read as the
+// jobs they meant and written back in the new form, so an upgrade loses
+// no last success.
 func (j *Jobs) load() {
 	if j.loaded {
 		return
 	}
 	j.loaded = true
-	j.results = map[string]status.Job{}
+	j.results = map[jobs.ID]status.Job{}
 	data, err := os.ReadFile(filepath.Join(j.Store.Dir(), jobsFile))
 	if err != nil {
 		return
@@ -602,9 +630,45 @@ func (j *Jobs) load() {
 		j.log().Warn("jobs: the kept results cannot be read; starting afresh", "err", err)
 		return
 	}
+	var legacy []status.Job
 	for _, r := range list {
-		j.results[r.Name] = r
+		id, err := jobs.ParseID(r.Name)
+		if err != nil {
+			legacy = append(legacy, r)
+			continue
+		}
+		j.results[id] = r
 	}
+	// A result in the new form is newer than one of the old name.
+	for _, r := range legacy {
+		id, ok := legacyID(r.Name)
+		if !ok {
+			j.log().Warn("jobs: a kept result names no job; dropped", "job", r.Name)
+			continue
+		}
+		if _, ok := j.results[id]; !ok {
+			r.Name = id.String()
+			j.results[id] = r
+		}
+	}
+	if len(legacy) > 0 {
+		j.save()
+	}
+}
+
+// legacyID reads a job name of syncd before typed IDs: "backup <app>",
+// "backup check" (the repository check, which hid an app named check) and
+// "scan".
+func legacyID(name string) (jobs.ID, bool) {
+	switch name {
+	case "backup check":
+		return jobs.Check, true
+	case "scan":
+		return jobs.Scan, true
+	}
+	app, ok := strings.CutPrefix(name, "backup ")
+	id := jobs.Backup(app)
+	return id, ok && id.Validate() == nil
 }
 
 // save writes the results (j.mu held). Errors are redacted already.
@@ -651,13 +715,13 @@ type jobMetrics struct {
 func newJobMetrics() *jobMetrics {
 	return &jobMetrics{
 		duration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_job_duration_seconds",
-			Help: "How long the last run of each job took."}, []string{"job"}),
+			Help: "How long the last run of each job took."}, []string{"kind", "app"}),
 		success: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_job_success",
-			Help: "1 when the last run of the job succeeded, 0 when it failed."}, []string{"job"}),
+			Help: "1 when the last run of the job succeeded, 0 when it failed."}, []string{"kind", "app"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_job_last_success_timestamp_seconds",
-			Help: "Unix time at which the job last succeeded."}, []string{"job"}),
+			Help: "Unix time at which the job last succeeded."}, []string{"kind", "app"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "syncd_job_runs_total",
-			Help: "Runs of each job by result (ok, failed)."}, []string{"job", "result"}),
+			Help: "Runs of each job by result (ok, failed)."}, []string{"kind", "app", "result"}),
 	}
 }
 
@@ -665,15 +729,18 @@ func (m *jobMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.duration, m.success, m.lastSuccess, m.runs}
 }
 
-func (m *jobMetrics) observe(jr status.Job, took time.Duration) {
-	m.duration.WithLabelValues(jr.Name).Set(took.Seconds())
-	m.runs.WithLabelValues(jr.Name, jr.Result).Inc()
+// observe sets id's metrics, labelled by kind and app ("" for the host's
+// jobs), never by a name an app could share.
+func (m *jobMetrics) observe(id jobs.ID, jr status.Job, took time.Duration) {
+	kind, app := string(id.Kind), id.App
+	m.duration.WithLabelValues(kind, app).Set(took.Seconds())
+	m.runs.WithLabelValues(kind, app, jr.Result).Inc()
 	if jr.Result == "ok" {
-		m.success.WithLabelValues(jr.Name).Set(1)
+		m.success.WithLabelValues(kind, app).Set(1)
 	} else {
-		m.success.WithLabelValues(jr.Name).Set(0)
+		m.success.WithLabelValues(kind, app).Set(0)
 	}
 	if !jr.LastSuccess.IsZero() {
-		m.lastSuccess.WithLabelValues(jr.Name).Set(float64(jr.LastSuccess.Unix()))
+		m.lastSuccess.WithLabelValues(kind, app).Set(float64(jr.LastSuccess.Unix()))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/notify"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/state"
@@ -38,17 +39,27 @@ func (s *sent) list() []string {
 	return append([]string(nil), s.msgs...)
 }
 
+// TestJobSchedulesFollowTheRepository: every app with a backup: has its
+// own scheduled backup, apps named check, prune and all included: an app
+// named check keeps its backup beside the repository check.
 func TestJobSchedulesFollowTheRepository(t *testing.T) {
 	rd := &reconcile.Rendered{
-		Host: &desired.Host{Name: "h", Backup: &desired.HostBackup{Schedule: "0 2 * * *"}},
+		Host: &desired.Host{Name: "h", Backup: &desired.HostBackup{Schedule: "0 2 * * *", CheckSchedule: "0 5 * * 6"},
+			Scan: &desired.HostScan{Schedule: "@daily"}},
 		Projects: map[string]*desired.Project{
 			"db":    {App: &desired.App{Name: "db", Backup: &desired.AppBackup{Schedule: "@every 6h", Dumps: []desired.Dump{{}}}}},
 			"files": {App: &desired.App{Name: "files", Backup: &desired.AppBackup{Volumes: []string{"x"}}}},
+			"check": {App: &desired.App{Name: "check", Backup: &desired.AppBackup{Schedule: "@every 1h", Volumes: []string{"x"}}}},
+			"prune": {App: &desired.App{Name: "prune", Backup: &desired.AppBackup{Volumes: []string{"x"}}}},
+			"all":   {App: &desired.App{Name: "all", Backup: &desired.AppBackup{Volumes: []string{"x"}}}},
+			"scan":  {App: &desired.App{Name: "scan", Backup: &desired.AppBackup{Volumes: []string{"x"}}}},
 			"web":   {App: &desired.App{Name: "web"}},
 		},
 	}
 	got := specs(rd)
-	want := map[string]string{"backup db": "@every 6h", "backup files": "0 2 * * *", "backup check": DefaultCheckSchedule}
+	want := map[jobs.ID]string{jobs.Backup("db"): "@every 6h", jobs.Backup("files"): "0 2 * * *",
+		jobs.Backup("check"): "@every 1h", jobs.Backup("prune"): "0 2 * * *", jobs.Backup("all"): "0 2 * * *",
+		jobs.Backup("scan"): "0 2 * * *", jobs.Check: "0 5 * * 6", jobs.Scan: "@daily"}
 	if len(got) != len(want) {
 		t.Fatalf("specs = %v, want %v", got, want)
 	}
@@ -57,7 +68,23 @@ func TestJobSchedulesFollowTheRepository(t *testing.T) {
 			t.Errorf("%s: %q, want %q", k, got[k], v)
 		}
 	}
-	rd.Host.Backup = nil
+	// The scheduler's names are as distinct as the jobs.
+	j := &Jobs{Host: "h"}
+	names := map[string]bool{}
+	for id, spec := range got {
+		sj := j.job(id, spec)
+		if names[sj.Name] {
+			t.Errorf("two scheduled jobs are named %q", sj.Name)
+		}
+		names[sj.Name] = true
+		if back, err := jobs.ParseID(sj.Name); err != nil || back != id {
+			t.Errorf("scheduled job %q reads back as %+v, %v; want %+v", sj.Name, back, err, id)
+		}
+		if want := id.App; sj.Project != want {
+			t.Errorf("job %s holds project %q, want %q", sj.Name, sj.Project, want)
+		}
+	}
+	rd.Host.Backup, rd.Host.Scan = nil, nil
 	if got := specs(rd); len(got) != 0 {
 		t.Errorf("a host without backup: schedules %v", got)
 	}
@@ -80,11 +107,11 @@ func TestJobResultsPersistNotifyAndCount(t *testing.T) {
 	j := &Jobs{Host: "h", Store: store, Notify: n, Changed: func() { changed++ }}
 
 	t0 := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
-	j.record("backup db", t0, time.Second, nil, "run r1: 2 of 2 snapshots, 1.0 MiB added")
-	j.record("backup db", t0.Add(24*time.Hour), time.Second, errors.New("dump db.sql: the command exited 3\nmore"), "")
-	j.record("backup db", t0.Add(48*time.Hour), time.Second, errors.New("dump db.sql: the command exited 3"), "")
+	j.record(jobs.Backup("db"), t0, time.Second, nil, "run r1: 2 of 2 snapshots, 1.0 MiB added")
+	j.record(jobs.Backup("db"), t0.Add(24*time.Hour), time.Second, errors.New("dump db.sql: the command exited 3\nmore"), "")
+	j.record(jobs.Backup("db"), t0.Add(48*time.Hour), time.Second, errors.New("dump db.sql: the command exited 3"), "")
 
-	if got := testutil.ToFloat64(j.metricsOf().success.WithLabelValues("backup db")); got != 0 {
+	if got := testutil.ToFloat64(j.metricsOf().success.WithLabelValues("backup", "db")); got != 0 {
 		t.Errorf("syncd_job_success after a failure = %v, want 0", got)
 	}
 	again := &Jobs{Host: "h", Store: store}
@@ -92,17 +119,17 @@ func TestJobResultsPersistNotifyAndCount(t *testing.T) {
 	if len(st) != 1 || st[0].Result != "failed" || st[0].Error != "dump db.sql: the command exited 3" || !st[0].LastSuccess.Equal(t0.Add(time.Second)) {
 		t.Fatalf("status after a restart = %+v", st)
 	}
-	if last, ok := again.lastSuccess("backup db"); !ok || !last.Equal(t0.Add(time.Second)) {
+	if last, ok := again.lastSuccess(jobs.Backup("db")); !ok || !last.Equal(t0.Add(time.Second)) {
 		t.Errorf("lastSuccess = %v %v", last, ok)
 	}
 
-	j.record("backup db", t0.Add(72*time.Hour), time.Second, nil, "run r4: 2 of 2 snapshots, 12 B added")
+	j.record(jobs.Backup("db"), t0.Add(72*time.Hour), time.Second, nil, "run r4: 2 of 2 snapshots, 12 B added")
 	deadline := time.Now().Add(5 * time.Second)
 	for len(sink.list()) < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	msgs := sink.list()
-	if len(msgs) != 2 || !strings.Contains(msgs[0], "backup db failed") || !strings.Contains(msgs[1], "works again") {
+	if len(msgs) != 2 || !strings.Contains(msgs[0], "backup/db failed") || !strings.Contains(msgs[1], "works again") {
 		t.Errorf("notifications = %q, want one failure and one recovery", msgs)
 	}
 	if changed != 4 {
@@ -123,7 +150,7 @@ func TestJobErrorsAreRedacted(t *testing.T) {
 		Projects: map[string]*desired.Project{}}
 	j := &Jobs{Host: "h", Store: store}
 	j.Update(rd)
-	j.record("backup db", time.Now(), time.Second, errors.New("pg_dump: password "+value+" refused"), "")
+	j.record(jobs.Backup("db"), time.Now(), time.Second, errors.New("pg_dump: password "+value+" refused"), "")
 	data, err := os.ReadFile(filepath.Join(store.Dir(), jobsFile))
 	if err != nil {
 		t.Fatal(err)
@@ -131,8 +158,99 @@ func TestJobErrorsAreRedacted(t *testing.T) {
 	if strings.Contains(string(data), value) || strings.Contains(fmt.Sprint(j.Status()), value) {
 		t.Errorf("the job's error kept the secret value:\n%s", data)
 	}
-	_, err = j.Request(context.Background(), rd, map[string]string{"job": "restore", "app": value})
+	_, err = j.Request(context.Background(), rd, jobs.Request{Kind: jobs.RequestRestore, App: value})
 	if err == nil || strings.Contains(err.Error(), value) {
 		t.Errorf("Request's error = %v, want one without the value", err)
+	}
+}
+
+// TestJobIdentityAppsNamedLikeJobs: apps named check, prune and all have
+// results, metrics and last successes of their own, apart from the
+// repository check's, across a restart too.
+func TestJobIdentityAppsNamedLikeJobs(t *testing.T) {
+	store, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &Jobs{Host: "h", Store: store}
+	t0 := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
+	j.record(jobs.Check, t0, time.Second, nil, "read data subset 1/12")
+	j.record(jobs.Backup("check"), t0, time.Second, errors.New("volume data: gone"), "")
+	j.record(jobs.Backup("prune"), t0, time.Second, nil, "run r1")
+	j.record(jobs.Backup("all"), t0, time.Second, nil, "run r2")
+
+	m := j.metricsOf()
+	for _, c := range []struct {
+		kind, app string
+		want      float64
+	}{{"check", "", 1}, {"backup", "check", 0}, {"backup", "prune", 1}, {"backup", "all", 1}} {
+		if got := testutil.ToFloat64(m.success.WithLabelValues(c.kind, c.app)); got != c.want {
+			t.Errorf("syncd_job_success{kind=%q,app=%q} = %v, want %v", c.kind, c.app, got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.success); n != 4 {
+		t.Errorf("%d success series, want 4", n)
+	}
+
+	again := &Jobs{Host: "h", Store: store}
+	got := map[string]string{}
+	for _, s := range again.Status() {
+		got[s.Name] = s.Result
+	}
+	want := map[string]string{"check": "ok", "backup/check": "failed", "backup/prune": "ok", "backup/all": "ok"}
+	if len(got) != len(want) {
+		t.Errorf("status jobs = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("status job %s = %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	if _, ok := again.lastSuccess(jobs.Backup("check")); ok {
+		t.Error("the failed backup of app check took the repository check's last success")
+	}
+	if last, ok := again.lastSuccess(jobs.Check); !ok || !last.Equal(t0.Add(time.Second)) {
+		t.Errorf("check's last success = %v %v", last, ok)
+	}
+}
+
+// TestJobsFileOfOldNamesMigrates: a jobs.json an older syncd wrote
+// ("backup X", "backup check", "scan") keeps every last success under the
+// typed IDs and is written back in the new form.
+func TestJobsFileOfOldNamesMigrates(t *testing.T) {
+	store, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
+	old := fmt.Sprintf(`[
+  {"name": "backup check", "result": "ok", "last_success": %q},
+  {"name": "backup db", "result": "failed", "error": "x", "last_success": %q},
+  {"name": "scan", "result": "ok", "last_success": %q},
+  {"name": "backup ../x", "result": "ok", "last_success": %q}
+]`, t0.Format(time.RFC3339), t0.Add(time.Hour).Format(time.RFC3339), t0.Add(2*time.Hour).Format(time.RFC3339), t0.Format(time.RFC3339))
+	file := filepath.Join(store.Dir(), jobsFile)
+	if err := os.WriteFile(file, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j := &Jobs{Host: "h", Store: store}
+	for id, want := range map[jobs.ID]time.Time{jobs.Check: t0, jobs.Backup("db"): t0.Add(time.Hour), jobs.Scan: t0.Add(2 * time.Hour)} {
+		if last, ok := j.lastSuccess(id); !ok || !last.Equal(want) {
+			t.Errorf("%s: last success %v %v, want %v", id, last, ok, want)
+		}
+	}
+	if _, ok := j.lastSuccess(jobs.Backup("check")); ok {
+		t.Error("the old repository check became the backup of an app named check")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range j.Status() {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, " ") != "backup/db check scan" || strings.Contains(string(data), `"backup `) {
+		t.Errorf("after the migration: status %v, jobs.json:\n%s", names, data)
 	}
 }

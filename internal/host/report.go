@@ -36,6 +36,17 @@ type Reporter struct {
 	// AgeRecipient is the public half of the host's age key, published
 	// for `syncd enroll`.
 	AgeRecipient string
+	// EnrolmentMAC binds AgeRecipient and the Writer's status key to the
+	// host under its one-time enrolment secret (bootstrap.EnrolmentMAC),
+	// published until the host is enrolled; "" without a secret.
+	EnrolmentMAC string
+	// Enrolled is called once, after the first cycle that finds the host
+	// enrolled (main's host.yaml names its status key, and its key opens
+	// its secrets): the wiring deletes the enrolment secret.
+	Enrolled func()
+	// UnsignedCommits: the host applies commits without checking their
+	// signatures; every document says so, and every cycle warns.
+	UnsignedCommits bool
 	// Jobs, when set, gives the last result of each job for the document.
 	Jobs interface{ Status() []status.Job }
 	// Probes, when set, gives the probes' state for the document.
@@ -54,6 +65,9 @@ type Reporter struct {
 	lastGood      string
 	// pushErr is the last push failure logged, "" while pushes work.
 	pushErr string
+	// keyWarned is the host.yaml status_key last warned about as not
+	// this host's.
+	keyWarned string
 	// redact is the last cycle's redaction of the host's secret values,
 	// kept for the cycles that stop before decrypting.
 	redact func(string) string
@@ -91,9 +105,40 @@ func (r *Reporter) load() {
 func (r *Reporter) Report(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.enrolment(rep.Rendered)
+	if r.UnsignedCommits {
+		r.Log.Warn("commits are applied without a signature check (no allowed signers): whoever can push the branch, a deploy key read from this host's user-data included, deploys here; set allowed-signers in the host's config")
+	}
 	doc := r.document(ctx, head, rep, cycleErr, took)
 	r.last = &doc
 	r.publish(ctx, doc)
+}
+
+// enrolment compares what main says of the host with its own status key:
+// once main enrols that key and the host's key opens its secrets (no
+// longer pending), the enrolment is done and its secret goes; a key in
+// main that is not the host's is warned about, once.
+func (r *Reporter) enrolment(rd *reconcile.Rendered) {
+	if rd == nil || rd.Host == nil || r.Writer == nil || r.Writer.Key == nil {
+		return
+	}
+	own := r.Writer.Key.Public()
+	enrolled := rd.Host.StatusKey
+	switch {
+	case enrolled == "":
+	case !status.SameKey(enrolled, own):
+		if enrolled != r.keyWarned {
+			r.keyWarned = enrolled
+			r.Log.Warn("main's host.yaml enrols another status key than this host's: its status documents count as unverified for the other hosts' wave gates and `syncd status --fleet`; enroll the host again (`syncd enroll --token`) or put this host's key in status_key",
+				"file", "hosts/"+r.Host+"/host.yaml", "enrolled", status.Fingerprint(enrolled), "own", r.Writer.Key.Fingerprint())
+		}
+	case r.EnrolmentMAC != "" && !rd.SecretsPending:
+		r.EnrolmentMAC = ""
+		r.Log.Info("enrolled: main's host.yaml names this host's status key and its key opens its secrets; the enrolment secret is no longer needed", "status_key", r.Writer.Key.Fingerprint())
+		if r.Enrolled != nil {
+			r.Enrolled()
+		}
+	}
 }
 
 // Refresh publishes the last cycle's document again with the jobs' and
@@ -182,6 +227,7 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	}
 	doc := status.Host{
 		Host: r.Host, Wave: r.wave, DesiredCommit: head, SyncdVersion: r.Version, UpdatedAt: r.Now(), AgeRecipient: r.AgeRecipient,
+		EnrolmentMAC: r.EnrolmentMAC, UnsignedCommits: r.UnsignedCommits,
 		Drift:     rep.Plan.Drift(),
 		LastCycle: status.Cycle{At: r.Now(), DurationMS: took.Milliseconds(), Result: "ok"},
 	}

@@ -8,24 +8,23 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/jobs/backup"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 )
 
-// A job request, as `syncd backup` and `syncd restore` make it (to the
-// running agent over its socket, or to Jobs of their own): args["job"] is
-// backup, list or restore; app, snapshot and to are their flags.
-
-// Request runs the job args ask for with r (nil: what the last cycle
-// rendered) and returns what to print.
-func (j *Jobs) Request(ctx context.Context, r *reconcile.Rendered, args map[string]string) (string, error) {
+// Request runs the job req asks for (`syncd backup` and `syncd restore`,
+// to the running agent over its socket or to Jobs of their own) with r
+// (nil: what the last cycle rendered) and returns what to print.
+func (j *Jobs) Request(ctx context.Context, r *reconcile.Rendered, req jobs.Request) (string, error) {
 	if r == nil {
 		var err error
 		if r, err = j.current(); err != nil {
 			return "", err
 		}
 	}
-	out, err := j.request(ctx, r, args)
+	out, err := j.request(ctx, r, req)
 	// What reaches the caller (the terminal, the socket) passes the host's
 	// redaction: a dump's or restore_command's stderr, a path, may hold a
 	// secret value.
@@ -35,25 +34,34 @@ func (j *Jobs) Request(ctx context.Context, r *reconcile.Rendered, args map[stri
 	return r.Secrets.RedactFragments(out), err
 }
 
-func (j *Jobs) request(ctx context.Context, r *reconcile.Rendered, args map[string]string) (string, error) {
-	app := args["app"]
-	switch args["job"] {
-	case "backup":
-		results, err := j.Backup(ctx, r, app)
+func (j *Jobs) request(ctx context.Context, r *reconcile.Rendered, req jobs.Request) (string, error) {
+	if err := req.Validate(); err != nil {
+		return "", err
+	}
+	if req.App != "" && !desired.ValidName(req.App) {
+		return "", fmt.Errorf("job request: app %q is not an app name (lowercase letters, digits, - and _)", req.App)
+	}
+	from := j.Host
+	if req.FromHost != "" {
+		if !desired.ValidName(req.FromHost) {
+			return "", fmt.Errorf("job request: from_host %q is not a host name (lowercase letters, digits, - and _)", req.FromHost)
+		}
+		from = req.FromHost
+	}
+	switch req.Kind {
+	case jobs.RequestBackup:
+		results, err := j.Backup(ctx, r, req.App)
 		return backupTable(results), err
-	case "list":
-		snaps, err := j.Snapshots(ctx, r, app)
+	case jobs.RequestList:
+		snaps, err := j.Snapshots(ctx, r, from, req.App)
 		if err != nil {
 			return "", err
 		}
-		return snapshotTable(snaps, j.Host), nil
-	case "restore":
-		if app == "" {
-			return "", errors.New("restore: --app is required")
-		}
-		return j.Restore(ctx, r, app, args["snapshot"], args["to"])
+		return snapshotTable(snaps, from), nil
+	case jobs.RequestRestore:
+		return j.Restore(ctx, r, req.App, req.Snapshot, req.To, from)
 	}
-	return "", fmt.Errorf("unknown job %q", args["job"])
+	return "", fmt.Errorf("unknown request kind %q", req.Kind) // Validate refused it already
 }
 
 // backupTable prints each snapshot a backup saved.

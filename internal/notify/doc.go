@@ -8,7 +8,7 @@
 // or fails a cycle or a job. A sink URL may carry a token: it never appears
 // in a log line or an error, only scheme://host does (Redacted).
 //
-// It must not import other syncd packages (desired imports it to check
+// It must not import other syncd packages but escape (desired imports it to check
 // syncd.yaml), the engine or os/exec. Time is the time package's: tests run
 // in testing/synctest bubbles and never sleep.
 package notify

@@ -152,3 +152,34 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestShoutrrrHostileTextEscaped: a probe target's or a container's text in
+// an event (a window title, a screen clear, a C1 CSI, a bidi override)
+// reaches the sink escaped, through the real shoutrrr generic service.
+func TestShoutrrrHostileTextEscaped(t *testing.T) {
+	const token = "tk_1a2b3c4d5e6f"
+	h := &hookSink{seen: make(chan struct{}, 10), token: token}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	n := New(Config{Sinks: []Sink{{URL: "generic+" + srv.URL + "/hook?template=json&token=" + token}}, MinBackoff: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go n.Run(ctx)
+	n.Notify(Event{Kind: ProbeDown, Key: "web", Title: "probe web down\x1b]0;pwned\x07", Message: "GET http://x/: line 1\nline 2\x1b[2J\r\u009b31m\u202e"})
+	select {
+	case <-h.seen:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no message reached the sink")
+	}
+	h.mu.Lock()
+	got := h.got[0]
+	h.mu.Unlock()
+	for _, r := range got {
+		if (r < 0x20 && r != '\n') || (r >= 0x80 && r <= 0x9f) || r == 0x202e {
+			t.Fatalf("the sink got control character %U: %q", r, got)
+		}
+	}
+	if want := `probe web down\x1b]0;pwned\x07: GET http://x/: line 1` + "\n" + `line 2\x1b[2J\r\u009b31m\u202e`; got != want {
+		t.Errorf("sink got %q, want %q", got, want)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/escape"
 )
 
 // Sender delivers one message to one sink URL.
@@ -139,7 +141,9 @@ func (n *Notifier) Notify(e Event) {
 		}
 		n.active[id] = condition{lastSent: now}
 	}
-	m := message{title: n.redact(e.Title), text: n.redact(e.Message), queued: now}
+	// A sink shows what it is sent (a chat, a phone): text from outside
+	// (a container's, a probe target's, a peer's) must not act on it.
+	m := message{title: escape.Text(n.redact(e.Title)), text: escape.Lines(n.redact(e.Message)), queued: now}
 	queued := false
 	for _, s := range n.sinks {
 		if len(s.events) > 0 && !slices.Contains(s.events, e.name()) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/plan"
 )
 
@@ -231,8 +232,8 @@ func (r *Report) WriteMarkdown(w io.Writer, limit int) {
 		limit = MaxComment
 	}
 	var head strings.Builder
-	fmt.Fprintf(&head, "%s\n### syncd diff: %s\n\n", Marker, md(r.Summary()))
-	fmt.Fprintf(&head, "`%s` → `%s`", code(rev(r.BaseRev, r.Base)), code(rev(r.HeadRev, r.Head)))
+	fmt.Fprintf(&head, "%s\n### syncd diff: %s\n\n", Marker, escape.Markdown(r.Summary()))
+	fmt.Fprintf(&head, "%s → %s", escape.Code(rev(r.BaseRev, r.Base)), escape.Code(rev(r.HeadRev, r.Head)))
 	if !r.KeyUsed {
 		head.WriteString(" · secret values not compared (no operator key)")
 	}
@@ -245,7 +246,7 @@ func (r *Report) WriteMarkdown(w io.Writer, limit int) {
 		}
 		fmt.Fprintf(&head, "**%s**\n\n", title)
 		for _, p := range r.Problems {
-			fmt.Fprintf(&head, "- `%s`\n", code(p.Text))
+			fmt.Fprintf(&head, "- %s\n", escape.Code(p.Text))
 		}
 		head.WriteString("\n")
 	}
@@ -264,7 +265,7 @@ func (r *Report) WriteMarkdown(w io.Writer, limit int) {
 				fmt.Fprintf(&head, "| | … | and %d more host(s), below |\n", len(changed)-i)
 				break
 			}
-			fmt.Fprintf(&head, "| %s | **%s** | %s |\n", wave(h), md(h.Name), md(h.headline()))
+			fmt.Fprintf(&head, "| %s | **%s** | %s |\n", wave(h), escape.Markdown(h.Name), escape.Markdown(h.headline()))
 		}
 		head.WriteString("\n")
 	}
@@ -279,7 +280,7 @@ func (r *Report) WriteMarkdown(w io.Writer, limit int) {
 			if i > 0 {
 				tail.WriteString(", ")
 			}
-			fmt.Fprintf(&tail, "%s (wave %d)", h.Name, h.Wave)
+			fmt.Fprintf(&tail, "%s (wave %d)", escape.Markdown(h.Name), h.Wave)
 		}
 		tail.WriteString("\n\n</details>\n")
 	}
@@ -336,14 +337,14 @@ func groupMarkdown(g []Host) string {
 		n += len(names[len(names)-1]) + 2
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "#### %d hosts · %s\n\n%s\n\n", len(g), md(g[0].headline()), md(strings.Join(names, ", ")))
+	fmt.Fprintf(&b, "#### %d hosts · %s\n\n%s\n\n", len(g), escape.Markdown(g[0].headline()), escape.Markdown(strings.Join(names, ", ")))
 	writeLines(&b, g[0].lines())
 	return b.String()
 }
 
 func hostMarkdown(h Host) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "#### %s · wave %s · %s\n\n", md(h.Name), wave(h), md(h.headline()))
+	fmt.Fprintf(&b, "#### %s · wave %s · %s\n\n", escape.Markdown(h.Name), wave(h), escape.Markdown(h.headline()))
 	writeLines(&b, h.lines())
 	return b.String()
 }
@@ -357,22 +358,17 @@ func writeLines(b *strings.Builder, lines []string) {
 	b.WriteString("\n")
 }
 
-// mdLine shows a detail line: what is repository content goes in code
-// spans, so nothing in it is read as markdown or HTML.
+// mdLine shows a detail line: what is repository content (a pull request
+// from a fork is another party's) goes in code spans and fenced blocks that
+// it cannot close, so nothing in it is read as markdown or HTML.
 func mdLine(l, indent string) string {
 	if strings.Contains(l, "\n") {
 		first, rest, _ := strings.Cut(l, "\n")
-		rest = strings.ReplaceAll(rest, "```", "'''")
-		return "`" + code(first) + "`\n\n" + indent + "```diff\n" + indent + strings.ReplaceAll(rest, "\n", "\n"+indent) + "\n" + indent + "```"
+		rest = escape.Lines(rest)
+		fence := escape.Fence(rest)
+		return escape.Code(first) + "\n\n" + indent + fence + "diff\n" + indent + strings.ReplaceAll(rest, "\n", "\n"+indent) + "\n" + indent + fence
 	}
-	return "`" + code(l) + "`"
-}
-
-func code(s string) string { return strings.ReplaceAll(s, "`", "'") }
-
-// md escapes text for markdown prose.
-func md(s string) string {
-	return strings.NewReplacer("<", "&lt;", ">", "&gt;", "|", "\\|", "*", "\\*", "_", "\\_", "`", "'").Replace(s)
+	return escape.Code(l)
 }
 
 // rev names a commit as the user did, with its hash.

@@ -433,3 +433,108 @@ func TestBaseDoesNotRender(t *testing.T) {
 		t.Errorf("a broken host.yaml is not the host's error:\n%s", text)
 	}
 }
+
+// TestHostilePullRequest is a pull request from a fork written to break the
+// comment: its values hold control characters (a window title, a screen
+// clear), backtick runs and fences, table borders, an HTML tag that would
+// close the comment's <details>, link and image syntax, and a mention. In
+// the markdown none of it acts: no control character is left, every code
+// span and block is closed only by syncd's own fence, table rows keep
+// their three cells, and no link, tag or mention forms.
+func TestHostilePullRequest(t *testing.T) {
+	f := newFleet(t)
+	head := f.head(t)
+	hostile := "x\\e]0;pwned\\a\\e[2J``` `|` </details><img src=x onerror=alert(1)> [click](https://evil.example/) ![p](https://evil.example/p.png) @admin \\u009b31m\\u202e"
+	edit(t, head, "hosts/beta/host.yaml", `DEMO_MESSAGE: Hello from beta`, `DEMO_MESSAGE: "`+hostile+`\n`+"````\\n|a|b|\\n"+`"`)
+	// An unknown app whose name is hostile too: head's problems quote it.
+	edit(t, head, "hosts/beta/host.yaml", `apps: \[traefik, nextcloud, demoweb\]`, `apps: [traefik, nextcloud, demoweb, "evil|`+"`"+`x</details>"]`)
+	rep := diff(t, f.dir, head, options(t, ""))
+	_, md := outputs(t, rep)
+	if !strings.Contains(md, "DEMO_MESSAGE") {
+		t.Fatalf("the change is not shown:\n%s", md)
+	}
+	for _, r := range md {
+		if (r < 0x20 && r != '\n') || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0x202e {
+			t.Fatalf("the comment holds control character %U:\n%q", r, md)
+		}
+	}
+	// What is left once code spans and fenced blocks are taken out is
+	// prose: no tag, link or mention of the pull request's may be there.
+	var prose strings.Builder
+	inTable, fence := false, ""
+	for _, l := range strings.Split(md, "\n") {
+		trimmed := strings.TrimLeft(l, " ")
+		if fence != "" {
+			if trimmed == fence {
+				fence = ""
+			} else if strings.HasPrefix(trimmed, fence) {
+				t.Errorf("a line of the pull request closes syncd's fence %q: %q", fence, l)
+			}
+			continue
+		}
+		if strings.HasPrefix(trimmed, "```") {
+			fence = strings.TrimRight(trimmed, "diff")
+			continue
+		}
+		if strings.HasPrefix(l, "|") {
+			inTable = true
+			if n := unescapedPipes(l); n != 4 {
+				t.Errorf("a table row has %d cell borders, want 4: %q", n, l)
+			}
+		} else if inTable {
+			inTable = false
+		}
+		// Outside fenced blocks, pull-request text sits in code spans whose
+		// fence it cannot hold, or is escaped.
+		for i := 0; i < len(l); {
+			j := strings.IndexByte(l[i:], '`')
+			if j < 0 {
+				prose.WriteString(l[i:])
+				break
+			}
+			prose.WriteString(l[i : i+j])
+			i += j
+			if i > 0 && l[i-1] == '\\' {
+				i++
+				continue
+			}
+			n := 0
+			for i+n < len(l) && l[i+n] == '`' {
+				n++
+			}
+			end := strings.Index(l[i+n:], l[i:i+n])
+			if end < 0 {
+				t.Errorf("a code span opened with %d backtick(s) is not closed on its line: %q", n, l)
+				break
+			}
+			i += n + end + n
+		}
+		prose.WriteString("\n")
+	}
+	if fence != "" {
+		t.Errorf("a fenced block is never closed:\n%s", md)
+	}
+	if n := strings.Count(prose.String(), "</details>"); n != strings.Count(prose.String(), "<details>") {
+		t.Errorf("a </details> came from the pull request (%d closing, %d opening):\n%s", n, strings.Count(md, "<details>"), prose.String())
+	}
+	for _, bad := range []string{"<img", "](https://evil", "@admin", "evil|"} {
+		if strings.Contains(prose.String(), bad) {
+			t.Errorf("the comment's prose holds %q from the pull request:\n%s", bad, prose.String())
+		}
+	}
+}
+
+// unescapedPipes counts the '|' of a markdown line not escaped by '\'.
+func unescapedPipes(l string) int {
+	n := 0
+	for i := 0; i < len(l); i++ {
+		if l[i] == '\\' {
+			i++
+			continue
+		}
+		if l[i] == '|' {
+			n++
+		}
+	}
+	return n
+}

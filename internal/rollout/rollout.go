@@ -13,6 +13,10 @@
 //     commit's document does not count;
 //   - a lower-wave host that reports C failed (rolled back, refused, held)
 //     halts C for every higher wave;
+//   - a document that does not count (Report.Untrusted: forged, signed by
+//     another key, a replay) neither advances nor halts anything: its
+//     host is waited for;
+//   - a document dated more than MaxSkew ahead of the clock is not fresh;
 //   - hosts listed in waves.skip are passed over, and named.
 //
 // It imports nothing of syncd: callers turn status documents into
@@ -43,7 +47,16 @@ type Report struct {
 	Failed, FailedError string
 	// UpdatedAt is when the document was written (the heartbeat).
 	UpdatedAt time.Time
+	// Untrusted says why the document does not count (it does not verify
+	// against the host's enrolled status key, or is a replay); "" for one
+	// that does. Nothing else of such a document is read.
+	Untrusted string
 }
+
+// MaxSkew is how far ahead of the reader's clock a document may be dated
+// and still be fresh: hosts' clocks differ a little, and a document dated
+// days ahead would otherwise stay fresh for days.
+const MaxSkew = 5 * time.Minute
 
 // Input is one question to the gate.
 type Input struct {
@@ -115,10 +128,17 @@ func Gate(in Input) Verdict {
 			v.Waiting = append(v.Waiting, Blocker{Host: host, Wave: wave, Reason: fmt.Sprintf(reason, args...)})
 		}
 		switch {
+		case ok && r.Untrusted != "":
+			block("its status document does not count: %s", r.Untrusted)
+			baking = false
 		case ok && r.Failed == in.Commit && in.Commit != "":
 			v.Halted = append(v.Halted, Blocker{Host: host, Wave: wave, Reason: cmp.Or(r.FailedError, "the release failed")})
 		case !ok:
 			block("has not reported on the status branch (if it is gone for good, list it under waves.skip in syncd.yaml)")
+			baking = false
+		case r.UpdatedAt.After(in.Now.Add(MaxSkew)):
+			block("its report is dated %s, %s ahead of this host's clock (more than the %s allowed): not fresh; check both clocks (NTP)",
+				r.UpdatedAt.UTC().Format(time.RFC3339), r.UpdatedAt.Sub(in.Now).Round(time.Second), MaxSkew)
 			baking = false
 		case in.Heartbeat > 0 && in.Now.Sub(r.UpdatedAt) > 2*in.Heartbeat:
 			block("its report is stale: last written %s, more than twice the heartbeat (%s) ago (if it is down for good, list it under waves.skip in syncd.yaml)",

@@ -77,6 +77,25 @@ var cases = map[string]struct {
 	"unhealthy": {in: with(func(in *Input) {
 		report(in, "canary-1", func(r *Report) { r.Converged = false })
 	})},
+	// A document that says C is healthy, from a host whose status key it
+	// does not verify against (another host's key forged it): it must not
+	// let the wave advance.
+	"forged_healthy_document": {in: with(func(in *Input) {
+		report(in, "canary-2", func(r *Report) { r.Untrusted = "unverified: signed by key SHA256:other, not by the host's SHA256:own" })
+	})},
+	// A forged failed_commit must not halt the rollout either.
+	"forged_failure_does_not_halt": {in: with(func(in *Input) {
+		report(in, "canary-1", func(r *Report) {
+			r.Failed, r.FailedError, r.Untrusted = c2, "forged", "unverified: not signed, and main enrols a status key for it"
+		})
+	})},
+	// A document dated 3 days ahead would stay fresh for 3 days.
+	"document_dated_in_the_future": {in: with(func(in *Input) {
+		report(in, "canary-2", func(r *Report) { r.UpdatedAt = now.Add(72 * time.Hour) })
+	})},
+	"within_the_clock_skew": {in: with(func(in *Input) {
+		report(in, "canary-2", func(r *Report) { r.UpdatedAt = now.Add(4 * time.Minute) })
+	})},
 	"canary_failed_halts": {in: with(func(in *Input) {
 		report(in, "canary-1", func(r *Report) {
 			r.Applied, r.Converged, r.Failed, r.FailedError = c1, true, c2, "project web not healthy: service app unhealthy; rolled back to c1"
@@ -155,6 +174,10 @@ func TestGateRules(t *testing.T) {
 		"skip_passes_a_host_that_never_reports":      Apply,
 		"wave_two_waits_for_wave_one_too":            Wait,
 		"a_failure_of_an_older_commit_does_not_halt": Apply,
+		"forged_healthy_document":                    Wait,
+		"forged_failure_does_not_halt":               Wait,
+		"document_dated_in_the_future":               Wait,
+		"within_the_clock_skew":                      Apply,
 	}
 	for name, d := range want {
 		if got := Gate(cases[name].in).Decision; got != d {
@@ -166,6 +189,12 @@ func TestGateRules(t *testing.T) {
 	}
 	if v := Gate(cases["stale_healthy_document"].in); len(v.Waiting) != 1 || !strings.Contains(v.Waiting[0].Reason, "stale") {
 		t.Errorf("stale document: %+v", v)
+	}
+	if v := Gate(cases["document_dated_in_the_future"].in); len(v.Waiting) != 1 || !strings.Contains(v.Waiting[0].Reason, "ahead of this host's clock") {
+		t.Errorf("a document from the future: %+v", v)
+	}
+	if v := Gate(cases["forged_failure_does_not_halt"].in); len(v.Halted) != 0 || len(v.Waiting) != 1 || !strings.Contains(v.Waiting[0].Reason, "does not count") {
+		t.Errorf("a forged failure: %+v", v)
 	}
 	if got, _ := Newest(cases["newest_that_passed_is_older_than_head"].in, cases["newest_that_passed_is_older_than_head"].candidates); got != c1 {
 		t.Errorf("newest that passed: %q, want the older commit", got)

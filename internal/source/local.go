@@ -9,6 +9,9 @@
 // checkout of its work tree, for syncd diff. Git credentials (a token file, a deploy key with known_hosts)
 // stay here: Git.Auth hands them to the status branch's writer, and no
 // error of this package carries a token or a credential-bearing URL.
+// It owns the SSHSIG format too: commit signatures are verified with it,
+// and status documents signed and verified (SignSSHSig, VerifySSHSig);
+// OriginURL reads a working copy's origin for `syncd enroll`.
 //
 // It is an adapter: with internal/status, the only package that imports
 // go-git. It must not import the engine, the plan or reconcile.

@@ -1,6 +1,8 @@
 package source
 
 import (
+	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
@@ -99,4 +101,49 @@ func verifySSHSig(armored, namespace string, message []byte) (ssh.PublicKey, err
 		return key, err
 	}
 	return key, nil
+}
+
+// SignSSHSig signs message for namespace with signer, as `ssh-keygen -Y
+// sign -n namespace` does (sha512), and returns the armored signature.
+func SignSSHSig(signer ssh.Signer, namespace string, message []byte) (string, error) {
+	if namespace == "" {
+		return "", errors.New("SSHSIG: a signature needs a namespace")
+	}
+	h := sha512.Sum512(message)
+	signed := append([]byte(sshSigMagic), ssh.Marshal(sshSigSigned{Namespace: namespace, HashAlg: "sha512", Hash: h[:]})...)
+	sig, err := signer.Sign(rand.Reader, signed)
+	if err != nil {
+		return "", fmt.Errorf("SSHSIG: sign: %w", err)
+	}
+	blob := append([]byte(sshSigMagic), ssh.Marshal(sshSigBlob{
+		Version:   sshSigVersion,
+		PublicKey: signer.PublicKey().Marshal(),
+		Namespace: namespace,
+		HashAlg:   "sha512",
+		Signature: ssh.Marshal(sig),
+	})...)
+	b64 := base64.StdEncoding.EncodeToString(blob)
+	var b strings.Builder
+	b.WriteString(sshSigBegin + "\n")
+	for len(b64) > 70 { // ssh-keygen's line length
+		b.WriteString(b64[:70] + "\n")
+		b64 = b64[70:]
+	}
+	b.WriteString(b64 + "\n" + sshSigEnd + "\n")
+	return b.String(), nil
+}
+
+// VerifySSHSig checks that armored is a signature of message for namespace
+// made by key. The error names the key that did sign when it is another.
+func VerifySSHSig(armored, namespace string, message []byte, key ssh.PublicKey) error {
+	signer, err := verifySSHSig(armored, namespace, message)
+	switch {
+	case signer == nil:
+		return fmt.Errorf("unreadable signature: %w", err)
+	case !bytes.Equal(signer.Marshal(), key.Marshal()):
+		return fmt.Errorf("signed by key %s, not by %s", ssh.FingerprintSHA256(signer), ssh.FingerprintSHA256(key))
+	case err != nil:
+		return fmt.Errorf("bad signature by key %s: %w", ssh.FingerprintSHA256(signer), err)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -29,11 +30,22 @@ const maxExportFile = 16 << 20
 type Trees struct {
 	repo    *gogit.Repository
 	display string
+	// fetchMore fetches the forge's pull-request heads, once, for a
+	// commit hash that no branch or tag holds (a pull request from a fork);
+	// nil for a local repository.
+	fetchMore func(ctx context.Context) error
 }
 
 // OpenTrees opens repo: a local directory inside a Git repository, or a
-// URL, which is fetched whole into memory (every branch and tag) with g's
-// credentials; g.URL is set to repo.
+// URL, whose branches and tags are fetched into memory (with g's
+// credentials; g.URL is set to repo). The fetch names every ref it wants,
+// from one listing of the remote, rather than cloning the remote's HEAD: a
+// bare repository whose HEAD names a branch it lacks is common (git init
+// --bare, then a push of main), and a clone of it fails. Branches are
+// fetched both as refs/heads/<b> and as refs/remotes/origin/<b>, so `main`
+// and `origin/main` both resolve, as in a CI checkout. syncd's own status
+// branches are left out: they are not desired state, and they grow by a
+// commit per host change.
 func OpenTrees(ctx context.Context, repo string, g *Git) (*Trees, error) {
 	if !IsURL(repo) {
 		r, err := gogit.PlainOpenWithOptions(repo, &gogit.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
@@ -52,20 +64,64 @@ func OpenTrees(ctx context.Context, repo string, g *Git) (*Trees, error) {
 	}
 	ctx, cancel := withDefaultDeadline(ctx, checkoutTimeout)
 	defer cancel()
-	r, err := gogit.CloneContext(ctx, memory.NewStorage(), nil, &gogit.CloneOptions{
-		URL: repo, Auth: auth, RemoteName: "origin", NoCheckout: true, Tags: gogit.AllTags,
-	})
+	r, err := gogit.Init(memory.NewStorage(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", g.displayURL(), g.redact(err))
+		return nil, err
 	}
-	return &Trees{repo: r, display: g.displayURL()}, nil
+	remote, err := r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{repo}})
+	if err != nil {
+		return nil, err
+	}
+	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: auth})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", g.displayURL(), g.redact(err))
+	}
+	var specs []config.RefSpec
+	for _, ref := range refs {
+		name := ref.Name()
+		switch {
+		case name.IsBranch() && !strings.HasPrefix(name.Short(), "syncd/"):
+			specs = append(specs,
+				config.RefSpec("+"+name.String()+":"+name.String()),
+				config.RefSpec("+"+name.String()+":"+plumbing.NewRemoteReferenceName("origin", name.Short()).String()))
+		case name.IsTag():
+			specs = append(specs, config.RefSpec("+"+name.String()+":"+name.String()))
+		}
+	}
+	if len(specs) > 0 {
+		err = remote.FetchContext(ctx, &gogit.FetchOptions{Auth: auth, RefSpecs: specs, Tags: gogit.NoTags})
+		if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+			return nil, fmt.Errorf("fetch %s: %w", g.displayURL(), g.redact(err))
+		}
+	}
+	t := &Trees{repo: r, display: g.displayURL()}
+	t.fetchMore = func(ctx context.Context) error {
+		t.fetchMore = nil
+		ctx, cancel := withDefaultDeadline(ctx, checkoutTimeout)
+		defer cancel()
+		err := remote.FetchContext(ctx, &gogit.FetchOptions{Auth: auth, Tags: gogit.NoTags, RefSpecs: []config.RefSpec{
+			"+refs/pull/*/head:refs/pull/*/head",                     // GitHub, Gitea, Forgejo
+			"+refs/merge-requests/*/head:refs/merge-requests/*/head", // GitLab
+		}})
+		if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) && !errors.Is(err, gogit.NoMatchingRefSpecError{}) {
+			return fmt.Errorf("fetch the pull requests of %s: %w", g.displayURL(), g.redact(err))
+		}
+		return nil
+	}
+	return t, nil
 }
 
 // Resolve returns the commit hash rev names: a hash (or its prefix), a
 // branch, a tag, a remote branch (origin/main), HEAD, or an expression such
 // as main~1.
-func (t *Trees) Resolve(rev string) (string, error) {
+func (t *Trees) Resolve(ctx context.Context, rev string) (string, error) {
 	h, err := t.repo.ResolveRevision(plumbing.Revision(rev))
+	if err != nil && t.fetchMore != nil && isHex(rev) {
+		if ferr := t.fetchMore(ctx); ferr != nil {
+			return "", ferr
+		}
+		h, err = t.repo.ResolveRevision(plumbing.Revision(rev))
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w %q in %s (%v); check the name, and in CI fetch the whole history (actions/checkout with fetch-depth: 0)",
 			ErrUnknownRevision, rev, t.display, err)
@@ -151,4 +207,17 @@ func short(commit string) string {
 		return commit[:12]
 	}
 	return commit
+}
+
+// isHex reports whether rev could be a commit hash or its prefix.
+func isHex(rev string) bool {
+	if len(rev) < 4 || len(rev) > 64 {
+		return false
+	}
+	for _, c := range rev {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
 }

@@ -324,3 +324,12 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 }
 
 func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
+
+// CreateFile writes data to path atomically, as WriteFile does, but never
+// replaces a file that is there (atomicfile.Create: the temp file is
+// linked into place, and an existing path is an error wrapping
+// fs.ErrExist). A key made at first start is whole or absent, and a
+// second start never replaces it.
+func CreateFile(path string, data []byte, perm os.FileMode) error {
+	return atomicfile.Create(path, data, perm)
+}

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -180,4 +181,22 @@ func TestLockIsExclusive(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 	unlock2()
+}
+
+func TestCreateFileNeverReplaces(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "key")
+	if err := CreateFile(p, []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateFile(p, []byte("second"), 0o600); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("second CreateFile: %v, want fs.ErrExist", err)
+	}
+	data, _ := os.ReadFile(p)
+	st, _ := os.Stat(p)
+	if string(data) != "first" || st.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %q, mode %v", p, data, st.Mode())
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "*"+tmpSuffix)); len(left) > 0 {
+		t.Errorf("temp files left: %v", left)
+	}
 }

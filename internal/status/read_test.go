@@ -82,11 +82,11 @@ func TestReadAllAndTable(t *testing.T) {
 
 	var b strings.Builder
 	Table(&b, hosts, now)
-	const want = `HOST    WAVE  APPLIED        STATE      AGE
-canary  0     c0ffee012345   converged  5m
-web-10  1     0badc0de0011*  failed     3h
-web-2   1     c0ffee012345   converged  42s
-db-1    2     -*             applying   2d
+	const want = `HOST    WAVE  APPLIED        STATE      AGE  SIGNATURE
+canary  0     c0ffee012345   converged  5m   -
+web-10  1     0badc0de0011*  failed     3h   -
+web-2   1     c0ffee012345   converged  42s  -
+db-1    2     -*             applying   2d   -
 * applied commit differs from the desired commit
 `
 	if got := b.String(); got != want {
@@ -97,7 +97,7 @@ db-1    2     -*             applying   2d
 func TestTableWithoutDifferences(t *testing.T) {
 	var b strings.Builder
 	Table(&b, []Host{sample("alpha")}, t0.Add(90*time.Second))
-	const want = "HOST   WAVE  APPLIED       STATE      AGE\nalpha  1     0123456789ab  converged  1m\n"
+	const want = "HOST   WAVE  APPLIED       STATE      AGE  SIGNATURE\nalpha  1     0123456789ab  converged  1m   -\n"
 	if got := b.String(); got != want {
 		t.Errorf("Table:\n%q\nwant:\n%q", got, want)
 	}
@@ -109,7 +109,8 @@ func TestAge(t *testing.T) {
 		want string
 	}{
 		{0, "0s"},
-		{-5 * time.Second, "0s"}, // a clock ahead of ours
+		{-5 * time.Second, "+5s"}, // a clock ahead of ours
+		{-72 * time.Hour, "+3d"},
 		{42 * time.Second, "42s"},
 		{5*time.Minute + 59*time.Second, "5m"},
 		{3*time.Hour + 59*time.Minute, "3h"},

@@ -5,6 +5,14 @@
 // without a lost update. It also keeps the same document locally for
 // `syncd status` on the host.
 //
+// The branch is untrusted input: every host's key may push it. So each
+// host signs its own document with a key it made (Key, SSHSIG through
+// package source, hosts/<host>.yaml.sig), and readers (Reader) count a
+// document only when it verifies against the status key main enrols for
+// its host (Keys), is not older than one already seen (a replay), and is
+// not dated ahead of the clock; the others are Unverified and never
+// advance or halt anything.
+//
 // It defines its own document types; the caller (cmd/syncd wiring) fills
 // them from what a cycle produced. It is a Git adapter (it imports go-git)
 // and must not import the engine, reconcile or the agent.
@@ -69,11 +77,25 @@ type Host struct {
 	State         State  `yaml:"state" json:"state"`
 	// UpdatedAt is when the document was written: the heartbeat. Equal
 	// leaves it out.
-	UpdatedAt    time.Time `yaml:"updated_at" json:"updated_at"`
-	SyncdVersion string    `yaml:"syncd_version,omitempty" json:"syncd_version,omitempty"`
+	UpdatedAt time.Time `yaml:"updated_at" json:"updated_at"`
+	// Sequence counts the documents the host pushed: with UpdatedAt it
+	// orders them, so that a reader knows an older one (a replay) from
+	// the newest it has seen. Equal leaves it out.
+	Sequence     uint64 `yaml:"sequence,omitempty" json:"sequence,omitempty"`
+	SyncdVersion string `yaml:"syncd_version,omitempty" json:"syncd_version,omitempty"`
 	// AgeRecipient is the public half of the host's age key, for `syncd
 	// enroll`.
 	AgeRecipient string `yaml:"age_recipient,omitempty" json:"age_recipient,omitempty"`
+	// StatusKey is the public half of the key this document is signed
+	// with (authorized_keys form), for `syncd enroll`.
+	StatusKey string `yaml:"status_key,omitempty" json:"status_key,omitempty"`
+	// EnrolmentMAC binds AgeRecipient and StatusKey to the host under
+	// the one-time enrolment secret init-host made (HMAC-SHA256, hex),
+	// until the host is enrolled: what `syncd enroll --token` checks.
+	EnrolmentMAC string `yaml:"enrolment_mac,omitempty" json:"enrolment_mac,omitempty"`
+	// UnsignedCommits says the host applies commits without checking
+	// their signatures (no allowed signers: `init-host --unsigned`).
+	UnsignedCommits bool `yaml:"unsigned_commits,omitempty" json:"unsigned_commits,omitempty"`
 	// Message says what a person must do, when something must be done.
 	Message   string `yaml:"message,omitempty" json:"message,omitempty"`
 	LastCycle Cycle  `yaml:"last_cycle,omitempty" json:"last_cycle,omitzero"`
@@ -93,6 +115,16 @@ type Host struct {
 	Projects []Project `yaml:"projects,omitempty" json:"projects,omitempty"`
 	// Jobs holds the last result of each day-2 job (backup, scan, probe).
 	Jobs []Job `yaml:"jobs,omitempty" json:"jobs,omitempty"`
+
+	// Trust is what the reader made of the document's signature (Judge);
+	// Why says why when it does not count. Neither is part of the
+	// document.
+	Trust Trust  `yaml:"-" json:"-"`
+	Why   string `yaml:"-" json:"-"`
+	// raw and sig are the document's exact bytes on the status branch and
+	// its armored signature beside it ("" for none).
+	raw []byte
+	sig string
 }
 
 // Rollout is what the wave gate says about the head for this host: it
@@ -182,7 +214,7 @@ func Equal(a, b Host) bool {
 // significant is h without what Equal leaves out.
 func significant(h Host) Host {
 	h = normalise(h)
-	h.UpdatedAt = time.Time{}
+	h.UpdatedAt, h.Sequence = time.Time{}, 0
 	h.LastCycle.At, h.LastCycle.DurationMS = time.Time{}, 0
 	for i := range h.Jobs {
 		h.Jobs[i].At, h.Jobs[i].DurationMS = time.Time{}, 0

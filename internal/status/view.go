@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/rollout"
 )
 
 // FleetView is the rollout as the status branch tells it, from the
@@ -14,6 +16,12 @@ import (
 // wait at the wave gate or are halted, and why.
 type FleetView struct {
 	Waves []WaveView `json:"waves"`
+	// Unverified are the documents that do not count (Host.Counts): they
+	// are in no wave, and their claims are not shown as the fleet's.
+	Unverified []HostView `json:"unverified,omitempty"`
+	// UnsignedCommits are the hosts whose documents say they apply
+	// commits without checking signatures.
+	UnsignedCommits []string `json:"unsigned_commits,omitempty"`
 }
 
 // WaveView is one wave of the fleet.
@@ -37,12 +45,30 @@ type HostView struct {
 	Updated time.Time `json:"updated_at"`
 	Failed  string    `json:"failed_commit,omitempty"`
 	Rollout *Rollout  `json:"rollout,omitempty"`
+	// Trust is the document's (verified, unsigned, unverified), Why why
+	// it does not count.
+	Trust Trust  `json:"trust"`
+	Why   string `json:"why,omitempty"`
+	// Ahead: dated more than rollout.MaxSkew ahead of the reader's clock,
+	// so not fresh.
+	Ahead bool `json:"ahead_of_clock,omitempty"`
 }
 
-// View groups hosts by wave, lowest first.
-func View(hosts []Host) FleetView {
+// View groups the documents that count by wave, lowest first; the others
+// are listed apart. Hosts must have been judged (Reader.Judge).
+func View(hosts []Host, now time.Time) FleetView {
 	byWave := map[int]*WaveView{}
+	var v FleetView
 	for _, h := range hosts {
+		hv := HostView{Host: h.Host, Applied: h.AppliedCommit, Desired: h.DesiredCommit, State: h.State,
+			Updated: h.UpdatedAt, Failed: h.FailedCommit, Rollout: h.Rollout, Trust: h.Trust, Why: h.Why, Ahead: h.Ahead(now)}
+		if !h.Counts() {
+			v.Unverified = append(v.Unverified, hv)
+			continue
+		}
+		if h.UnsignedCommits {
+			v.UnsignedCommits = append(v.UnsignedCommits, h.Host)
+		}
 		w := byWave[h.Wave]
 		if w == nil {
 			w = &WaveView{Wave: h.Wave, Running: map[string][]string{}}
@@ -61,10 +87,10 @@ func View(hosts []Host) FleetView {
 				w.Waiting = append(w.Waiting, h.Host)
 			}
 		}
-		w.Hosts = append(w.Hosts, HostView{Host: h.Host, Applied: h.AppliedCommit, Desired: h.DesiredCommit, State: h.State,
-			Updated: h.UpdatedAt, Failed: h.FailedCommit, Rollout: h.Rollout})
+		w.Hosts = append(w.Hosts, hv)
 	}
-	var v FleetView
+	slices.SortFunc(v.Unverified, func(a, b HostView) int { return strings.Compare(a.Host, b.Host) })
+	slices.Sort(v.UnsignedCommits)
 	for _, wave := range slices.Sorted(maps.Keys(byWave)) {
 		w := byWave[wave]
 		for _, hs := range w.Running {
@@ -116,6 +142,19 @@ func (v FleetView) Write(w io.Writer, now time.Time) {
 			}
 			fmt.Fprintf(w, " (%s ago)\n", age(now, h.Updated))
 		}
+		for _, h := range wave.Hosts {
+			if h.Ahead {
+				fmt.Fprintf(w, "  %s: its document is dated %s, %s ahead of this clock (more than %s): not fresh; check the host's clock\n",
+					h.Host, h.Updated.UTC().Format(time.RFC3339), h.Updated.Sub(now).Round(time.Second), rollout.MaxSkew)
+			}
+		}
+	}
+	for _, h := range v.Unverified {
+		fmt.Fprintf(w, "unverified: %s: %s; it counts for nothing (no wave advances or halts by it)\n", h.Host, h.Why)
+	}
+	if len(v.UnsignedCommits) > 0 {
+		fmt.Fprintf(w, "warning: %s apply(s) commits without checking their signatures (no allowed signers): whoever can push main, a deploy key read from a host's user-data included, deploys to them; give them --allowed-signers\n",
+			list(v.UnsignedCommits))
 	}
 }
 

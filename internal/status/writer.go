@@ -65,6 +65,9 @@ type Writer struct {
 	StateDir string
 	// Host is this host's name: its file is hosts/<Host>.yaml.
 	Host string
+	// Key, when set, signs every document pushed (hosts/<Host>.yaml.sig)
+	// and is published in it (status_key); nil pushes it unsigned.
+	Key *Key
 	// Heartbeat is the longest an unchanged document goes without a commit
 	// (default 1h).
 	Heartbeat time.Duration
@@ -81,6 +84,9 @@ type Writer struct {
 	Pushed func(attempts int, took time.Duration)
 
 	mu sync.Mutex // one Write at a time: they share Dir
+
+	readerOnce sync.Once
+	reader     *Reader
 }
 
 // Backoff between rejected pushes: exponential from backoffStart, capped at
@@ -131,6 +137,9 @@ func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) 
 	now := w.now()
 	doc := redacted(normalise(h), w.Redact)
 	doc.UpdatedAt = now.UTC().Truncate(time.Second)
+	if w.Key != nil {
+		doc.StatusKey = w.Key.Public()
+	}
 
 	if w.StateDir != "" {
 		if err := WriteLocal(w.StateDir, doc); err != nil {
@@ -141,6 +150,9 @@ func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) 
 	if ok && Equal(prev, doc) && now.Sub(prev.UpdatedAt) < w.heartbeat() {
 		return false, nil
 	}
+	// Readers order a host's documents by (updated_at, sequence): the
+	// sequence tells two of the same second apart.
+	doc.Sequence = prev.Sequence + 1
 
 	attempts := w.MaxAttempts
 	if attempts <= 0 {
@@ -182,10 +194,17 @@ func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) 
 }
 
 // Fleet reads every host's document from the status branch the writer
-// pushes to (ReadAll): what the wave gate judges by.
-func (w *Writer) Fleet(ctx context.Context) ([]Host, error) {
-	return ReadAll(ctx, w.URL, w.branch(), w.Auth)
+// pushes to and judges it against keys (Reader.Read), remembering the
+// newest verified document per host in Dir: what the wave gate judges by.
+func (w *Writer) Fleet(ctx context.Context, keys Keys) ([]Host, error) {
+	w.readerOnce.Do(func() {
+		w.reader = &Reader{URL: w.URL, Branch: w.branch(), Auth: w.Auth, Memory: filepath.Join(w.Dir, seenFile), Now: w.now}
+	})
+	return w.reader.Read(ctx, keys)
 }
+
+// seenFile, in Dir, remembers the newest verified document of each host.
+const seenFile = "seen.json"
 
 // backoff is the pause after the attempt-th rejected push, which took
 // took: exponential with full jitter above a quarter of the step. The step
@@ -234,7 +253,19 @@ func (w *Writer) push(ctx context.Context, branch string, doc Host) (bool, error
 	if err != nil {
 		return false, err
 	}
-	root, err := putTree(st, base, []string{"hosts", w.Host + ".yaml"}, blob)
+	// The signature is over the document's exact bytes; without a key, a
+	// signature left beside an older document goes with it.
+	sigBlob := plumbing.ZeroHash
+	if w.Key != nil {
+		sig, err := w.Key.Sign(data)
+		if err != nil {
+			return false, err
+		}
+		if sigBlob, err = putBlob(st, []byte(sig)); err != nil {
+			return false, err
+		}
+	}
+	root, err := putTree(st, base, []string{"hosts"}, map[string]plumbing.Hash{w.Host + ".yaml": blob, w.Host + ".yaml" + sigSuffix: sigBlob})
 	if err != nil {
 		return false, err
 	}
@@ -338,35 +369,49 @@ func putBlob(st storer.EncodedObjectStorer, data []byte) (plumbing.Hash, error) 
 	return st.SetEncodedObject(obj)
 }
 
-// putTree stores a copy of base (nil: an empty tree) in which path names
-// blob, and returns the new tree's hash. Every other entry is kept as it
+// putTree stores a copy of base (nil: an empty tree) in which the
+// directory path holds files (name to blob; a zero hash removes the
+// name), and returns the new tree's hash. Every other entry is kept as it
 // is: another host's file is never touched.
-func putTree(st storer.EncodedObjectStorer, base *object.Tree, path []string, blob plumbing.Hash) (plumbing.Hash, error) {
+func putTree(st storer.EncodedObjectStorer, base *object.Tree, path []string, files map[string]plumbing.Hash) (plumbing.Hash, error) {
 	var entries []object.TreeEntry
 	if base != nil {
 		entries = slices.Clone(base.Entries)
 	}
-	name := path[0]
-	i := slices.IndexFunc(entries, func(e object.TreeEntry) bool { return e.Name == name })
-	entry := object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: blob}
-	if len(path) > 1 {
+	index := func(name string) int {
+		return slices.IndexFunc(entries, func(e object.TreeEntry) bool { return e.Name == name })
+	}
+	set := func(e object.TreeEntry) {
+		if i := index(e.Name); i >= 0 {
+			entries[i] = e
+		} else {
+			entries = append(entries, e)
+		}
+	}
+	if len(path) == 0 {
+		for name, blob := range files {
+			if blob.IsZero() {
+				if i := index(name); i >= 0 {
+					entries = slices.Delete(entries, i, i+1)
+				}
+				continue
+			}
+			set(object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: blob})
+		}
+	} else {
+		name := path[0]
 		var sub *object.Tree
-		if i >= 0 && entries[i].Mode == filemode.Dir {
+		if i := index(name); i >= 0 && entries[i].Mode == filemode.Dir {
 			var err error
 			if sub, err = object.GetTree(st, entries[i].Hash); err != nil {
 				return plumbing.ZeroHash, fmt.Errorf("%s: %w", name, err)
 			}
 		}
-		h, err := putTree(st, sub, path[1:], blob)
+		h, err := putTree(st, sub, path[1:], files)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		entry = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
-	}
-	if i >= 0 {
-		entries[i] = entry
-	} else {
-		entries = append(entries, entry)
+		set(object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h})
 	}
 	// Git's order: by name, a directory compared as if it ended in "/".
 	key := func(e object.TreeEntry) string {

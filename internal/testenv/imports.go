@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"go/build"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -24,6 +25,23 @@ func CheckImports(t *testing.T, banned ...string) {
 			if imp == b || strings.HasPrefix(imp, strings.TrimSuffix(b, "/")+"/") {
 				t.Errorf("package %s imports %s", pkg.Name, imp)
 			}
+		}
+	}
+}
+
+// AllowImports fails t when the package in the current directory imports a
+// package of syncd's (github.com/syncd-dev/syncd/...) that is not one of
+// allowed: the layering said as what a package may use.
+func AllowImports(t *testing.T, allowed ...string) {
+	t.Helper()
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const module = "github.com/syncd-dev/syncd/"
+	for _, imp := range pkg.Imports {
+		if strings.HasPrefix(imp, module) && !slices.Contains(allowed, strings.TrimPrefix(imp, module)) {
+			t.Errorf("package %s imports %s; it may import only %v of syncd's packages", pkg.Name, imp, allowed)
 		}
 	}
 }

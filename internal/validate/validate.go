@@ -78,6 +78,10 @@ func Check(ctx context.Context, dir string, in Inspector, opts Options) desired.
 			}
 		}
 		checkHostSecrets(h, secrets, &ps)
+		if h.StatusKey == "" {
+			ps = append(ps, desired.Problem{Path: "hosts/" + name + "/host.yaml", Severity: desired.Warning, Rule: "status-unsigned",
+				Msg: fmt.Sprintf("host %s has no status_key: its status documents are unsigned, so any host that may push the status branch can write one in its name that the wave gate believes (advance or halt a rollout); enroll it with `syncd enroll --token FILE --host %s`, or copy `status key:` from `syncd status` on the host into status_key", name, name)})
+		}
 		projects, rps := repo.Render(ctx, name, secrets)
 		ps = append(ps, rps...)
 		for _, p := range projects {

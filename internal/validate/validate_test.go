@@ -83,7 +83,7 @@ func repo(t *testing.T, recipient string, values string, changes map[string]stri
 	files := map[string]string{
 		"apps/web/compose.yaml": composeWithSecret,
 		"apps/web/app.yaml":     "deviations:\n  - rule: read-only\n    reason: Compose writes the secret into the container\n",
-		"hosts/h/host.yaml":     "apps: [web]\n",
+		"hosts/h/host.yaml":     "apps: [web]\nstatus_key: " + statusKey + "\n",
 	}
 	if values != "" {
 		files["hosts/h/secrets.sops.yaml"] = string(secretstest.EncryptBytes(t, recipient, "yaml", []byte(values)))
@@ -198,6 +198,28 @@ func TestCheckStrict(t *testing.T) {
 	ps = validate.Check(context.Background(), dir, secrets.Inspector{}, validate.Options{Strict: true})
 	if !ps.HasErrors() || ps[0].Severity != desired.Error || ps[0].Rule != "pids-limit" {
 		t.Fatalf("--strict did not make the warning an error:\n%v", ps)
+	}
+}
+
+// statusKey is a host's status key (an ed25519 public key).
+const statusKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAztXuRTRUlJbUgIbMlAPiWzfHcrFTUbJAjd1bBQb6wo"
+
+// TestCheckWarnsUnsignedStatus: a host without a status_key is a warning
+// naming it (its documents are unsigned), an error under --strict; a bad
+// key is an error.
+func TestCheckWarnsUnsignedStatus(t *testing.T) {
+	_, recipient := secretstest.NewKey(t)
+	dir := repo(t, recipient, "db_password: x\n", map[string]string{"hosts/h/host.yaml": "apps: [web]\n"})
+	ps := validate.Check(context.Background(), dir, secrets.Inspector{}, validate.Options{})
+	if ps.HasErrors() || len(ps) != 1 || ps[0].Rule != "status-unsigned" || ps[0].Path != "hosts/h/host.yaml" || !strings.Contains(ps[0].Msg, "host h has no status_key") {
+		t.Fatalf("want the status-unsigned warning about h, got:\n%v", ps)
+	}
+	if ps := validate.Check(context.Background(), dir, secrets.Inspector{}, validate.Options{Strict: true}); !ps.HasErrors() {
+		t.Errorf("--strict: %v", ps)
+	}
+	dir = repo(t, recipient, "db_password: x\n", map[string]string{"hosts/h/host.yaml": "apps: [web]\nstatus_key: ssh-ed25519 AAAA\n"})
+	if ps := validate.Check(context.Background(), dir, secrets.Inspector{}, validate.Options{}); !ps.HasErrors() || !strings.Contains(ps.Error(), "hosts/h/host.yaml:2: error: status_key:") {
+		t.Errorf("a bad key: %v", ps)
 	}
 }
 

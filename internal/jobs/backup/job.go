@@ -189,6 +189,22 @@ func (r *Runner) Backup(ctx context.Context, app App, commit string, tags ...str
 	if res.Parts == 0 {
 		return res, fmt.Errorf("backup of %s: app.yaml backup: names no volumes, paths or dumps", app.Name)
 	}
+	// A part's kind names a directory or a file of a restore: one that a
+	// restore would refuse (Snapshot.check) is not saved either.
+	var bad []error
+	for _, v := range app.Volumes {
+		if err := checkName(v.Key); err != nil {
+			bad = append(bad, fmt.Errorf("apps/%s/app.yaml backup.volumes %q: %w", app.Name, v.Key, err))
+		}
+	}
+	for _, d := range app.Dumps {
+		if err := checkName(d.Filename); err != nil {
+			bad = append(bad, fmt.Errorf("apps/%s/app.yaml backup.dumps filename %q: %w", app.Name, d.Filename, err))
+		}
+	}
+	if err := errors.Join(bad...); err != nil {
+		return res, fmt.Errorf("backup of %s: a restore could not use it, so nothing was saved: %w", app.Name, err)
+	}
 	// The repository is checked first (bounded: an unreachable one fails in
 	// seconds) when the app is to be stopped: nothing is stopped for a
 	// backup that cannot be made. Otherwise the first restic call tells,

@@ -502,6 +502,11 @@ func (r *Restic) Snapshots(ctx context.Context, host, app string) ([]Snapshot, e
 	if err := json.Unmarshal(out, &ss); err != nil {
 		return nil, fmt.Errorf("list snapshots: parse restic's output: %w", err)
 	}
+	// The repository is shared with every host holding its password: what
+	// it lists is checked here, where it enters.
+	if err := checkSnapshots(ss); err != nil {
+		return nil, fmt.Errorf("list snapshots of host %s: %w", host, err)
+	}
 	return ss, nil
 }
 
@@ -615,12 +620,9 @@ func (r *Restic) Restore(ctx context.Context, id, dir string) error {
 // RestoreTree writes what the snapshot id saved of path into dir (restic
 // restore <id>:<path>). With exact, what dir has beyond it is deleted
 // (--delete): an in-place restore, after its pre-restore backup; an
-// extraction into a directory of the user's deletes nothing. dir is
-// created when missing.
+// extraction into a directory of the user's deletes nothing. The caller
+// makes dir (an extraction: beneath its root, no symlink on the way).
 func (r *Restic) RestoreTree(ctx context.Context, id, path, dir string, exact bool) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("restore %s: %w", short(id), err)
-	}
 	args := []string{"restore", id + ":" + path, "--target", dir}
 	if exact {
 		args = append(args, "--delete")

@@ -2,11 +2,15 @@ package backup
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/syncd-dev/syncd/internal/desired"
@@ -16,22 +20,28 @@ import (
 // ErrNoSnapshot: the snapshot or run asked for does not exist.
 var ErrNoSnapshot = errors.New("no such snapshot")
 
-// Pick finds the run of app that sel names: "" or "latest" for the newest
-// complete run, a run ID, or the ID (or short ID) of one of its snapshots.
-func (r *Runner) Pick(ctx context.Context, app, sel string) (Run, error) {
-	snaps, err := r.Restic.Snapshots(ctx, r.Host, app)
+// Pick finds the run of app on host that sel names: "" or "latest" for
+// the newest complete run, a run ID, or the ID (or short ID) of one of its
+// snapshots. Only snapshots tagged host:<host> and app:<app>, made on host,
+// are candidates: host is this host's name, or another's to move an app
+// (--from-host).
+func (r *Runner) Pick(ctx context.Context, host, app, sel string) (Run, error) {
+	snaps, err := r.Restic.Snapshots(ctx, host, app)
 	if err != nil {
 		return Run{}, err
 	}
-	runs := Runs(snaps, r.Host, app)
+	runs := Runs(snaps, host, app)
 	list := fmt.Sprintf("`syncd backup --list --app %s` lists them", app)
+	if host != r.Host {
+		list = fmt.Sprintf("`syncd backup --list --app %s --from-host %s` lists them", app, host)
+	}
 	if sel == "" || sel == "latest" {
 		for _, run := range runs {
 			if run.Complete() {
 				return run, nil
 			}
 		}
-		return Run{}, fmt.Errorf("%w: %s has no complete backup run on host %s (%d incomplete); %s", ErrNoSnapshot, app, r.Host, len(runs), list)
+		return Run{}, fmt.Errorf("%w: %s has no complete backup run on host %s (%d incomplete); %s", ErrNoSnapshot, app, host, len(runs), list)
 	}
 	for _, run := range runs {
 		if run.ID == sel {
@@ -43,58 +53,127 @@ func (r *Runner) Pick(ctx context.Context, app, sel string) (Run, error) {
 			}
 		}
 	}
-	return Run{}, fmt.Errorf("%w: %q is neither a run nor a snapshot of %s on host %s; %s", ErrNoSnapshot, sel, app, r.Host, list)
+	return Run{}, fmt.Errorf("%w: %q is neither a run nor a snapshot of %s on host %s; %s", ErrNoSnapshot, sel, app, host, list)
 }
 
 // Extract writes what run saved into dir, touching nothing that runs:
-// volumes/<key>/, paths/<absolute path>/ and dumps/<file>.
+// volumes/<key>/, paths/<absolute path>/ and dumps/<file>. It writes only
+// beneath dir: every directory on the way is a directory of dir's own (a
+// symlink there, to anywhere, is refused, never followed), each dump file
+// is written through dir's os.Root, and restic restores only into a
+// directory so checked. What restic restores (symlinks of the snapshot
+// included) syncd never writes through afterwards: no target lies inside
+// another's tree unless that tree is real directories all the way.
 func (r *Runner) Extract(ctx context.Context, run Run, dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("extract into %s: %w", dir, err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("extract into %s: %w", dir, err)
+	}
+	defer root.Close()
 	var wrote []string
+	tree := func(s Snapshot, path, rel string) error {
+		to, err := beneath(root, rel)
+		if err != nil {
+			return err
+		}
+		if err := r.Restic.RestoreTree(ctx, s.ID, path, to, false); err != nil {
+			return err
+		}
+		wrote = append(wrote, to)
+		return nil
+	}
 	for _, s := range run.Snapshots {
 		kind := s.Kind()
+		var err error
 		switch {
-		case strings.HasPrefix(kind, "volume:") && len(s.Paths) == 1:
-			to := filepath.Join(dir, "volumes", strings.TrimPrefix(kind, "volume:"))
-			if err := r.Restic.RestoreTree(ctx, s.ID, s.Paths[0], to, false); err != nil {
-				return wrote, err
-			}
-			wrote = append(wrote, to)
-		case kind == "paths":
+		case strings.HasPrefix(kind, kindVolume):
+			err = tree(s, s.Paths[0], filepath.Join("volumes", strings.TrimPrefix(kind, kindVolume)))
+		case kind == kindPaths:
 			for _, p := range s.Paths {
-				to := filepath.Join(dir, "paths", p)
-				if err := r.Restic.RestoreTree(ctx, s.ID, p, to, false); err != nil {
-					return wrote, err
+				if err = tree(s, p, filepath.Join("paths", p)); err != nil {
+					break
 				}
+			}
+		case strings.HasPrefix(kind, kindDump):
+			file := strings.TrimPrefix(kind, kindDump)
+			var to string
+			if to, err = r.dumpTo(ctx, root, s.ID, file, filepath.Join("dumps", file)); err == nil {
 				wrote = append(wrote, to)
 			}
-		case strings.HasPrefix(kind, "dump:"):
-			file := strings.TrimPrefix(kind, "dump:")
-			to := filepath.Join(dir, "dumps", file)
-			if err := r.dumpTo(ctx, s.ID, file, to); err != nil {
-				return wrote, err
-			}
-			wrote = append(wrote, to)
+		}
+		if err != nil {
+			return wrote, err
 		}
 	}
 	return wrote, nil
 }
 
-func (r *Runner) dumpTo(ctx context.Context, id, file, to string) error {
-	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
-		return err
+// beneath makes rel a directory beneath root, each element on the way a
+// directory (made here when missing), none a symlink, and returns its
+// path. What restic is then told to restore into is a directory of root's
+// own.
+func beneath(root *os.Root, rel string) (string, error) {
+	var at string
+	for _, elem := range strings.Split(filepath.Clean(rel), string(filepath.Separator)) {
+		if elem == "" {
+			continue
+		}
+		at = filepath.Join(at, elem)
+		err := root.Mkdir(at, 0o700)
+		if err == nil || !errors.Is(err, fs.ErrExist) {
+			if err != nil {
+				return "", fmt.Errorf("extract: %w", err)
+			}
+			continue
+		}
+		fi, err := root.Lstat(at)
+		if err != nil {
+			return "", fmt.Errorf("extract: %w", err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return "", fmt.Errorf("extract: %s is a symlink; syncd writes only into directories of %s, never through a link: remove it, or extract into another directory", filepath.Join(root.Name(), at), root.Name())
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("extract: %s is not a directory", filepath.Join(root.Name(), at))
+		}
 	}
-	f, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	return filepath.Join(root.Name(), at), nil
+}
+
+// dumpTo streams the dump file of snapshot id into rel beneath root: into
+// a new file of its own first, renamed over rel only once the dump is
+// whole, so a failed dump leaves (and removes) nothing but that file, and
+// a symlink at rel is replaced, never written through.
+func (r *Runner) dumpTo(ctx context.Context, root *os.Root, id, file, rel string) (string, error) {
+	if _, err := beneath(root, filepath.Dir(rel)); err != nil {
+		return "", err
+	}
+	to := filepath.Join(root.Name(), rel)
+	if fi, err := root.Lstat(rel); err == nil && !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("extract: %s is not a regular file; syncd does not write through it: remove it, or extract into another directory", to)
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	tmp := filepath.Join(filepath.Dir(rel), "."+file+".syncd-"+hex.EncodeToString(b))
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return "", fmt.Errorf("extract: %w", err)
 	}
 	err = r.Restic.Dump(ctx, id, file, f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		os.Remove(to)
+	if err == nil {
+		err = root.Rename(tmp, rel)
 	}
-	return err
+	if err != nil {
+		root.Remove(tmp)
+		return "", err
+	}
+	return to, nil
 }
 
 // RestoreResult is what an in-place restore did.
@@ -104,41 +183,73 @@ type RestoreResult struct {
 	Safety RunResult
 }
 
-// Restore puts run back in place for app. First it backs up what is there
-// now (tag pre-restore): if that fails, nothing is touched. Then it stops
-// the app, restores its volumes and paths (exactly: files the snapshot does
-// not have are removed), starts the services its dumps need and streams
-// each dump into its restore_command, and starts again what was running.
+// Restore puts run back in place for app. It writes only what app.yaml
+// lists now: a run that holds another volume, path or dump is refused,
+// each named, before anything is changed (they can be extracted with --to
+// DIR). First it backs up exactly what the restore overwrites (tag
+// pre-restore): if that fails, nothing is touched. Then it stops the app,
+// restores its volumes and paths (exactly: files the snapshot does not
+// have are removed), starts the services its dumps need and streams each
+// dump into its restore_command, and starts again what was running.
 func (r *Runner) Restore(ctx context.Context, app App, run Run, commit string) (RestoreResult, error) {
 	res := RestoreResult{Run: run.ID}
 	if !run.Complete() {
 		return res, fmt.Errorf("run %s of %s is incomplete: restore a complete run in place, or extract this one with --to DIR", run.ID, app.Name)
 	}
-	// Everything the run holds must have a place and, for a dump, a
-	// restore_command, before anything is changed.
+	// Everything the run holds must have a place in app.yaml now and, for
+	// a dump, a restore_command, before anything is changed. What it
+	// overwrites is what the pre-restore backup saves: target.
 	dumps := map[string]desired.Dump{}
 	for _, d := range app.Dumps {
 		dumps[d.Filename] = d
 	}
-	volumes := map[string]string{}
+	volumes := map[string]Volume{}
 	for _, v := range app.Volumes {
-		volumes[v.Key] = v.Name
+		volumes[v.Key] = v
 	}
+	target := App{Name: app.Name, Stop: app.Stop, Order: app.Order, Deps: app.Deps, Ready: app.Ready}
+	var unlisted, noRestore []string
 	for _, s := range run.Snapshots {
 		kind := s.Kind()
 		switch {
-		case strings.HasPrefix(kind, "volume:"):
-			if _, ok := volumes[strings.TrimPrefix(kind, "volume:")]; !ok {
-				return res, fmt.Errorf("run %s has %s, which app.yaml backup.volumes of %s no longer lists; extract it with --to DIR", run.ID, kind, app.Name)
+		case strings.HasPrefix(kind, kindVolume):
+			v, ok := volumes[strings.TrimPrefix(kind, kindVolume)]
+			if !ok {
+				unlisted = append(unlisted, fmt.Sprintf("volume %s (snapshot %s)", strings.TrimPrefix(kind, kindVolume), s.ShortID))
+				continue
 			}
-		case strings.HasPrefix(kind, "dump:"):
-			d, ok := dumps[strings.TrimPrefix(kind, "dump:")]
-			if !ok || len(d.RestoreCommand) == 0 {
-				return res, fmt.Errorf("run %s has %s, which has no restore_command in apps/%s/app.yaml backup.dumps; add one, or extract the dump with --to DIR", run.ID, kind, app.Name)
+			target.Volumes = append(target.Volumes, v)
+		case kind == kindPaths:
+			for _, p := range s.Paths {
+				if !slices.Contains(app.Paths, p) {
+					unlisted = append(unlisted, fmt.Sprintf("path %s (snapshot %s)", p, s.ShortID))
+					continue
+				}
+				target.Paths = append(target.Paths, p)
+			}
+		case strings.HasPrefix(kind, kindDump):
+			d, ok := dumps[strings.TrimPrefix(kind, kindDump)]
+			switch {
+			case !ok:
+				unlisted = append(unlisted, fmt.Sprintf("dump %s (snapshot %s)", strings.TrimPrefix(kind, kindDump), s.ShortID))
+			case len(d.RestoreCommand) == 0:
+				noRestore = append(noRestore, d.Filename)
+			default:
+				target.Dumps = append(target.Dumps, d)
 			}
 		}
 	}
-	safety, err := r.Backup(ctx, app, commit, TagPreRestore)
+	var errs []error
+	if len(unlisted) > 0 {
+		errs = append(errs, fmt.Errorf("run %s holds what apps/%s/app.yaml backup: does not list now: %s; an in-place restore writes only what app.yaml lists: extract the run with --to DIR", run.ID, app.Name, strings.Join(unlisted, ", ")))
+	}
+	if len(noRestore) > 0 {
+		errs = append(errs, fmt.Errorf("run %s has dumps with no restore_command in apps/%s/app.yaml backup.dumps: %s; add one, or extract the dump with --to DIR", run.ID, app.Name, strings.Join(noRestore, ", ")))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return res, fmt.Errorf("restore of %s: nothing was changed: %w", app.Name, err)
+	}
+	safety, err := r.Backup(ctx, target, commit, TagPreRestore)
 	res.Safety = safety
 	if err != nil {
 		return res, fmt.Errorf("restore of %s: the backup of what it would replace failed, so nothing was changed: %w", app.Name, err)
@@ -162,12 +273,12 @@ func (r *Runner) Restore(ctx context.Context, app App, run Run, commit string) (
 		kind := s.Kind()
 		var err error
 		switch {
-		case strings.HasPrefix(kind, "volume:") && len(s.Paths) == 1:
+		case strings.HasPrefix(kind, kindVolume):
 			var path string
-			if path, err = r.Engine.VolumePath(ctx, volumes[strings.TrimPrefix(kind, "volume:")]); err == nil {
+			if path, err = r.Engine.VolumePath(ctx, volumes[strings.TrimPrefix(kind, kindVolume)].Name); err == nil {
 				err = r.Restic.RestoreTree(ctx, s.ID, s.Paths[0], path, true)
 			}
-		case kind == "paths":
+		case kind == kindPaths:
 			for _, p := range s.Paths {
 				if err = r.Restic.RestoreTree(ctx, s.ID, p, p, true); err != nil {
 					break
@@ -180,10 +291,10 @@ func (r *Runner) Restore(ctx context.Context, app App, run Run, commit string) (
 	}
 	for _, s := range run.Snapshots {
 		kind := s.Kind()
-		if !strings.HasPrefix(kind, "dump:") {
+		if !strings.HasPrefix(kind, kindDump) {
 			continue
 		}
-		d := dumps[strings.TrimPrefix(kind, "dump:")]
+		d := dumps[strings.TrimPrefix(kind, kindDump)]
 		if err := r.restoreDump(ctx, app, d, s); err != nil {
 			return res, fmt.Errorf("restore of %s: %w%s", app.Name, err, undo)
 		}

@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,5 +51,64 @@ func TestNewestComplete(t *testing.T) {
 				t.Fatalf("NewestComplete = %q, %v; want %q", r.ID, ok, tt.want)
 			}
 		})
+	}
+}
+
+// TestSnapshotCheckRefusesWhatSyncdNeverWrites: tags, paths and names of
+// a snapshot are data another host may have crafted; a kind or name that
+// would leave its directory, or any control character, is refused, and
+// the error names the snapshot.
+func TestSnapshotCheckRefusesWhatSyncdNeverWrites(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	base := []string{"host:h1", "app:db", "run:r1", "parts:1"}
+	mk := func(paths []string, tags ...string) Snapshot {
+		return Snapshot{ID: id, ShortID: id[:8], Hostname: "h1", Paths: paths, Tags: append(append([]string{}, base...), tags...)}
+	}
+	good := []Snapshot{
+		mk([]string{"/var/lib/docker/volumes/db_data/_data"}, "volume:data"),
+		mk([]string{"/srv/app/uploads", "/srv/app/my..dir"}, "paths"),
+		mk([]string{"/db.sql"}, "dump:db.sql", "pre-restore", "commit:abc123"),
+	}
+	for _, s := range good {
+		if err := s.check(); err != nil {
+			t.Errorf("%v %v: %v", s.Tags, s.Paths, err)
+		}
+	}
+	bad := map[string]Snapshot{
+		`tag "volume:../../../tmp/victim"`: mk([]string{"/x"}, "volume:../../../tmp/victim"),
+		`tag "dump:../../x"`:               mk([]string{"/x"}, "dump:../../x"),
+		`tag "dump:a/b"`:                   mk([]string{"/a/b"}, "dump:a/b"),
+		`tag "volume:.."`:                  mk([]string{"/x"}, "volume:.."),
+		`"volume:a\x00b" holds a control`:  mk([]string{"/x"}, "volume:a\x00b"),
+		`tag "app:../db"`:                  {ID: id, ShortID: id[:8], Hostname: "h1", Paths: []string{"/x"}, Tags: []string{"host:h1", "app:../db", "paths"}},
+		`holds a control character`:        mk([]string{"/x"}, "paths", "note\x1b[2J"),
+		`more than one host: tag`:          mk([]string{"/x"}, "paths", "host:h2"),
+		`tags of 2 kinds`:                  mk([]string{"/x"}, "paths", "volume:data"),
+		`path "/srv/../etc": not clean`:    mk([]string{"/srv/../etc"}, "paths"),
+		`path "etc": not absolute`:         mk([]string{"etc"}, "paths"),
+		`path "/x" twice`:                  mk([]string{"/x", "/x"}, "paths"),
+		`a volume's part saves one`:        mk([]string{"/a", "/b"}, "volume:data"),
+		`a dump's part saves the one file`: mk([]string{"/etc/passwd"}, "dump:db.sql"),
+		`its ID is not restic's`:           {ID: "--target=/", Hostname: "h1", Paths: []string{"/x"}, Tags: append(append([]string{}, base...), "paths")},
+	}
+	for want, s := range bad {
+		err := s.check()
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrBadSnapshot) {
+			t.Errorf("%q %q: %v; want %q", s.Tags, s.Paths, err, want)
+			continue
+		}
+		if s.ID == id && !strings.Contains(err.Error(), "refused snapshot "+id[:8]) {
+			t.Errorf("the error does not name the snapshot: %v", err)
+		}
+	}
+}
+
+func TestRunWithAPartTwiceIsIncomplete(t *testing.T) {
+	r := Run{ID: "r1", Snapshots: []Snapshot{
+		snap("a", 1, "host:h1", "app:db", "run:r1", "parts:1", "volume:data"),
+		snap("b", 1, "host:h1", "app:db", "run:r1", "parts:1", "volume:data"),
+	}}
+	if r.Complete() {
+		t.Error("a run of one part with two snapshots of it is complete")
 	}
 }

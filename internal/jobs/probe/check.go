@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/escape"
 )
 
 // Containers is what a container probe needs of Docker.
@@ -88,7 +89,8 @@ func (c *Checker) Check(ctx context.Context, project string, p desired.Probe, re
 				msg = fmt.Sprintf("connect %s: no answer within %s (timeout)", p.TCP.Address, timeout)
 			}
 		}
-		r.Error = redact(msg)
+		// A target's certificate names and status line are its own text.
+		r.Error = escape.Text(redact(msg))
 		return r
 	}
 	r.OK = true

@@ -264,3 +264,31 @@ func TestCheckRedacts(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckEscapesTheTargetsText: what a probe says can quote the target's
+// own text (here its certificate's names); a control character of it is
+// escaped, so a hostile target cannot act on the terminal or the sink that
+// shows the probe's error.
+func TestCheckEscapesTheTargetsText(t *testing.T) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "evil"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"evil\x1b]0;pwned\x07.example"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	srv := tlsServer(t, testCA{pool: pool, cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: caKey}}, okHandler())
+	url := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/"
+	r := (&Checker{RootCAs: pool}).Check(context.Background(), "app", httpProbe(url), nil)
+	if r.OK || !strings.Contains(r.Error, "another name") {
+		t.Fatalf("ok %v, error %q", r.OK, r.Error)
+	}
+	if strings.ContainsAny(r.Error, "\x1b\x07") || !strings.Contains(r.Error, `evil\x1b]0;pwned\x07.example`) {
+		t.Errorf("the target's text is not escaped: %q", r.Error)
+	}
+}
