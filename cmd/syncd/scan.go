@@ -28,7 +28,7 @@ import (
 // leaves trivy's default, ~/.cache/trivy, read-only.
 func (f *cycleFlags) scanner(log *slog.Logger) *scan.Scanner {
 	return &scan.Scanner{Trivy: f.trivy, StateDir: filepath.Join(f.stateDir, "scan"), CacheDir: filepath.Join(f.stateDir, "trivy"),
-		Logger: log.With("component", "scan")}
+		MaxReport: f.trivyMaxReport << 20, Logger: log.With("component", "scan")}
 }
 
 // scanSummaries is the status's view of the gate's scan results: the

@@ -16,6 +16,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/host"
 	"github.com/syncd-dev/syncd/internal/jobs/probe"
+	"github.com/syncd-dev/syncd/internal/jobs/scan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/secrets"
 	"github.com/syncd-dev/syncd/internal/source"
@@ -26,6 +27,7 @@ import (
 type cycleFlags struct {
 	repo, host, ageKey, stateDir, logFormat, restic string
 	trivy                                           string
+	trivyMaxReport                                  int // MiB
 }
 
 func (f *cycleFlags) register(fs *flag.FlagSet) {
@@ -37,6 +39,7 @@ func (f *cycleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.restic, "restic", "restic", "the restic `binary` backups run (a path, or a name on PATH)")
 	fs.StringVar(&f.trivy, "trivy", "trivy", "the trivy binary (`path`, or a name looked up in PATH) for image scans; TRIVY_* variables are its own settings")
+	fs.IntVar(&f.trivyMaxReport, "trivy-max-report", scan.DefaultMaxReport>>20, "the largest trivy report read, in `MiB`; a larger one fails the scan and stops trivy")
 }
 
 // setting is a flag's value as the agent and sync compare it: paths made
@@ -62,6 +65,10 @@ func (f *cycleFlags) settings() map[string]string {
 func (f *cycleFlags) check(c *cli, cmd string) bool {
 	if !desired.ValidName(f.host) {
 		fmt.Fprintf(c.stderr, "syncd %s: --host %q is not a host name: use lowercase letters, digits, - and _, as the directories under hosts/\n", cmd, f.host)
+		return false
+	}
+	if f.trivyMaxReport < 1 {
+		fmt.Fprintf(c.stderr, "syncd %s: --trivy-max-report %d: give the largest trivy report to read in MiB, 1 or more (default %d)\n", cmd, f.trivyMaxReport, scan.DefaultMaxReport>>20)
 		return false
 	}
 	return true

@@ -9,9 +9,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/template"
 	"gopkg.in/yaml.v3"
+
+	"github.com/syncd-dev/syncd/internal/schedule"
 )
 
 // checkProbes reports what is wrong with app.yaml's probes: names, kinds,
@@ -89,7 +92,16 @@ func checkProbes(p string, n *yaml.Node, probes []Probe, ps *Problems) {
 		if c := pr.Container; c != nil && c.Service == "" {
 			ps.add(p, at("container"), "%s: container.service is required", field)
 		}
-		checkSchedule(p, n, pr.Schedule, ps, "probes", idx, "schedule")
+		sc := checkScheduleFloor(p, n, pr.Schedule, 0, ps, "probes", idx, "schedule")
+		if pr.Schedule == "" {
+			sc, _ = schedule.Parse(DefaultProbeSchedule)
+		}
+		if sc != nil && pr.Timeout > 0 {
+			if every := schedule.Interval(sc, time.Now()); every > 0 && pr.Timeout > every {
+				ps.warn(p, at("timeout"), "", "%s: timeout %s is longer than the probe's interval (%s, schedule %q): a check that takes its whole timeout is due again before it ends; set a timeout under %s, or a longer schedule",
+					field, pr.Timeout, every, pr.ScheduleOr(), every)
+			}
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
 	"github.com/syncd-dev/syncd/internal/schedule"
@@ -582,14 +583,30 @@ func lineOf(n *yaml.Node, keys ...string) int {
 	return line
 }
 
+// checkSchedule checks the schedule of a backup, backup check or scan:
+// at most once every schedule.MinJobPeriod.
 func checkSchedule(path string, root *yaml.Node, spec string, ps *Problems, keys ...string) {
+	checkScheduleFloor(path, root, spec, schedule.MinJobPeriod, ps, keys...)
+}
+
+// checkScheduleFloor refuses a spec the scheduler cannot run: one it
+// cannot parse, one that never fires (30 February), or one more often
+// than minPeriod (0: no floor). It returns the parsed schedule, nil when
+// refused or empty.
+func checkScheduleFloor(path string, root *yaml.Node, spec string, minPeriod time.Duration, ps *Problems, keys ...string) cron.Schedule {
 	if spec == "" {
-		return
+		return nil
 	}
-	if _, err := schedule.Parse(spec); err != nil {
-		ps.add(path, lineOf(root, keys...), "%s: invalid schedule %q: %v; use 5 cron fields (\"0 3 * * *\") or a descriptor (\"@daily\", \"@every 1h\")",
-			strings.Join(keys, "."), spec, err)
+	sc, err := schedule.Check(spec, minPeriod)
+	if err != nil {
+		hint := "use 5 cron fields (\"0 3 * * *\") or a descriptor (\"@daily\", \"@every 1h\")"
+		if minPeriod > 0 {
+			hint += fmt.Sprintf(", at most once every %s", minPeriod)
+		}
+		ps.add(path, lineOf(root, keys...), "%s: invalid schedule %q: %v; %s", strings.Join(keys, "."), spec, err, hint)
+		return nil
 	}
+	return sc
 }
 
 func checkVars(path string, root *yaml.Node, vars map[string]string, ps *Problems, keys ...string) {

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/plan"
+	"github.com/syncd-dev/syncd/internal/proc"
 )
 
 // What day-2 jobs (backups, restores) need of the engine: a project's
@@ -169,7 +169,7 @@ func (e *Engine) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 	} else {
 		inErr <- nil
 	}
-	stderr := &tail{max: 4 << 10}
+	stderr := proc.NewTail(4 << 10)
 	_, copyErr := stdcopy.StdCopy(stdout, stderr, att.Reader)
 	if err := <-inErr; err != nil && copyErr == nil {
 		copyErr = fmt.Errorf("stream input: %w", err)
@@ -189,35 +189,13 @@ func (e *Engine) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 		}
 		if !ins.Running {
 			if ins.ExitCode != 0 {
-				return &ExitError{Container: shortID(id), Code: ins.ExitCode, Stderr: escape.Lines(stderr.String())}
+				return &ExitError{Container: shortID(id), Code: ins.ExitCode, Stderr: escape.Lines(stderr.LastLines(3))}
 			}
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("exec in container %s: its output ended but the process still runs", shortID(id))
-}
-
-// tail keeps the last max bytes written to it.
-type tail struct {
-	buf bytes.Buffer
-	max int
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.buf.Write(p)
-	if over := t.buf.Len() - t.max; over > 0 {
-		t.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	lines := strings.Split(strings.TrimSpace(t.buf.String()), "\n")
-	if len(lines) > 3 {
-		lines = lines[len(lines)-3:]
-	}
-	return strings.Join(lines, "; ")
 }
 
 func shortID(id string) string {

@@ -28,9 +28,63 @@ import (
 // fields or a descriptor. Seconds are not offered.
 var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// Parse checks a schedule spec; validate and the scheduler share it.
+// ErrNoNextTime is a schedule that never fires again ("0 0 30 2 *": 30
+// February): robfig/cron gives the zero time for its next run, which a
+// loop waiting "until next" would take as due at once, forever.
+var ErrNoNextTime = errors.New("it never fires (no such date within five years)")
+
+// MinJobPeriod is the shortest period a backup, backup check or scan
+// schedule may have: "@every 1ms" would run one back to back. Five cron
+// fields cannot fire more often than once a minute; @every can.
+const MinJobPeriod = time.Minute
+
+// Parse checks a schedule spec: 5 cron fields or a descriptor, with a
+// next time. validate (through desired, every cycle too) and the
+// scheduler share it.
 func Parse(spec string) (cron.Schedule, error) {
-	return parser.Parse(spec)
+	sc, err := parser.Parse(spec)
+	if err != nil {
+		return nil, err
+	}
+	if sc.Next(time.Now()).IsZero() {
+		return nil, ErrNoNextTime
+	}
+	return sc, nil
+}
+
+// Check is Parse for a job that may not run more often than every
+// minPeriod (MinJobPeriod for backups and scans; 0 for no floor).
+func Check(spec string, minPeriod time.Duration) (cron.Schedule, error) {
+	sc, err := Parse(spec)
+	if err != nil {
+		return nil, err
+	}
+	if every, ok := sc.(cron.ConstantDelaySchedule); ok && every.Delay < minPeriod {
+		return nil, fmt.Errorf("it runs more often than once every %s", minPeriod)
+	}
+	return sc, nil
+}
+
+// Interval is the shortest time between two of sc's next runs after from
+// (an @every's period; for cron fields, over their next 64 runs): what a
+// probe's timeout is compared with. 0 for a schedule with no next run.
+func Interval(sc cron.Schedule, from time.Time) time.Duration {
+	if every, ok := sc.(cron.ConstantDelaySchedule); ok {
+		return every.Delay
+	}
+	var shortest time.Duration
+	t := sc.Next(from)
+	for range 64 {
+		next := sc.Next(t)
+		if t.IsZero() || next.IsZero() {
+			break
+		}
+		if d := next.Sub(t); shortest == 0 || d < shortest {
+			shortest = d
+		}
+		t = next
+	}
+	return shortest
 }
 
 // Job is one scheduled job.
@@ -116,9 +170,13 @@ func (s *Scheduler) loop(ctx context.Context, j Job, sc cron.Schedule) {
 	log := s.log().With("job", j.Name)
 	now := time.Now()
 	next := s.Next(j.Name, sc, now)
+	if next.IsZero() {
+		s.unscheduled(j, now)
+		return
+	}
 	catchUp := false
 	if s.LastSuccess != nil {
-		if last, ok := s.LastSuccess(j.Name); ok && sc.Next(last).Before(now) {
+		if last, ok := s.LastSuccess(j.Name); ok && !sc.Next(last).IsZero() && sc.Next(last).Before(now) {
 			// A run was due while syncd was down: soon, not a period late.
 			next, catchUp = now.Add(s.catchUpDelay(j.Name)), true
 			log.Info("a scheduled run was missed; catching up", "last_success", last, "at", next)
@@ -140,10 +198,26 @@ func (s *Scheduler) loop(ctx context.Context, j Job, sc cron.Schedule) {
 			s.Done(res)
 		}
 		after := s.Next(j.Name, sc, time.Now())
+		if after.IsZero() {
+			s.unscheduled(j, time.Now())
+			return
+		}
 		if skipped := ticksBetween(sc, s.jitter(j.Name, sc), next, time.Now()); skipped > 0 {
 			log.Warn("the run took longer than the schedule's period; ticks skipped", "skipped", skipped, "took", res.Duration.Round(time.Second))
 		}
 		next = after
+	}
+}
+
+// unscheduled reports a job whose schedule has no next time and leaves it
+// unscheduled: waiting "until" the zero time would run it back to back.
+// Parse refuses such a spec; this is for one that ran out since (29
+// February when the next leap day is more than five years away).
+func (s *Scheduler) unscheduled(j Job, now time.Time) {
+	err := fmt.Errorf("job %s: schedule %q: %w; not scheduled until its schedule changes", j.Name, j.Spec, ErrNoNextTime)
+	s.log().Error("job not scheduled", "job", j.Name, "err", err)
+	if s.Done != nil {
+		s.Done(Result{Job: j.Name, Start: now, Err: err})
 	}
 }
 
@@ -174,12 +248,16 @@ func (s *Scheduler) runOnce(ctx context.Context, j Job) Result {
 }
 
 // Next returns job's next run after now: the schedule's next time plus
-// the host's jitter for it.
+// the host's jitter for it; the zero time when the schedule has none.
 func (s *Scheduler) Next(job string, sc cron.Schedule, now time.Time) time.Time {
 	j := s.jitter(job, sc)
 	// The jitter moves each scheduled time later; the one whose shifted
 	// time is still ahead is next.
-	return sc.Next(now.Add(-j)).Add(j)
+	t := sc.Next(now.Add(-j))
+	if t.IsZero() {
+		return t
+	}
+	return t.Add(j)
 }
 
 // jitter is the host's fixed delay for job: up to MaxJitter, and at most a
@@ -187,7 +265,11 @@ func (s *Scheduler) Next(job string, sc cron.Schedule, now time.Time) time.Time 
 func (s *Scheduler) jitter(job string, sc cron.Schedule) time.Duration {
 	ref := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	a := sc.Next(ref)
-	period := sc.Next(a).Sub(a)
+	b := sc.Next(a)
+	if a.IsZero() || b.IsZero() {
+		return 0
+	}
+	period := b.Sub(a)
 	limit := min(MaxJitter, period/10)
 	if limit <= 0 {
 		return 0
@@ -209,8 +291,8 @@ func (s *Scheduler) catchUpDelay(job string) time.Duration {
 // and before to: the ticks a run that lasted from..to left out.
 func ticksBetween(sc cron.Schedule, jitter time.Duration, from, to time.Time) int {
 	n := 0
-	for t := sc.Next(from.Add(-jitter)).Add(jitter); t.Before(to) && n < 1000; t = sc.Next(t.Add(-jitter)).Add(jitter) {
-		if t.After(from) {
+	for t := sc.Next(from.Add(-jitter)); !t.IsZero() && t.Add(jitter).Before(to) && n < 1000; t = sc.Next(t) {
+		if t.Add(jitter).After(from) {
 			n++
 		}
 	}

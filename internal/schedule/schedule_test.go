@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,5 +180,108 @@ func TestBadSpecIsRefusedNamingTheJob(t *testing.T) {
 	err := (&Scheduler{Host: "a"}).Run(t.Context(), []Job{{Name: "backup", Spec: "every day", Run: func(context.Context) error { return nil }}})
 	if err == nil || !strings.Contains(err.Error(), "job backup") || !strings.Contains(err.Error(), `"every day"`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestParseRefusesAScheduleThatNeverFires(t *testing.T) {
+	for _, spec := range []string{"0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6 *"} {
+		if _, err := Parse(spec); !errors.Is(err, ErrNoNextTime) {
+			t.Errorf("Parse(%q) = %v, want ErrNoNextTime", spec, err)
+		}
+	}
+	for _, spec := range []string{"0 0 29 2 *", "0 3 * * *", "@yearly", "@every 1h"} {
+		if _, err := Parse(spec); err != nil {
+			t.Errorf("Parse(%q): %v", spec, err)
+		}
+	}
+}
+
+func TestCheckRefusesAJobRunningMoreOftenThanItsFloor(t *testing.T) {
+	for _, spec := range []string{"@every 1ms", "@every 1s", "@every 59s"} {
+		if _, err := Check(spec, MinJobPeriod); err == nil || !strings.Contains(err.Error(), "more often than once every 1m0s") {
+			t.Errorf("Check(%q) = %v", spec, err)
+		}
+	}
+	for _, spec := range []string{"@every 1m", "* * * * *", "@hourly"} {
+		if _, err := Check(spec, MinJobPeriod); err != nil {
+			t.Errorf("Check(%q): %v", spec, err)
+		}
+	}
+	if _, err := Check("@every 1s", 0); err != nil {
+		t.Errorf("no floor: %v", err)
+	}
+	if _, err := Check("0 0 30 2 *", 0); !errors.Is(err, ErrNoNextTime) {
+		t.Errorf("Check of 30 February = %v", err)
+	}
+}
+
+func TestInterval(t *testing.T) {
+	from := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for spec, want := range map[string]time.Duration{
+		"@every 90s":   90 * time.Second,
+		"*/5 * * * *":  5 * time.Minute,
+		"0 3,4 * * *":  time.Hour,
+		"@daily":       24 * time.Hour,
+		"* * * * *":    time.Minute,
+		"0 12 * * 1-5": 24 * time.Hour,
+	} {
+		sc, err := Parse(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Interval(sc, from); got != want {
+			t.Errorf("Interval(%q) = %v, want %v", spec, got, want)
+		}
+	}
+}
+
+// runsOut fires at at and never again: a schedule whose next time ran out
+// since it was parsed.
+type runsOut struct{ at time.Time }
+
+func (r runsOut) Next(t time.Time) time.Time {
+	if t.Before(r.at) {
+		return r.at
+	}
+	return time.Time{}
+}
+
+// TestAScheduleWithNoNextTimeIsNotScheduledAndIsReported: the scheduler
+// never waits "until" the zero time (which is at once, forever).
+func TestAScheduleWithNoNextTimeIsNotScheduledAndIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		s := &Scheduler{Host: "alpha", Done: rec.done}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var runs atomic.Int32
+		job := Job{Name: "scan", Spec: "(runs out)", Run: func(context.Context) error {
+			if runs.Add(1) >= 5 {
+				cancel() // the old loop ran it back to back: stop it
+			}
+			return nil
+		}}
+		start := time.Now()
+		done := make(chan struct{})
+		go func() { defer close(done); s.loop(ctx, job, runsOut{start.Add(time.Hour)}) }()
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		select {
+		case <-done:
+		default:
+			t.Fatal("the job's loop goes on with no next time")
+		}
+		if n := runs.Load(); n != 1 {
+			t.Errorf("%d runs, want the one scheduled run", n)
+		}
+		got := rec.all()
+		if len(got) != 2 || got[1].Err == nil || !errors.Is(got[1].Err, ErrNoNextTime) || !strings.Contains(got[1].Err.Error(), "job scan") {
+			t.Fatalf("results %+v, want the run, then the job reported as not scheduled", got)
+		}
+	})
+	// A spec with no next time at all is refused before anything runs.
+	err := (&Scheduler{Host: "a"}).Run(t.Context(), []Job{{Name: "scan", Spec: "0 0 30 2 *", Run: func(context.Context) error { return nil }}})
+	if !errors.Is(err, ErrNoNextTime) || !strings.Contains(err.Error(), "job scan") {
+		t.Fatalf("Run: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,8 @@ import (
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/config"
+
+	"github.com/syncd-dev/syncd/internal/atomicfile"
 )
 
 // GenerateIdentityFile makes a new age X25519 identity and writes it to
@@ -41,30 +44,15 @@ func GenerateIdentityFile(path, comment string) (recipient string, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("age key %s: %w", path, unwrapPathErr(err))
 	}
-	// Written beside the target and linked into place: a crash leaves no
-	// half key under the name, and an existing key is never replaced.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".age-key-*")
-	if err != nil {
-		return "", fmt.Errorf("age key %s: %w", path, unwrapPathErr(err))
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(b.String()); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o600)
-	}
-	if err == nil {
-		err = os.Link(tmp.Name(), path)
-	}
-	if errors.Is(err, os.ErrExist) {
+	// Written whole beside the target, fsynced and linked into place: a
+	// full disk or a crash leaves no key under the name, never a short
+	// one, and an existing key is never replaced.
+	err = atomicfile.Create(path, []byte(b.String()), 0o600)
+	if errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("age key %s exists already; syncd never replaces a key (remove it yourself if you mean to)", path)
 	}
 	if err != nil {
-		return "", fmt.Errorf("age key %s: %w", path, unwrapPathErr(err))
+		return "", fmt.Errorf("age key: %w; no key was made", err)
 	}
 	return recipient, nil
 }

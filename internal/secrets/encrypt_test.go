@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
 func TestGenerateIdentityFileNeverReplacesAKey(t *testing.T) {
@@ -79,5 +81,75 @@ func TestOperatorIdentityWhereSopsLooks(t *testing.T) {
 	os.Chmod(p, 0o644)
 	if _, err := OperatorIdentity(env(map[string]string{"SOPS_AGE_KEY_FILE": p})); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("readable key: %v", err)
+	}
+}
+
+// TestGenerateIdentityFileOnAFullDisk: a key that cannot be written whole
+// is not made: no recipient, nothing under the name, a clear error.
+func TestGenerateIdentityFileOnAFullDisk(t *testing.T) {
+	dir := testenv.FullDisk(t)
+	p := filepath.Join(dir, "age.key")
+	r, err := GenerateIdentityFile(p, "made by a test")
+	if err == nil || r != "" {
+		t.Fatalf("on a full disk: recipient %q, err %v", r, err)
+	}
+	if !strings.Contains(err.Error(), "age key: write "+p+": no space left on device; no key was made") {
+		t.Errorf("error: %v", err)
+	}
+	if _, serr := os.Lstat(p); !os.IsNotExist(serr) {
+		t.Errorf("%s exists after the failed write (%v)", p, serr)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	if strings.Contains(err.Error(), "AGE-SECRET-KEY") {
+		t.Error("the error quotes the key")
+	}
+}
+
+// TestLoadIdentityRefusesACutKey: an empty or truncated key file (what an
+// older syncd left on a full disk) is not a key, and the error says what
+// to do.
+func TestLoadIdentityRefusesACutKey(t *testing.T) {
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "whole.key")
+	recipient, err := GenerateIdentityFile(whole, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(whole)
+	secretAt := strings.Index(string(data), "AGE-SECRET-KEY-")
+	for name, c := range map[string]struct {
+		content string
+		want    string
+	}{
+		"empty":           {"", "is empty (0 bytes)"},
+		"header only":     {string(data[:secretAt]), "is truncated (its header names the public key " + recipient},
+		"secret line cut": {string(data[:secretAt+30]), "is truncated (its header names the public key " + recipient},
+		"cut, no header":  {string(data[secretAt : secretAt+30]), "is truncated (its AGE-SECRET-KEY- line is cut)"},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".key")
+		if err := os.WriteFile(p, []byte(c.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadIdentity(p)
+		if err == nil {
+			t.Errorf("%s: loaded as a key", name)
+			continue
+		}
+		for _, w := range []string{"age key " + p + " " + c.want, "syncd never replaces a key file", "mv " + p + " " + p + ".damaged", "syncd enroll --host"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error lacks %q: %v", name, w, err)
+			}
+		}
+		if strings.Contains(err.Error(), "AGE-SECRET-KEY-1") {
+			t.Errorf("%s: the error quotes key material: %v", name, err)
+		}
+	}
+	// Something else that is no key keeps its own message.
+	junk := filepath.Join(dir, "junk.key")
+	os.WriteFile(junk, []byte("not a key\n"), 0o600)
+	if _, err := LoadIdentity(junk); err == nil || !strings.Contains(err.Error(), "holds no valid age identity") {
+		t.Errorf("junk: %v", err)
 	}
 }

@@ -4,7 +4,8 @@
 // It is the adapter over sops and age: the only package that imports them.
 // Every error it returns names the file and, where it matters, the key, and
 // never a value; panics inside the sops library are recovered. It must not
-// import the other syncd packages: callers hand it bytes and get a map back.
+// import the other syncd packages (but the leaf atomicfile, which writes
+// the key it makes): callers hand it bytes and get a map back.
 package secrets
 
 import (
@@ -67,10 +68,36 @@ func LoadIdentity(path string) (*Identity, error) {
 	}
 	ids, err := age.ParseIdentities(bytes.NewReader(data))
 	if err != nil {
+		if damage := damagedKey(data); damage != "" {
+			return nil, fmt.Errorf("age key %s is %s: a write that failed (a full disk, a crash) left it, and it opens nothing. "+
+				"syncd never replaces a key file, as secrets may be encrypted to it: move it away yourself (mv %s %s.damaged); "+
+				"syncd then makes a new key at its next start, and `syncd enroll --host NAME` in your working copy encrypts the host's secrets to it (your own key still opens them)",
+				path, damage, path, path)
+		}
 		// age's parse errors quote no key material, but say only what is safe.
 		return nil, fmt.Errorf("age key %s holds no valid age identity (expected lines starting AGE-SECRET-KEY-, as age-keygen writes)", path)
 	}
 	return &Identity{path: path, identities: ids}, nil
+}
+
+// damagedKey says how an identity file age cannot parse was cut short
+// ("empty (0 bytes)", "truncated …"), or "" for one that is not a cut
+// age-keygen file. It quotes only the public key of the header.
+func damagedKey(data []byte) string {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return fmt.Sprintf("empty (%d bytes)", len(data))
+	}
+	if i := bytes.Index(data, []byte("# public key: ")); i >= 0 {
+		line, _, _ := bytes.Cut(data[i+len("# public key: "):], []byte("\n"))
+		if r, err := ParseRecipient(string(line)); err == nil {
+			return fmt.Sprintf("truncated (its header names the public key %s, but no whole AGE-SECRET-KEY- line follows)", r)
+		}
+		return "truncated (its header is cut, and no whole AGE-SECRET-KEY- line follows)"
+	}
+	if bytes.Contains(data, []byte("AGE-SECRET-KEY-")) {
+		return "truncated (its AGE-SECRET-KEY- line is cut)"
+	}
+	return ""
 }
 
 // Recipients returns the public recipients of the identity, as a .sops.yaml

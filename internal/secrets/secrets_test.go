@@ -394,7 +394,7 @@ func TestLoadIdentity(t *testing.T) {
 		{"others-readable only", key, 0o604, []string{"chmod 600"}},
 		{"group-writable", key, 0o620, []string{"chmod 600"}},
 		{"not an identity", []byte("ssh-ed25519 AAAA not an age key\n"), 0o600, []string{"no valid age identity", "AGE-SECRET-KEY-"}},
-		{"truncated identity", []byte(secretLine[:30] + "\n"), 0o600, []string{"no valid age identity"}},
+		{"truncated identity", []byte(secretLine[:30] + "\n"), 0o600, []string{"is truncated (its AGE-SECRET-KEY- line is cut)", "syncd never replaces a key file"}},
 		{"too big", bytes.Repeat([]byte("# padding\n"), 10<<10), 0o600, []string{"bytes"}},
 	}
 	for _, c := range cases {

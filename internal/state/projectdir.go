@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/syncd-dev/syncd/internal/atomicfile"
 )
 
 // Each project has a stable directory, projects/<app>, where the relative
@@ -24,8 +26,9 @@ const (
 	// left behind, with what containers wrote into it, until every project
 	// has moved its data out (Upgrade).
 	legacyDir = "legacy-repo"
-	// materialiseTmp marks a file being materialised; a leftover of a
-	// killed write is removed by the next materialisation of its directory.
+	// materialiseTmp marked a file being materialised by an older syncd;
+	// now atomicfile.TempSuffix does. A leftover of a killed write is
+	// removed by the next materialisation of its directory.
 	materialiseTmp = ".syncd-materialise-"
 )
 
@@ -128,28 +131,10 @@ func materialiseFile(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), materialiseTmp+"*")
-	if err != nil {
-		return err
+	if err := atomicfile.Copy(dst, in, 0o644|st.Mode().Perm()&0o111); err != nil {
+		return fmt.Errorf("materialise: %w", err)
 	}
-	_, err = io.Copy(tmp, in)
-	if err == nil {
-		err = tmp.Chmod(0o644 | st.Mode().Perm()&0o111)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), dst)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("materialise %s: %w", dst, err)
-	}
-	return syncDir(filepath.Dir(dst))
+	return nil
 }
 
 func sameContent(a, b string) (bool, error) {
@@ -239,7 +224,7 @@ func cleanTmp(dir string) error {
 		return err
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), materialiseTmp) {
+		if n := e.Name(); strings.HasPrefix(n, materialiseTmp) || strings.HasPrefix(n, ".") && strings.HasSuffix(n, atomicfile.TempSuffix) {
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
 				return err
 			}

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/syncd-dev/syncd/internal/atomicfile"
 )
 
 func write(t *testing.T, p, content string) {
@@ -69,13 +71,21 @@ func TestMaterialiseKeepsWhatContainersWrote(t *testing.T) {
 	if err := s.Materialise(data, "apps/web/data", "", true); err != nil || read(t, filepath.Join(data, "db")) != "rows" {
 		t.Errorf("data not kept: %v", err)
 	}
-	// A leftover of a killed write is cleaned, nothing else.
+	// A leftover of a killed write (an older syncd's, or atomicfile's) is
+	// cleaned, nothing else.
 	write(t, filepath.Join(dst, materialiseTmp+"123"), "half")
+	write(t, filepath.Join(dst, ".nginx.conf.123"+atomicfile.TempSuffix), "half")
+	write(t, filepath.Join(dst, "mine"+atomicfile.TempSuffix), "a container's")
 	if err := s.Materialise(dst, "apps/web/conf", filepath.Join(repo, "apps/web/conf"), true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dst, materialiseTmp+"123")); err == nil {
-		t.Error("a killed write's leftover stayed")
+	for _, left := range []string{materialiseTmp + "123", ".nginx.conf.123" + atomicfile.TempSuffix} {
+		if _, err := os.Stat(filepath.Join(dst, left)); err == nil {
+			t.Errorf("a killed write's leftover %s stayed", left)
+		}
+	}
+	if read(t, filepath.Join(dst, "mine"+atomicfile.TempSuffix)) != "a container's" {
+		t.Error("a file that is not syncd's was removed")
 	}
 	if err := s.Materialise("/etc/passwd", "x", "", false); err == nil {
 		t.Error("Materialise wrote outside the projects directory")

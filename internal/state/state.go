@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/atomicfile"
 )
 
 // Store is one state directory.
@@ -71,7 +73,7 @@ const (
 	projectsFile = "projects.json"
 	keyFile      = "secrets-hash.key"
 	snapshotsDir = "snapshots"
-	tmpSuffix    = ".syncd-tmp"
+	tmpSuffix    = atomicfile.TempSuffix
 )
 
 // Open makes dir (0700) if needed. What a killed write left is removed by
@@ -315,67 +317,19 @@ func copyTreeDepth(src, dst string, depth int) error {
 	})
 }
 
-// WriteFile writes data to path atomically: a temp file beside it, fsync,
-// rename, then fsync of the directory.
+// WriteFile writes data to path atomically (atomicfile.WriteFile: a temp
+// file beside it, fsync, rename, then fsync of the directory).
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.WriteFile(path, data, perm)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // CreateFile writes data to path atomically, as WriteFile does, but never
-// replaces a file that is there: the temp file is linked into place, and
-// an existing path is an error wrapping fs.ErrExist. A key made at first
-// start is whole or absent, and a second start never replaces it.
+// replaces a file that is there (atomicfile.Create: the temp file is
+// linked into place, and an existing path is an error wrapping
+// fs.ErrExist). A key made at first start is whole or absent, and a
+// second start never replaces it.
 func CreateFile(path string, data []byte, perm os.FileMode) error {
-	// A temp name of its own: two starters racing never write one file.
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*"+tmpSuffix)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(tmp, path)
-	}
-	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.Create(path, data, perm)
 }

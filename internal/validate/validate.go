@@ -121,8 +121,14 @@ func (o Options) now() time.Time {
 	return o.Now()
 }
 
-// checkScanIgnores warns about accepted risks that have run out: their
-// finding counts again, and the deploy gate refuses it.
+// MaxIgnoreAhead is how far ahead a scan.ignore's until may be without a
+// warning: an accepted risk is reviewed at least once a year (9999-12-31
+// accepts it for good).
+const MaxIgnoreAhead = 365 * 24 * time.Hour
+
+// checkScanIgnores warns about accepted risks that have run out (their
+// finding counts again, and the deploy gate refuses it) and about those
+// that run out more than MaxIgnoreAhead from now.
 func checkScanIgnores(repo *desired.Repo, now time.Time, ps *desired.Problems) {
 	var entries []desired.ScanIgnore
 	for _, h := range repo.Hosts {
@@ -136,8 +142,16 @@ func checkScanIgnores(repo *desired.Repo, now time.Time, ps *desired.Problems) {
 		}
 	}
 	for _, e := range entries {
-		if e.ID == "" || e.Expires().IsZero() || e.Active(now) {
+		if e.ID == "" || e.Expires().IsZero() {
 			continue // missing fields are errors of their own
+		}
+		if e.Expires().After(now.Add(MaxIgnoreAhead)) {
+			*ps = append(*ps, desired.Problem{Path: e.File, Line: e.Line, Severity: desired.Warning, Rule: "scan-ignore-far",
+				Msg: fmt.Sprintf("scan.ignore %s: until %s is more than a year away: an accepted risk should be reviewed within a year; set until to a date before %s",
+					e.ID, e.Until, now.Add(MaxIgnoreAhead).Format(time.DateOnly))})
+		}
+		if e.Active(now) {
+			continue
 		}
 		*ps = append(*ps, desired.Problem{Path: e.File, Line: e.Line, Severity: desired.Warning, Rule: "scan-ignore-expired",
 			Msg: fmt.Sprintf("scan.ignore %s ran out on %s: the finding counts again and the deploy gate refuses images that have it; review it, then extend until or remove the entry", e.ID, e.Until)})

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/proc"
 )
 
 // Kinds of failure, from restic's exit codes (doc/075_scripting.rst).
@@ -157,8 +159,6 @@ type call struct {
 // ErrProducer wraps the error of a stream that failed before its end.
 var ErrProducer = errors.New("the stream failed")
 
-const stderrCap = 64 << 10
-
 // run runs restic args and classifies its exit. stdout is returned when
 // c.stdout is nil.
 func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
@@ -170,23 +170,18 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 	args := append([]string{"--json", "--retry-lock", retry.String()}, c.args...)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, r.Binary, args...)
-	cmd.Env = r.environ()
 	// restic dies with syncd (kill -9 included): no backup goes on
-	// unwatched, and its lock is stale at once (its PID is dead).
-	cmd.SysProcAttr = childAttr()
-	// An interrupt lets restic remove its lock before it exits; the kill
-	// comes WaitDelay later.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
+	// unwatched, and its lock is stale at once (its PID is dead). When
+	// cctx ends, an interrupt lets restic remove its lock before it exits;
+	// the kill comes 10 s later.
+	cmd := proc.Command(cctx, 10*time.Second, r.Binary, args...)
+	cmd.Env = r.environ()
 	var out bytes.Buffer
 	if c.stdout != nil {
 		cmd.Stdout = c.stdout
 	} else {
 		cmd.Stdout = &out
 	}
-	stderr := &capped{max: stderrCap}
-	cmd.Stderr = stderr
 	start := time.Now()
 	var err, perr error
 	if c.produce == nil {
@@ -207,7 +202,7 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 		return out.Bytes(), nil
 	}
 	code := exitCode(err)
-	msg := exitMessage(stderr.Bytes())
+	msg := exitMessage(cmd.Stderr.Bytes())
 	switch {
 	case ctx.Err() != nil:
 		// Stopped by our deadline: say so, with what restic was retrying
@@ -232,7 +227,7 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 // input is still open, and only then is its stdin closed: whatever restic
 // exits with then (130, or 12 when the interrupt came while it opened the
 // repository's keys), perr is the reason.
-func runProducing(cmd *exec.Cmd, cancel func(), produce func(io.Writer) error) (err, perr error) {
+func runProducing(cmd *proc.Cmd, cancel func(), produce func(io.Writer) error) (err, perr error) {
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err, nil
@@ -306,20 +301,6 @@ func exitMessage(stderr []byte) string {
 	}
 	return strings.Join(last, "; ")
 }
-
-type capped struct {
-	buf bytes.Buffer
-	max int
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	if room := c.max - c.buf.Len(); room > 0 {
-		c.buf.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (c *capped) Bytes() []byte { return c.buf.Bytes() }
 
 // withUnlock runs c; when restic still reports a lock after --retry-lock,
 // it runs `restic unlock` (which removes only stale locks: older than 30

@@ -79,7 +79,10 @@ type Scanner struct {
 	StateDir string
 	// Timeout bounds one trivy run (DefaultTimeout when 0).
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// MaxReport caps trivy's report in bytes (DefaultMaxReport when 0):
+	// a larger one is ErrReportTooLarge, and trivy is stopped.
+	MaxReport int
+	Logger    *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 

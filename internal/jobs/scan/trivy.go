@@ -1,7 +1,7 @@
 package scan
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/proc"
 )
 
 // DefaultTimeout bounds one trivy run when Scanner.Timeout is 0. A first
@@ -40,6 +42,15 @@ var ErrTrivyMissing = errors.New("trivy not found")
 
 // ErrTimeout is a trivy run that did not finish in time.
 var ErrTimeout = errors.New("trivy timed out")
+
+// ErrReportTooLarge is a trivy report larger than Scanner.MaxReport: it is
+// not read on, and trivy is stopped.
+var ErrReportTooLarge = errors.New("trivy's report is too large")
+
+// DefaultMaxReport caps trivy's report when Scanner.MaxReport is 0: the
+// report is held whole to be decoded, and an image with many packages and
+// findings makes one of tens of MiB.
+const DefaultMaxReport = 256 << 20
 
 // trivyReport is the part of trivy's JSON report (pkg/types/report.go,
 // schema 2) that syncd reads. Results is left out when nothing was found.
@@ -92,25 +103,29 @@ func (s *Scanner) trivy(ctx context.Context, img Image) ([]Finding, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, timeout+min(timeoutGrace, timeout/10))
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
+	cmd := proc.Command(ctx, 0, path, args...)
 	cmd.Env = env
-	cmd.WaitDelay = 5 * time.Second
-	var stdout bytes.Buffer
-	stderr := &tailBuffer{max: 8 << 10}
-	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	// The report is read under a cap: one past it stops trivy (cancel)
+	// rather than syncd's memory.
+	limit := s.maxReport()
+	stdout := proc.NewLimit(limit, cancel)
+	cmd.Stdout = stdout
 	began := time.Now()
 	err = cmd.Run()
+	stderr := cmp.Or(cmd.Stderr.LastLines(3), "no error output")
 	switch {
-	case ctx.Err() == context.DeadlineExceeded || (err != nil && strings.Contains(stderr.String(), "context deadline exceeded")):
+	case stdout.Full():
+		return nil, fmt.Errorf("%w: more than %s; syncd stopped reading it at that cap and stopped trivy; raise --trivy-max-report (MiB) if this image's report is that large", ErrReportTooLarge, mib(limit))
+	case ctx.Err() == context.DeadlineExceeded || (err != nil && strings.Contains(cmd.Stderr.String(), "context deadline exceeded")):
 		return nil, fmt.Errorf("%w: no result within %s (a first run downloads the vulnerability DB; a large image takes long)", ErrTimeout, time.Since(began).Round(time.Second))
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case err != nil:
-		return nil, fmt.Errorf("trivy failed (%v): %s", err, lastLines(stderr.String(), 3))
+		return nil, fmt.Errorf("trivy failed (%v): %s", err, stderr)
 	}
 	var rep trivyReport
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		return nil, fmt.Errorf("trivy's output is not a JSON report (%v): %s", err, lastLines(stderr.String(), 3))
+		return nil, fmt.Errorf("trivy's output is not a JSON report (%v): %s", err, stderr)
 	}
 	if rep.SchemaVersion != 2 {
 		return nil, fmt.Errorf("trivy's report has schema version %d; syncd reads version 2 (trivy 0.74 and later)", rep.SchemaVersion)
@@ -189,6 +204,21 @@ func (s *Scanner) env() []string {
 	return os.Environ()
 }
 
+func (s *Scanner) maxReport() int {
+	if s.MaxReport > 0 {
+		return s.MaxReport
+	}
+	return DefaultMaxReport
+}
+
+// mib says n bytes in MiB, or in bytes under one.
+func mib(n int) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%d MiB", n>>20)
+}
+
 func (s *Scanner) timeout() time.Duration {
 	if s.Timeout > 0 {
 		return s.Timeout
@@ -206,34 +236,3 @@ func lookup(env []string, name string) string {
 	}
 	return v
 }
-
-// lastLines returns the last n non-empty lines of s, joined by "; ".
-func lastLines(s string, n int) string {
-	var lines []string
-	for l := range strings.SplitSeq(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) == 0 {
-		return "no error output"
-	}
-	return strings.Join(lines[max(0, len(lines)-n):], "; ")
-}
-
-// tailBuffer keeps the last max bytes written to it: trivy's error output
-// can be long, its end says what went wrong.
-type tailBuffer struct {
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string { return string(t.b) }
