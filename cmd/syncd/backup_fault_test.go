@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -687,5 +688,34 @@ func TestNotifyBackupFailedRecoveredE2E(t *testing.T) {
 	}
 	if len(h.got) != 4 {
 		t.Errorf("the sink got %d messages, want 4: %q", len(h.got), h.got)
+	}
+}
+
+// TestRestoreToShowsTheUsersDirectory: a directory the user names is
+// printed as given, even when it shares a long prefix with a secret (here
+// the restic repository, a directory beside it): issue 18 item 10, where
+// `restore --to` printed "extracted into <redacted>drill7".
+func TestRestoreToShowsTheUsersDirectory(t *testing.T) {
+	t.Parallel()
+	restic := testenv.Tool(t, "restic")
+	parent := t.TempDir()
+	repo := filepath.Join(parent, "restic-repo-Quebec")
+	f, app := faultFleet(t, repo, "pw-Drill-Ux81Nq3Lzv")
+	faultWrite(t, faultCtr(t, app, "db"), "/data/x", []byte("v1"))
+	if code, out := f.syncd("backup", "--restic", restic); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, out)
+	}
+	dir := filepath.Join(parent, "drill7")
+	var out, errOut bytes.Buffer
+	// Not f.syncd: its check refuses any 8 bytes of a value, and the
+	// directory shares its prefix with the repository's path by design.
+	code := run(context.Background(), []string{"restore", "--repo", f.repo, "--host", f.host, "--age-key", f.key, "--state-dir", f.state,
+		"--restic", restic, "--app", app, "--to", dir}, os.Getenv, &out, &errOut)
+	text := out.String() + errOut.String()
+	if code != 0 || !strings.Contains(text, "extracted into "+dir+";") {
+		t.Errorf("restore --to: exit %d, want the directory as given (%s):\n%s", code, dir, text)
+	}
+	if strings.Contains(text, "Quebec") || strings.Contains(text, "Ux81Nq3Lzv") {
+		t.Errorf("restore --to shows a secret:\n%s", text)
 	}
 }

@@ -101,6 +101,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for name, compose := range scenarios {
 		t.Run(name, func(t *testing.T) {
 			repo, key := leakRepo(t, compose, nil)
+			state := t.TempDir()
 			checkRuns(t, repo, [][]string{
 				{"render", "--repo", repo, "--host", "alpha", "--age-key", key},
 				{"render", "--repo", repo, "--host", "alpha", "--age-key", key, "--project", "web"},
@@ -108,7 +109,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 				{"validate", "--repo", repo, "--age-key", key},
 				{"validate", "--repo", repo, "--strict", "--age-key", key},
 				{"validate", "--repo", repo},
+				// plan and sync on the real engine: its errors and the
+				// logs pass the host's one redaction too (issue 20: an
+				// image made of a secret reached sync's output through the
+				// engine's "No such image").
+				{"plan", "--repo", repo, "--host", "alpha", "--age-key", key, "--state-dir", state},
+				{"sync", "--repo", repo, "--host", "alpha", "--age-key", key, "--state-dir", state, "--status-branch", ""},
+				{"status", "--state-dir", state, "--json"},
 			}, plantedValues...)
+			assertNoLeakInDir(t, state, plantedValues...)
 		})
 	}
 }
@@ -141,6 +150,7 @@ func leakScenarios() map[string]string {
 		"as an extra host":            svc + "    extra_hosts: [\"${TOKEN}\"]\n",
 		"as the image":                "services:\n  web:\n    image: ${TOKEN}\n",
 		"as a quoted image":           "services:\n  web:\n    image: ${QUOTED}\n",
+		"as the image tag":            "services:\n  web:\n    image: syncdtest-absent:${TOKEN}\n    pull_policy: never\n",
 		"in command words":            svc + "    command: \"serve --token ${TOKEN} --verbose\"\n",
 		"in entrypoint words":         svc + "    entrypoint: \"/app ${QUOTED}\"\n",
 		"in a label":                  svc + "    labels:\n      auth: \"Bearer ${TOKEN}\"\n",

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/escape"
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 // Exit codes, documented in README.md.
@@ -40,6 +41,9 @@ type cli struct {
 	// now is the clock of what a command writes and judges by (status
 	// times, the wave gate's bake time): tests inject theirs.
 	now func() time.Time
+	// redaction is the host's secrets of the last rendering, which the
+	// logs are redacted with (the reconciler sets it).
+	redaction redact.Current
 }
 
 type command struct {

@@ -71,12 +71,15 @@ func runProbe(ctx context.Context, c *cli, args []string) int {
 		defer eng.Close()
 		checker.Containers = eng
 	}
-	outcomes := probe.Once(ctx, checker, projects, vals.RedactNamed)
+	// A target is the user's words with secrets filled in: each value is
+	// named where it shows whole, and nothing else is touched.
+	shown := vals.Redactor().Named().Text
+	outcomes := probe.Once(ctx, checker, projects, shown)
 	if len(outcomes) == 0 {
 		fmt.Fprintf(c.stdout, "host %s: no probes\n", f.host)
 		return exitOK
 	}
-	if err := probe.WriteTable(c.stdout, outcomes, vals.RedactNamed); err != nil {
+	if err := probe.WriteTable(c.stdout, outcomes, shown); err != nil {
 		return fail(err)
 	}
 	for _, o := range outcomes {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -140,12 +141,27 @@ func TestProbeCommand(t *testing.T) {
 	write("apps/api/compose.yaml", "services:\n  api:\n    image: nginx:1.27.3\n")
 	write("apps/api/app.yaml", "probes:\n  - name: broken\n    http: {url: \""+srv.URL+"/broken\"}\n")
 	write("hosts/h1/host.yaml", "apps: [web, api]\n")
-	secretstest.WriteFile(t, filepath.Join(repo, "hosts", "h1", "secrets.sops.yaml"), recip, []byte("token: tok-Zulu-9a8b7c6d\n"))
+	// A restic repository on the same address: its value shares a long
+	// prefix with every target, which must still show as written (issue
+	// 18 item 10: fragment matching mangled them into
+	// <secret:restic_repository>91/healthz).
+	resticRepo := "rest:" + srv.URL + "/restic-Yankee-repo/"
+	closed := freePort(t)
+	write("apps/gone/compose.yaml", "services:\n  gone:\n    image: nginx:1.27.3\n")
+	write("apps/gone/app.yaml", fmt.Sprintf("probes:\n  - name: refused\n    http: {url: \"http://127.0.0.1:%d/healthz\"}\n", closed))
+	write("hosts/h1/host.yaml", "apps: [web, api, gone]\n")
+	secretstest.WriteFile(t, filepath.Join(repo, "hosts", "h1", "secrets.sops.yaml"), recip, []byte("token: tok-Zulu-9a8b7c6d\nrestic_repository: "+resticRepo+"\n"))
 	probe := func(extra ...string) (int, string) {
 		var out, errOut strings.Builder
 		code := run(t.Context(), append([]string{"probe", "--repo", repo, "--host", "h1", "--age-key", key}, extra...), os.Getenv, &out, &errOut)
 		text := out.String() + errOut.String()
 		secretstest.AssertNoLeak(t, "syncd probe", text, "tok-Zulu-9a8b7c6d")
+		// The repository shares its address with the targets, which are
+		// the user's own words: what must not show is the value, whole or
+		// its own part.
+		if strings.Contains(text, "Yankee") {
+			t.Errorf("syncd probe shows the restic repository:\n%s", text)
+		}
 		return code, text
 	}
 	code, out := probe("--app", "web")
@@ -155,6 +171,10 @@ func TestProbeCommand(t *testing.T) {
 	code, out = probe()
 	if code != 1 || !strings.Contains(out, "FAIL") || !strings.Contains(out, "status 500, want 2xx") {
 		t.Errorf("all: exit %d\n%s", code, out)
+	}
+	target := fmt.Sprintf("http://127.0.0.1:%d/healthz", closed)
+	if !strings.Contains(out, srv.URL+"/broken") || !strings.Contains(out, target) || !strings.Contains(out, "connection refused") || strings.Contains(out, "<secret:restic_repository>") {
+		t.Errorf("the targets and errors are not shown as written:\n%s", out)
 	}
 	if code, out := probe("--app", "nope"); code != 1 || !strings.Contains(out, `host "h1" does not run app "nope"`) {
 		t.Errorf("unknown app: exit %d\n%s", code, out)

@@ -127,11 +127,12 @@ func (f *cycleFlags) runningImages(ctx context.Context, g gitFlags, app string) 
 	// its image ID alone.
 	if h.SecretsFile != "" {
 		secrets, err := repo.HostSecrets(h, &lazyDecrypter{path: f.ageKey})
+		red := secrets.Redactor()
 		for i := range out {
 			if err != nil {
 				out[i].Image.Ref = ""
 			} else {
-				out[i].Image.Ref = secrets.RedactFragments(out[i].Image.Ref)
+				out[i].Image.Ref = red.Text(out[i].Image.Ref)
 			}
 		}
 	}

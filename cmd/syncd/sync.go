@@ -18,6 +18,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/jobs/scan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
+	"github.com/syncd-dev/syncd/internal/redact"
 	"github.com/syncd-dev/syncd/internal/secrets"
 	"github.com/syncd-dev/syncd/internal/source"
 	"github.com/syncd-dev/syncd/internal/state"
@@ -107,6 +108,7 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconc
 		Store:     store,
 		Decrypter: &lazyDecrypter{path: f.ageKey},
 		Logger:    log,
+		Redaction: &c.redaction,
 		Probes:    &probe.Gate{Checker: &probe.Checker{Containers: eng}},
 	}
 	if lock {
@@ -119,9 +121,9 @@ func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconc
 func newLogger(c *cli, format string) (*slog.Logger, error) {
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(c.stderr, nil)), nil
+		return slog.New(redact.NewHandler(slog.NewTextHandler(c.stderr, nil), &c.redaction)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(c.stderr, nil)), nil
+		return slog.New(redact.NewHandler(slog.NewJSONHandler(c.stderr, nil), &c.redaction)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }

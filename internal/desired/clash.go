@@ -33,7 +33,7 @@ func checkClashes(host string, projects []*Project, secrets Secrets, ps *Problem
 					names[n] = c
 				} else if other.project != c.project {
 					// A name or a port may be made of a secret.
-					ps.add(c.loc.Path, c.loc.Line, "%s", secrets.RedactFragments(fmt.Sprintf("service %q of %s has container_name %q, as service %q of %s (%s) has; on host %q two containers cannot have one name: change one",
+					ps.add(c.loc.Path, c.loc.Line, "%s", secrets.Redact(fmt.Sprintf("service %q of %s has container_name %q, as service %q of %s (%s) has; on host %q two containers cannot have one name: change one",
 						svcName, c.project, n, other.service, other.project, other.loc.Path, host)))
 				}
 			}
@@ -54,7 +54,7 @@ func checkClashes(host string, projects []*Project, secrets Secrets, ps *Problem
 					})
 					if clash >= 0 {
 						o := ports[k][clash]
-						ps.add(c.loc.Path, c.loc.Line, "%s", secrets.RedactFragments(fmt.Sprintf("service %q of %s publishes host port %d/%s, as service %q of %s (%s) does; on host %q only one can bind it: change one",
+						ps.add(c.loc.Path, c.loc.Line, "%s", secrets.Redact(fmt.Sprintf("service %q of %s publishes host port %d/%s, as service %q of %s (%s) does; on host %q only one can bind it: change one",
 							svcName, c.project, n, proto, o.service, o.project, o.loc.Path, host)))
 						break
 					}

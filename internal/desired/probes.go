@@ -253,7 +253,7 @@ func (s *scan) renderProbes() []Probe {
 			c.Body = fill(h.Body, "http", "body")
 			if !s.placeholdersUsed() || !strings.Contains(c.URL, "<secret:") {
 				if msg := checkURL(c.URL); msg != "" {
-					s.ps.add(f, lineOf(root, "probes", idx, "http", "url"), "probes[%d] (%s): http.url for host %q: %s", i, pr.Name, s.host.Name, secrets.RedactNamed(msg))
+					s.ps.add(f, lineOf(root, "probes", idx, "http", "url"), "probes[%d] (%s): http.url for host %q: %s", i, pr.Name, s.host.Name, secrets.Redactor().Named().Text(msg))
 				}
 			}
 			q.HTTP = &c

@@ -285,10 +285,13 @@ func raced(err error) bool {
 	if resourceHint(err) != "" {
 		return false // not a race: the host is short of something
 	}
+	msg := err.Error()
+	if strings.Contains(msg, "No such image") {
+		return false // the image is missing: no race, and trying again changes nothing
+	}
 	if errdefs.IsNotFound(err) || errdefs.IsConflict(err) {
 		return true
 	}
-	msg := err.Error()
 	return strings.Contains(msg, "No such container") || strings.Contains(msg, "is already in use by container") ||
 		strings.Contains(msg, "is already in progress")
 }

@@ -265,7 +265,7 @@ func (j *Jobs) runner(r *reconcile.Rendered) (*backup.Runner, error) {
 		Host: j.Host, Engine: j.Engine, Log: j.log(), StateDir: j.Store.Dir(),
 		Keep: backup.Keep{Daily: b.Retention.Daily, Weekly: b.Retention.Weekly, Monthly: b.Retention.Monthly},
 		Restic: &backup.Restic{Binary: bin, Repository: repo, Password: password, Env: env,
-			CacheDir: filepath.Join(j.Store.Dir(), "restic-cache"), Redact: r.Secrets.RedactFragments, Log: j.log().With("component", "restic")},
+			CacheDir: filepath.Join(j.Store.Dir(), "restic-cache"), Redact: r.Redactor().Outside, Log: j.log().With("component", "restic")},
 	}, nil
 }
 

@@ -39,7 +39,7 @@ const (
 type Config struct {
 	Sinks  []Sink
 	Sender Sender              // default: Shoutrrr
-	Redact func(string) string // applied to every title and message; the host's secrets' RedactFragments
+	Redact func(string) string // applied to every title and message: the host's redaction (redact.Redactor.Text)
 	Logger *slog.Logger
 	// QueueSize bounds the messages waiting per sink; when full the oldest
 	// is dropped (and counted).

@@ -64,6 +64,9 @@ type Reconciler struct {
 	Store     *state.Store
 	Decrypter desired.Decrypter
 	Logger    *slog.Logger
+	// Redaction, when set, is given the host's Redactor of each cycle, for
+	// what outlives it (the log handler).
+	Redaction *redact.Current
 	// Parallel bounds how many independent projects apply at once (default 4).
 	Parallel int
 	// Now is the clock (default time.Now).
@@ -284,6 +287,7 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		}
 	}
 	red := secrets.Redactor()
+	r.Redaction.Set(red)
 	return &Prepared{
 		running:        running,
 		Plan:           redactPlan(plan.Make(d, observed, memory(records)), red),

@@ -358,7 +358,11 @@ func Host(raw string) string {
 type Current struct{ p atomic.Pointer[Redactor] }
 
 // Set makes r the current Redactor.
-func (c *Current) Set(r *Redactor) { c.p.Store(r) }
+func (c *Current) Set(r *Redactor) {
+	if c != nil {
+		c.p.Store(r)
+	}
+}
 
 // Get returns the current Redactor (nil: none yet, which still scrubs URL
 // credentials).

@@ -94,8 +94,9 @@ func Check(ctx context.Context, dir string, in Inspector, opts Options) desired.
 				lps = append(lps, desired.Problem{Path: p.App.SettingsFile(), Line: p.App.Line("backup"), Severity: desired.Warning,
 					Msg: fmt.Sprintf("backup: host %s has no backup: repository in hosts/%s/host.yaml, so %s is not backed up there", name, name, p.App.Name)})
 			}
+			red := secrets.Redactor()
 			for _, lp := range lps {
-				lp.Msg = secrets.RedactFragments(lp.Msg)
+				lp.Msg = red.Text(lp.Msg)
 				ps = append(ps, lp)
 			}
 		}
