@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/proc"
 )
 
@@ -193,7 +194,7 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 	if perr != nil {
 		// The stream failed before its end and restic was interrupted: no
 		// snapshot, whatever restic's exit.
-		e := fmt.Errorf("%w: %s; no snapshot was saved", ErrProducer, r.redact(perr.Error()))
+		e := fmt.Errorf("%w: %s; no snapshot was saved", ErrProducer, escape.Lines(r.redact(perr.Error())))
 		log.Warn("restic input failed", "error", e)
 		return out.Bytes(), e
 	}
@@ -202,7 +203,7 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 		return out.Bytes(), nil
 	}
 	code := exitCode(err)
-	msg := exitMessage(cmd.Stderr.Bytes())
+	msg := escape.Lines(exitMessage(cmd.Stderr.Bytes())) // restic's own text, and the repository's
 	switch {
 	case ctx.Err() != nil:
 		// Stopped by our deadline: say so, with what restic was retrying

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/plan"
 )
 
@@ -335,7 +336,7 @@ func (r *Runner) restoreDump(ctx context.Context, app App, d desired.Dump, s Sna
 	if err != nil {
 		// A restore_command's stderr is the container's text: redacted here,
 		// where it enters.
-		return fmt.Errorf("dump %s: restore_command: %s", d.Filename, r.Restic.redact(err.Error()))
+		return fmt.Errorf("dump %s: restore_command: %s", d.Filename, escape.Lines(r.Restic.redact(err.Error())))
 	}
 	r.log().Info("dump restored", "app", app.Name, "file", d.Filename, "snapshot", s.ShortID)
 	return nil

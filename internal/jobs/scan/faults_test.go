@@ -45,6 +45,10 @@ func TestScanFaults(t *testing.T) {
 			[]string{"trivy's output is not a JSON report"}, nil},
 		{"another schema", fakeTrivy(t, `echo '{"SchemaVersion": 3}'`), 0,
 			[]string{"schema version 3; syncd reads version 2"}, nil},
+		// trivy's own text is escaped: a terminal escape in its stderr
+		// (an image's file names reach it) does not act.
+		{"hostile stderr", fakeTrivy(t, `printf 'FATAL \033]0;pwned\007\033[2J\n' >&2; exit 1`), 0,
+			[]string{`FATAL \x1b]0;pwned\x07\x1b[2J`}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -117,5 +121,22 @@ func TestDBAge(t *testing.T) {
 	now = time.Date(2027, 1, 7, 0, 0, 0, 0, time.UTC)
 	if w := s.warnings(db); len(w) != 0 {
 		t.Errorf("a 6-day-old DB: %q", w)
+	}
+}
+
+// TestFindingsAreEscaped: a finding's text comes from the image (package
+// names) and the DB; a control character of it is escaped where the report
+// is read.
+func TestFindingsAreEscaped(t *testing.T) {
+	report := `{"SchemaVersion":2,"Metadata":{"ImageID":"` + someImage.ID + `"},"Results":[{"Vulnerabilities":[` +
+		`{"VulnerabilityID":"CVE-2026-1\u001b[2J","PkgName":"pkg\u001b]0;pwned\u0007","InstalledVersion":"1\u009b","FixedVersion":"2","Severity":"HIGH"}]}]}`
+	s := &Scanner{Trivy: fakeTrivy(t, "cat <<'EOF'\n"+report+"\nEOF"), Env: []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, StateDir: t.TempDir()}
+	rep, err := s.Scan(context.Background(), someImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := rep.Findings
+	if len(fs) != 1 || fs[0].Package != `pkg\x1b]0;pwned\x07` || fs[0].ID != `CVE-2026-1\x1b[2J` || fs[0].Installed != `1\u009b` {
+		t.Errorf("findings not escaped: %q", fs)
 	}
 }

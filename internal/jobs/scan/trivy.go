@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/proc"
 )
 
@@ -112,7 +113,7 @@ func (s *Scanner) trivy(ctx context.Context, img Image) ([]Finding, error) {
 	cmd.Stdout = stdout
 	began := time.Now()
 	err = cmd.Run()
-	stderr := cmp.Or(cmd.Stderr.LastLines(3), "no error output")
+	stderr := escape.Lines(cmp.Or(cmd.Stderr.LastLines(3), "no error output")) // trivy's own text
 	switch {
 	case stdout.Full():
 		return nil, fmt.Errorf("%w: more than %s; syncd stopped reading it at that cap and stopped trivy; raise --trivy-max-report (MiB) if this image's report is that large", ErrReportTooLarge, mib(limit))
@@ -127,6 +128,10 @@ func (s *Scanner) trivy(ctx context.Context, img Image) ([]Finding, error) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		return nil, fmt.Errorf("trivy's output is not a JSON report (%v): %s", err, stderr)
 	}
+	// A finding's text is the vulnerability DB's and the image's (package
+	// names and versions come from files in the image): escaped where it
+	// enters, for the table, the status, the logs and notifications.
+	escape.Strings(&rep)
 	if rep.SchemaVersion != 2 {
 		return nil, fmt.Errorf("trivy's report has schema version %d; syncd reads version 2 (trivy 0.74 and later)", rep.SchemaVersion)
 	}
