@@ -313,8 +313,10 @@ func URL(raw string) string {
 	}
 	if u.RawQuery != "" {
 		q := u.Query()
-		for k := range q {
-			if slices.Contains(sensitiveQuery, strings.ToLower(k)) {
+		for k, vs := range q {
+			// An empty value holds nothing: it is what precedes a value
+			// already shown as <redacted> (the text's URL ends at the '<').
+			if slices.Contains(sensitiveQuery, strings.ToLower(k)) && strings.Join(vs, "") != "" && strings.Join(vs, "") != "xxxxx" {
 				q.Set(k, "xxxxx")
 				changed = true
 			}

@@ -157,6 +157,9 @@ func TestURL(t *testing.T) {
 	if got := Host("telegram://123:TOKEN@telegram?chats=1"); got != "telegram://telegram" {
 		t.Errorf("Host = %q", got)
 	}
+	if got := New(map[string]string{"t": "tok-Alpha-7f3kQ9zLm2"}).Text("GET http://h:1/?token=tok-Alpha-7f3kQ9zLm2: 500"); got != "GET http://h:1/?token=<redacted>: 500" {
+		t.Errorf("a value already redacted is marked twice: %q", got)
+	}
 	if got := New(nil).Text("clone https://u:pw@h/r failed"); got != "clone https://xxxxx@h/r failed" {
 		t.Errorf("Text does not scrub URLs: %q", got)
 	}
