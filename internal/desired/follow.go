@@ -113,6 +113,7 @@ func (s *scan) open(from string, ref *yaml.Node, dir, field string) (string, *ya
 		return "", nil, false
 	}
 	s.nodes[target] = doc.Content[0]
+	s.order = append(s.order, target)
 	return target, doc.Content[0], true
 }
 

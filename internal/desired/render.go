@@ -288,6 +288,8 @@ type scan struct {
 	services   map[string]Location
 	// followed are the files reached by include: and extends:, scanned once.
 	followed map[string]bool
+	// order lists the files read, in the order the loader merges them.
+	order []string
 }
 
 type secretRef struct {
@@ -316,6 +318,7 @@ func (s *scan) file(f string, data []byte) bool {
 	}
 	root := doc.Content[0]
 	s.nodes[f] = root
+	s.order = append(s.order, f)
 	if !s.composeChecks(f, root) {
 		return false
 	}

@@ -1,0 +1,112 @@
+package desired
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// renderApp loads files (a repository with the single host h), renders h
+// and returns the project of app, failing on any error.
+func renderApp(t *testing.T, files map[string]string, app string) (*Project, string) {
+	t.Helper()
+	dir := writeRepo(t, files)
+	r, ps := Load(dir)
+	if ps.HasErrors() {
+		t.Fatalf("Load: %v", ps)
+	}
+	r.ProjectsDir = filepath.Join(t.TempDir(), "projects")
+	projects, ps := r.Render(context.Background(), "h", nil)
+	if ps.HasErrors() {
+		t.Fatalf("Render: %v", ps)
+	}
+	for _, p := range projects {
+		if p.Name() == app {
+			return p, dir
+		}
+	}
+	t.Fatalf("no project %s", app)
+	return nil, ""
+}
+
+// TestFileSecretOfTwoServices: a file secret two services use (the nginx +
+// backend + postgres samples' db-password) is placed once, for both, as
+// the CLI reads it.
+func TestFileSecretOfTwoServices(t *testing.T) {
+	compose := `services:
+  a:
+    image: nginx:1.27.3
+    secrets: [pw]
+  b:
+    image: postgres:16.4
+    secrets: [pw]
+    configs: [conf]
+  c:
+    image: busybox:1.37.0
+    configs: [conf]
+secrets:
+  pw:
+    file: ./pw.txt
+configs:
+  conf:
+    file: ./app.conf
+`
+	files := map[string]string{
+		"apps/app/compose.yaml": compose,
+		"apps/app/pw.txt":       "not-a-real-password\n",
+		"apps/app/app.conf":     "x = 1\n",
+		"hosts/h/host.yaml":     "apps: [app]\n",
+	}
+	p, repo := renderApp(t, files, "app")
+	if got, want := p.Compose.Secrets["pw"].File, filepath.Join(p.Dir, "pw.txt"); got != want {
+		t.Errorf("secret pw file = %q, want %q", got, want)
+	}
+	if got, want := p.Compose.Configs["conf"].File, filepath.Join(p.Dir, "app.conf"); got != want {
+		t.Errorf("config conf file = %q, want %q", got, want)
+	}
+	users := map[string][]string{}
+	for _, m := range p.Mounts {
+		users[m.Rel] = m.Services
+	}
+	if got := users["apps/app/pw.txt"]; !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("pw.txt used by %v, want [a b]", got)
+	}
+	if got := users["apps/app/app.conf"]; !slices.Equal(got, []string{"b", "c"}) {
+		t.Errorf("app.conf used by %v, want [b c]", got)
+	}
+	cli := composeCLI(t, repo, "app", p.Dir, []string{"apps/app/compose.yaml"}, nil)
+	ours := modelOf(t, p)
+	for _, keys := range [][]any{{"secrets"}, {"configs"}, {"services", "a", "secrets"}, {"services", "b", "secrets"}, {"services", "b", "configs"}, {"services", "c", "configs"}} {
+		if g, w := toJSON(at(ours, keys...)), toJSON(at(cli, keys...)); g != w {
+			t.Errorf("%v:\n syncd   %s\n compose %s", keys, g, w)
+		}
+	}
+}
+
+// TestFileSecretProblemIsStable: a problem with a file secret is cited
+// at its definition, the same on every render.
+func TestFileSecretProblemIsStable(t *testing.T) {
+	compose := `services:
+  a:
+    image: nginx:1.27.3
+    secrets: [pw]
+  b:
+    image: postgres:16.4
+    secrets: [pw]
+  c:
+    image: busybox:1.37.0
+    secrets: [pw]
+secrets:
+  pw:
+    file: ./missing.txt
+`
+	r := mustLoad(t, map[string]string{"apps/app/compose.yaml": compose, "hosts/h/host.yaml": "apps: [app]\n"})
+	want := "apps/app/compose.yaml:13: error: secret pw reads apps/app/missing.txt, which the repository does not have; add the file or fix the path"
+	for range 20 {
+		_, ps := r.Render(context.Background(), "h", nil)
+		if ps.Error() != want {
+			t.Fatalf("problems:\n%v\nwant\n%s", ps, want)
+		}
+	}
+}
