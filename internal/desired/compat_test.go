@@ -110,3 +110,74 @@ secrets:
 		}
 	}
 }
+
+// TestOverridePathsResolveInTheAppDirectory: Compose resolves the relative
+// paths of every -f file against the project directory, the first file's:
+// a host override's ./x is the app's ./x, as the CLI reads it.
+func TestOverridePathsResolveInTheAppDirectory(t *testing.T) {
+	files := map[string]string{
+		"apps/app/compose.yaml": `include:
+  - path: ./lib/compose.yaml
+    project_directory: ./libdir
+services:
+  web:
+    image: nginx:1.27.3
+`,
+		"apps/app/lib/compose.yaml": "services:\n  lib:\n    image: busybox:1.37.0\n    env_file: ./lib.env\n    volumes: [./lib-data:/lib]\n",
+		"apps/app/libdir/lib.env":   "FROM_LIBDIR=yes\n",
+		"hosts/h/app.override.yaml": `include:
+  - ./inc/compose.yaml
+services:
+  web:
+    env_file:
+      - ./override.env
+      - path: ./optional.env
+        required: false
+    volumes:
+      - ./conf:/etc/conf:ro
+      - ./data:/data
+    configs: [oc]
+    secrets: [os]
+  extra:
+    extends:
+      file: ./base.yaml
+      service: base
+    build:
+      context: ./ctx
+configs:
+  oc:
+    file: ./override.conf
+secrets:
+  os:
+    file: ./override.secret
+`,
+		"apps/app/override.env":     "FROM_OVERRIDE_ENV=yes\n",
+		"apps/app/conf/x.conf":      "x\n",
+		"apps/app/override.conf":    "c\n",
+		"apps/app/override.secret":  "s\n",
+		"apps/app/base.yaml":        "services:\n  base:\n    image: busybox:1.37.0\n    env_file: [base.env]\n    volumes: [./base-data:/base]\n",
+		"apps/app/base.env":         "FROM_BASE_ENV=yes\n",
+		"apps/app/ctx/Dockerfile":   "FROM scratch\n",
+		"apps/app/inc/compose.yaml": "services:\n  inc:\n    image: busybox:1.37.0\n    env_file: ./inc.env\n    volumes: [./inc-data:/inc]\n",
+		"apps/app/inc/inc.env":      "FROM_INCLUDED_ENV=yes\n",
+		"hosts/h/host.yaml":         "apps: [app]\n",
+	}
+	p, repo := renderApp(t, files, "app")
+	cli := composeCLI(t, repo, "app", p.Dir, p.Files, nil)
+	ours := modelOf(t, p)
+	for _, keys := range [][]any{
+		{"services", "web", "environment"}, {"services", "web", "volumes"}, {"configs"}, {"secrets"},
+		{"services", "extra", "environment"}, {"services", "extra", "volumes"}, {"services", "extra", "image"},
+		{"services", "inc", "environment"}, {"services", "inc", "volumes"},
+		{"services", "lib", "environment"}, {"services", "lib", "volumes"},
+	} {
+		if g, w := toJSON(at(ours, keys...)), toJSON(at(cli, keys...)); g != w {
+			t.Errorf("%v:\n syncd   %s\n compose %s", keys, g, w)
+		}
+	}
+	// syncd does not build (an image is deployed, not built), so the
+	// context stays in the checkout; it must be the app's directory's.
+	if g, w := toJSON(at(ours, "services", "extra", "build", "context")), filepath.Join(repo, "apps", "app", "ctx"); g != toJSON(w) {
+		t.Errorf("build context = %s, want %q", g, w)
+	}
+}

@@ -323,7 +323,9 @@ func (s *scan) file(f string, data []byte) bool {
 		return false
 	}
 	s.walk(f, root, nil)
-	s.follow(f, root)
+	// Every -f file's relative paths resolve in the project directory, the
+	// first file's: a host's override names the app's ./x, as with the CLI.
+	s.follow(f, root, path.Dir(s.app.ComposeFile))
 	if svcs := child(root, "services"); svcs != nil && svcs.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(svcs.Content); i += 2 {
 			name := svcs.Content[i].Value
