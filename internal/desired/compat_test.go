@@ -181,3 +181,51 @@ secrets:
 		t.Errorf("build context = %s, want %q", g, w)
 	}
 }
+
+// TestPWDIsTheProjectDirectory: the CLI fills an unset PWD with its working
+// directory; syncd's is the project's directory, so ${PWD}/state (Tailscale's
+// examples) is ./state, as the CLI run in the app's directory reads it.
+func TestPWDIsTheProjectDirectory(t *testing.T) {
+	files := map[string]string{
+		"apps/app/compose.yaml": `services:
+  tailscale:
+    image: tailscale/tailscale:v1.80.3
+    hostname: app
+    environment:
+      - TS_STATE_DIR=/var/lib/tailscale
+      - TS_SERVE_CONFIG=/config/serve.json
+      - WHERE=${PWD}
+    volumes:
+      - ${PWD}/tailscale/state:/var/lib/tailscale
+      - ${PWD}/config:/config:ro
+    devices:
+      - /dev/net/tun:/dev/net/tun
+    cap_add: [net_admin]
+  web:
+    image: nginx:1.27.3
+    network_mode: service:tailscale
+    depends_on: [tailscale]
+`,
+		"apps/app/config/serve.json": "{}\n",
+		"hosts/h/host.yaml":          "apps: [app]\n",
+	}
+	p, repo := renderApp(t, files, "app")
+	cli := composeCLI(t, repo, "app", p.Dir, p.Files, nil)
+	ours := modelOf(t, p)
+	for _, keys := range [][]any{{"services", "tailscale", "volumes"}, {"services", "tailscale", "environment"}} {
+		if g, w := toJSON(at(ours, keys...)), toJSON(at(cli, keys...)); g != w {
+			t.Errorf("%v:\n syncd   %s\n compose %s", keys, g, w)
+		}
+	}
+	// And they are the project's paths: data, and repository content.
+	kinds := map[string]bool{}
+	for _, m := range p.Mounts {
+		kinds[m.Rel] = m.Data()
+	}
+	if data, ok := kinds["apps/app/tailscale/state"]; !ok || !data {
+		t.Errorf("${PWD}/tailscale/state is not the project's data: %+v", p.Mounts)
+	}
+	if data, ok := kinds["apps/app/config"]; !ok || data {
+		t.Errorf("${PWD}/config is not the repository's config directory: %+v", p.Mounts)
+	}
+}

@@ -77,6 +77,11 @@ func (s *scan) relocate(proj *types.Project, dir string) []Mount {
 			// A path may be made of a secret.
 			s.ps.add(at.Path, at.Line, "%s", s.redact(fmt.Sprintf(format, args...)))
 		}
+		if r, ok := strings.CutPrefix(abs, dir+string(filepath.Separator)); ok || abs == dir {
+			// ${PWD}/x: already the project's directory, which stands for
+			// the app's directory of the repository, as ./x does.
+			abs = filepath.Join(s.repo.Root, filepath.FromSlash(path.Dir(s.app.ComposeFile)), r)
+		}
 		rel, err := filepath.Rel(s.repo.Root, abs)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 			if config != "" {

@@ -174,6 +174,12 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 	// Compose always defines the project name; the CLI would take it from
 	// the environment, but here the project is the app, whatever a var says.
 	env["COMPOSE_PROJECT_NAME"] = binding{value: app.Name}
+	// The CLI fills an unset PWD with its working directory; syncd's is
+	// the project's directory, where the relative paths resolve: so
+	// ${PWD}/state is ./state.
+	if _, ok := env["PWD"]; !ok {
+		env["PWD"] = binding{value: r.projectDir(app.Name)}
+	}
 	r.dotEnv(app, env, ps)
 	profiles := r.profiles(h, app, env)
 
