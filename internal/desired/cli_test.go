@@ -17,8 +17,8 @@ import (
 // composeCLI runs the pinned Compose CLI's `config --format json` on an
 // app of the repository at repo, as syncd loads it: the app's directory is
 // the project directory and the working directory (so ${PWD} is it too),
-// files are the -f files (repository-relative, the app's compose file
-// first), env the whole environment besides PATH and HOME. It returns the
+// files are the -f files (repository-relative or absolute, the app's
+// compose file first), env the whole environment besides PATH and HOME. It returns the
 // model with every path of the app's directory rewritten into projectDir,
 // where syncd resolves them, and every path of the repository's other
 // directories as syncd places them (projectDir/_repo/...).
@@ -28,7 +28,10 @@ func composeCLI(t *testing.T, repo, app, projectDir string, files []string, env 
 	appDir := filepath.Join(repo, "apps", app)
 	args := []string{"--project-directory", appDir, "-p", app}
 	for _, f := range files {
-		args = append(args, "-f", filepath.Join(repo, filepath.FromSlash(f)))
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(repo, filepath.FromSlash(f))
+		}
+		args = append(args, "-f", f)
 	}
 	cmd := exec.Command(cli, append(args, "config", "--format", "json")...)
 	cmd.Dir = appDir

@@ -1,7 +1,6 @@
 package desired
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -630,28 +629,6 @@ func (s *scan) secrets() Secrets {
 
 func (s *scan) redact(text string) string {
 	return s.secrets().RedactFragments(text)
-}
-
-// YAML returns the project as Compose YAML, every secret value replaced by
-// its Redacted form.
-func (p *Project) YAML(secrets Secrets) ([]byte, error) {
-	out, err := p.Compose.MarshalYAML()
-	if err != nil {
-		return nil, fmt.Errorf("marshal project %s: %s", p.Name(), secrets.Redact(err.Error()))
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(out, &doc); err != nil {
-		return nil, fmt.Errorf("re-read project %s: %s", p.Name(), secrets.Redact(err.Error()))
-	}
-	redactNode(&doc, secrets)
-	escapeDollars(&doc)
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, fmt.Errorf("marshal project %s: %s", p.Name(), secrets.Redact(err.Error()))
-	}
-	return buf.Bytes(), nil
 }
 
 // escapeDollars writes every $ of a value as $$, as `docker compose config`
