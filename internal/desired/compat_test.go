@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -228,4 +229,68 @@ func TestPWDIsTheProjectDirectory(t *testing.T) {
 	if data, ok := kinds["apps/app/config"]; !ok || data {
 		t.Errorf("${PWD}/config is not the repository's config directory: %+v", p.Mounts)
 	}
+}
+
+// TestRenderGoesOnPastUndefinedVariables: an undefined variable or a
+// missing secret does not hide what else is wrong in the file; Render
+// returns nothing, Inspect the project, with stand-ins, for checks.
+func TestRenderGoesOnPastUndefinedVariables(t *testing.T) {
+	r := mustLoad(t, map[string]string{
+		"apps/app/compose.yaml": `x-base: &base
+  restart: always
+  image: nginx:latest
+services:
+  web:
+    <<: *base
+    environment:
+      URL: https://${DOMAIN}/
+    secrets: [missing]
+    ports: ["${PORT}:80"]
+    mem_limit: lots
+`,
+		"hosts/h/app.override.yaml": "services:\n  web:\n    labels: {a: b}\n",
+		"hosts/h/host.yaml":         "apps: [app]\n",
+	})
+	want := []string{
+		`apps/app/compose.yaml:8: error: variable ${DOMAIN} is not defined`,
+		`apps/app/compose.yaml:9: error: service "web" uses secret "missing", which is neither defined in the compose file nor a key of hosts/h/secrets.sops.yaml`,
+		`apps/app/compose.yaml:10: error: variable ${PORT} is not defined`,
+		`apps/app/compose.yaml:11: error: the Compose loader rejects this file: 'services[web].mem_limit' invalid size: 'lots' (checked with the undefined variables: DOMAIN, PORT stood in as 1)`,
+	}
+	projects, ps := r.Render(context.Background(), "h", nil)
+	if projects != nil {
+		t.Errorf("Render returned projects despite errors")
+	}
+	for _, w := range want {
+		if !strings.Contains(ps.Error(), w) {
+			t.Errorf("problems lack %q:\n%v", w, ps)
+		}
+	}
+
+	// Without the loader's error the project loads, for checks only.
+	r = mustLoad(t, map[string]string{
+		"apps/app/compose.yaml":     strings.Replace(string(mustRead(t, r, "apps/app/compose.yaml")), "    mem_limit: lots\n", "", 1),
+		"hosts/h/app.override.yaml": "services:\n  web:\n    labels: {a: b}\n",
+		"hosts/h/host.yaml":         "apps: [app]\n",
+	})
+	if projects, _ := r.Render(context.Background(), "h", nil); projects != nil {
+		t.Errorf("Render returned projects despite errors")
+	}
+	projects, ps = r.Inspect(context.Background(), "h", nil)
+	if len(projects) != 1 || !ps.HasErrors() {
+		t.Fatalf("Inspect: %d projects, %v", len(projects), ps)
+	}
+	p := projects[0]
+	if !p.Unresolved("web", "environment") || !p.Unresolved("web", "ports") || p.Unresolved("web", "image") {
+		t.Errorf("unresolved settings: %v", p.unresolved)
+	}
+}
+
+func mustRead(t *testing.T, r *Repo, p string) []byte {
+	t.Helper()
+	data, err := r.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

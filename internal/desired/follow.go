@@ -41,6 +41,7 @@ func (s *scan) follow(f string, root *yaml.Node, dir string) {
 					continue
 				}
 				s.walk(target, root, nil)
+				s.locateServices(target, root)
 				incDir := path.Dir(target)
 				if pd := child(it, "project_directory"); pd != nil && pd.Kind == yaml.ScalarNode && pd.Value != "" {
 					if d, ok := s.inRepo(f, pd, dir, "include.project_directory"); ok {
@@ -63,16 +64,24 @@ func (s *scan) follow(f string, root *yaml.Node, dir string) {
 		if ext == nil || ext.Kind != yaml.MappingNode {
 			continue
 		}
-		file, base := child(ext, "file"), child(ext, "service")
-		if file == nil || base == nil {
+		file, based := child(ext, "file"), child(ext, "service")
+		if based == nil {
+			continue
+		}
+		if file == nil {
+			s.bases[f+"\x00"+name] = extended{f, based.Value}
 			continue // extends within the same file: walked already
 		}
 		target, troot, ok := s.open(f, file, dir, "extends.file")
 		if !ok {
+			if t := path.Join(dir, file.Value); s.nodes[t] != nil {
+				s.bases[f+"\x00"+name] = extended{t, based.Value} // read already
+			}
 			continue
 		}
+		s.bases[f+"\x00"+name] = extended{target, based.Value}
 		// What the base service holds becomes this service's.
-		if b := child(child(troot, "services"), base.Value); b != nil {
+		if b := child(child(troot, "services"), based.Value); b != nil {
 			s.walk(target, b, []string{"services", name})
 		}
 		s.follow(target, troot, path.Dir(target))

@@ -43,6 +43,12 @@ type Project struct {
 	Probes []Probe
 
 	services map[string]Location
+	// nodes, order and bases are the files as scanned, to locate a
+	// setting; unresolved the settings that use undefined variables.
+	nodes      map[string]*yaml.Node
+	order      []string
+	bases      map[string]extended
+	unresolved map[string]map[string]bool
 }
 
 // Location is a place in the repository.
@@ -59,6 +65,13 @@ func (p *Project) ServiceLocation(service string) Location {
 	return Location{Path: p.App.ComposeFile}
 }
 
+// Unresolved reports whether a setting of a service (a top-level key of
+// it, such as "image") uses a variable that is defined nowhere: reported
+// as a problem, and its value in Compose is a stand-in.
+func (p *Project) Unresolved(service, field string) bool {
+	return p.unresolved[service][field]
+}
+
 // Name is the Compose project name.
 func (p *Project) Name() string { return p.App.Name }
 
@@ -67,6 +80,19 @@ func (p *Project) Name() string { return p.App.Name }
 // decrypted values (or Placeholders). Every problem of every app is
 // reported; no project is returned when there is one.
 func (r *Repo) Render(ctx context.Context, host string, secrets Secrets) ([]*Project, Problems) {
+	out, ps := r.Inspect(ctx, host, secrets)
+	if ps.HasErrors() {
+		return nil, ps
+	}
+	return out, ps
+}
+
+// Inspect renders as Render does, but returns every project that loads,
+// also when there are problems, so that a check (syncd validate) goes on
+// to what is in them and reports every problem in one run. A project of
+// an app with a problem must never be applied: where a variable is
+// undefined (see Unresolved), or a secret is missing, it holds stand-ins.
+func (r *Repo) Inspect(ctx context.Context, host string, secrets Secrets) ([]*Project, Problems) {
 	var ps Problems
 	h, ok := r.Hosts[host]
 	if !ok {
@@ -90,9 +116,6 @@ func (r *Repo) Render(ctx context.Context, host string, secrets Secrets) ([]*Pro
 		}
 	}
 	checkClashes(host, out, secrets, &ps)
-	if ps.HasErrors() {
-		return nil, ps.Sorted()
-	}
 	return out, ps.Sorted()
 }
 
@@ -188,7 +211,7 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 	}
 	s := &scan{repo: r, host: h, app: app, env: env, ps: ps, uses: map[string]map[string]bool{}, used: map[string]bool{},
 		svcSecrets: map[string][]secretRef{}, topSecrets: map[string]topSecret{}, nodes: map[string]*yaml.Node{},
-		services: map[string]Location{}}
+		services: map[string]Location{}, bases: map[string]extended{}, undefined: map[string]bool{}, unresolved: map[string]map[string]bool{}}
 	var configs []types.ConfigFile
 	before := len(*ps)
 	for _, f := range files {
@@ -208,7 +231,10 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 		configs = append(configs, types.ConfigFile{Filename: filepath.Join(r.Root, filepath.FromSlash(f)), Content: data})
 	}
 	injected := s.attachSecrets()
-	if len(*ps) > before && Problems((*ps)[before:]).HasErrors() {
+	// An undefined variable or a missing secret is reported, but the
+	// files load with stand-ins all the same, so that what else is wrong
+	// in them is reported in the same run; any other problem stops here.
+	if errorsIn((*ps)[before:]) > s.soft {
 		return nil
 	}
 	if len(injected) > 0 {
@@ -227,6 +253,12 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 				}
 			}
 		}
+		if standIn != "" {
+			for k := range s.undefined {
+				mapping[k] = standIn
+				stood = append(stood, k)
+			}
+		}
 		details := types.ConfigDetails{
 			WorkingDir:  filepath.Join(r.Root, filepath.FromSlash(path.Dir(app.ComposeFile))),
 			ConfigFiles: slices.Clone(configs),
@@ -242,16 +274,21 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 	proj, _, err := load("")
 	var standIns []string
 	note := ""
-	if err != nil && s.placeholdersUsed() {
+	if err != nil && (s.placeholdersUsed() || len(s.undefined) > 0) {
 		// Without the host's key, a secret is "<secret:NAME>", which Compose
 		// refuses where it wants a number, a size or a flag (a port, a
-		// mem_limit) although the real value may fit. Load again with a
-		// stand-in that fits those: what it refuses is wrong whatever the
-		// values are.
+		// mem_limit) although the real value may fit; so is the "" of an
+		// undefined variable. Load again with a stand-in that fits those:
+		// what it refuses is wrong whatever the values are.
 		proj, standIns, err = load("1")
 		if err != nil && len(standIns) > 0 {
-			note = fmt.Sprintf(" (checked without the host's key: %s stood in as 1)", strings.Join(standIns, ", "))
+			how := "without the host's key"
+			if len(s.undefined) > 0 {
+				how = "with the undefined variables"
+			}
+			note = fmt.Sprintf(" (checked %s: %s stood in as 1)", how, strings.Join(standIns, ", "))
 		}
+		standIns = slices.DeleteFunc(standIns, func(k string) bool { return s.undefined[k] })
 	}
 	if err != nil {
 		s.loaderProblem(files, err, note)
@@ -261,11 +298,9 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 	probes := s.renderProbes()
 	dir := r.projectDir(app.Name)
 	mounts := s.relocate(proj, dir)
-	if len(*ps) > before && Problems((*ps)[before:]).HasErrors() {
-		return nil
-	}
 	p := &Project{App: app, Host: h, Compose: proj, Files: files, SecretKeys: map[string][]string{}, StandIns: standIns,
-		Dir: dir, Mounts: mounts, Probes: probes, services: s.services}
+		Dir: dir, Mounts: mounts, Probes: probes, services: s.services, nodes: s.nodes, order: s.order, bases: s.bases,
+		unresolved: s.unresolved}
 	for svc, keys := range s.uses {
 		if _, ok := proj.Services[svc]; ok {
 			p.SecretKeys[svc] = slices.Sorted(maps.Keys(keys))
@@ -295,6 +330,29 @@ type scan struct {
 	followed map[string]bool
 	// order lists the files read, in the order the loader merges them.
 	order []string
+	// bases links a service (file NUL name) to the one it extends.
+	bases map[string]extended
+	// undefined are the variables used but defined nowhere, unresolved
+	// the settings (service -> top-level key) that use them.
+	undefined  map[string]bool
+	unresolved map[string]map[string]bool
+	// soft counts the problems that still let the files load: undefined
+	// variables and missing secrets.
+	soft int
+}
+
+// extended is the service another extends.
+type extended struct{ file, service string }
+
+// errorsIn counts the errors among ps.
+func errorsIn(ps Problems) int {
+	n := 0
+	for _, p := range ps {
+		if p.Severity == Error {
+			n++
+		}
+	}
+	return n
 }
 
 type secretRef struct {
@@ -327,6 +385,7 @@ func (s *scan) file(f string, data []byte) bool {
 	if !s.composeChecks(f, root) {
 		return false
 	}
+	s.locateServices(f, root)
 	s.walk(f, root, nil)
 	// Every -f file's relative paths resolve in the project directory, the
 	// first file's: a host's override names the app's ./x, as with the CLI.
@@ -334,9 +393,6 @@ func (s *scan) file(f string, data []byte) bool {
 	if svcs := child(root, "services"); svcs != nil && svcs.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(svcs.Content); i += 2 {
 			name := svcs.Content[i].Value
-			if _, seen := s.services[name]; !seen {
-				s.services[name] = Location{Path: f, Line: svcs.Content[i].Line}
-			}
 			list := child(svcs.Content[i+1], "secrets")
 			if list == nil || list.Kind != yaml.SequenceNode {
 				continue
@@ -364,6 +420,20 @@ func (s *scan) file(f string, data []byte) bool {
 	return true
 }
 
+// locateServices notes where the services of file f are defined, unless
+// a file before it defines them.
+func (s *scan) locateServices(f string, root *yaml.Node) {
+	svcs := child(root, "services")
+	if svcs == nil || svcs.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(svcs.Content); i += 2 {
+		if name := svcs.Content[i].Value; s.services[name] == (Location{}) {
+			s.services[name] = Location{Path: f, Line: svcs.Content[i].Line}
+		}
+	}
+}
+
 func child(n *yaml.Node, key string) *yaml.Node {
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil
@@ -384,9 +454,12 @@ func (s *scan) walk(f string, n *yaml.Node, keys []string) {
 	if len(keys) > maxWalkDepth {
 		return
 	}
-	service := ""
+	service, field := "", ""
 	if len(keys) >= 2 && keys[0] == "services" {
 		service = keys[1]
+	}
+	if service != "" && len(keys) >= 3 {
+		field = keys[2]
 	}
 	// environment: of a service, also when merged in with <<: *anchor.
 	inEnv := service != "" && len(keys) >= 3 && keys[len(keys)-1] == "environment"
@@ -413,7 +486,7 @@ func (s *scan) walk(f string, n *yaml.Node, keys []string) {
 		}
 	case yaml.ScalarNode:
 		for _, ref := range scanVars(n.Value) {
-			s.check(f, n.Line, service, ref)
+			s.check(f, n.Line, service, field, ref)
 		}
 	}
 }
@@ -424,11 +497,13 @@ func (s *scan) walk(f string, n *yaml.Node, keys []string) {
 func (s *scan) bareEnv(f string, line int, service, name string) {
 	name = strings.TrimSpace(name)
 	if b, ok := s.env[name]; ok && b.secret {
-		s.check(f, line, service, varRef{Name: name, Op: ":-"})
+		s.check(f, line, service, "environment", varRef{Name: name, Op: ":-"})
 	}
 }
 
-func (s *scan) check(f string, line int, service string, ref varRef) {
+// check checks one ${NAME} of a value of field (a service's top-level key,
+// or "") of service (or "").
+func (s *scan) check(f string, line int, service, field string, ref varRef) {
 	b, defined := s.env[ref.Name]
 	if defined && b.secret {
 		s.used[ref.Name] = true
@@ -440,6 +515,14 @@ func (s *scan) check(f string, line int, service string, ref varRef) {
 		}
 	}
 	if !defined && ref.required() {
+		s.soft++
+		s.undefined[ref.Name] = true
+		if service != "" {
+			if s.unresolved[service] == nil {
+				s.unresolved[service] = map[string]bool{}
+			}
+			s.unresolved[service][field] = true
+		}
 		s.ps.add(f, line, "variable ${%s} is not defined for host %q; define it under vars in hosts/%s/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${%s:-default})",
 			ref.Name, s.host.Name, s.host.Name, ref.Name)
 	}
@@ -459,7 +542,7 @@ func (s *scan) check(f string, line int, service string, ref varRef) {
 	}
 	if used {
 		for _, inner := range scanVars(ref.Default) {
-			s.check(f, line, service, inner)
+			s.check(f, line, service, field, inner)
 		}
 	}
 }
@@ -496,6 +579,7 @@ func (s *scan) attachSecrets() map[string]any {
 				b, defined := s.env[top.environment]
 				switch {
 				case !defined:
+					s.soft++
 					s.ps.add(top.file, top.line, "secret %q reads environment %q, which host %q does not define; add the key %q to %s",
 						ref.source, top.environment, s.host.Name, top.environment, secretsFile)
 				case b.secret:
@@ -508,8 +592,11 @@ func (s *scan) attachSecrets() map[string]any {
 				s.use(svc, ref.source)
 				continue
 			}
+			s.soft++
 			s.ps.add(ref.file, ref.line, "service %q uses secret %q, which is neither defined in the compose file nor a key of %s; add it with `sops edit %s`",
 				svc, ref.source, secretsFile, secretsFile)
+			// A stand-in, for the loader to check the rest.
+			injected[ref.source] = map[string]any{"environment": ref.source}
 		}
 	}
 	return injected

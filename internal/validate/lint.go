@@ -58,7 +58,8 @@ func Lint(p *desired.Project) desired.Problems {
 	for _, name := range slices.Sorted(maps.Keys(p.Compose.Services)) {
 		s := p.Compose.Services[name]
 		loc := p.ServiceLocation(name)
-		if msg := unpinned(s); msg != "" {
+		// An image made of an undefined variable is reported as that.
+		if msg := unpinned(s); msg != "" && !p.Unresolved(name, "image") {
 			ps = append(ps, desired.Problem{Path: loc.Path, Line: loc.Line, Msg: fmt.Sprintf("service %q: %s", name, msg)})
 		}
 		if msg := unwritable(p.Compose, s); msg != "" {

@@ -78,7 +78,10 @@ func Check(ctx context.Context, dir string, in Inspector, opts Options) desired.
 			}
 		}
 		checkHostSecrets(h, secrets, &ps)
-		projects, rps := repo.Render(ctx, name, secrets)
+		// Every project that loads is checked, also beside an error in
+		// another (or in it: an undefined variable), so that one run lists
+		// every problem.
+		projects, rps := repo.Inspect(ctx, name, secrets)
 		ps = append(ps, rps...)
 		for _, p := range projects {
 			// Lint quotes what the project holds (an image reference), which

@@ -202,3 +202,48 @@ func TestCheckSkipsSopsConfig(t *testing.T) {
 		t.Errorf(".sops.yaml was checked as a secrets file:\n%v", ps)
 	}
 }
+
+// TestCheckListsEveryProblemInOneRun: an undefined variable does not hide
+// the images that move (issue 20: they showed only on a second run), in
+// the same file, in an extended file, or in another app of the host; an
+// image made of the undefined variable is reported as that, not as
+// unpinned too.
+func TestCheckListsEveryProblemInOneRun(t *testing.T) {
+	_, recipient := secretstest.NewKey(t)
+	dir := repo(t, recipient, "db_password: x\n", map[string]string{
+		"apps/web/compose.yaml": `services:
+  web:
+    environment:
+      URL: https://${DOMAIN}/
+    image: nginx:latest
+  worker:
+    extends:
+      file: base.yaml
+      service: base
+  tagged:
+    image: redis:${REDIS_TAG}
+    mem_limit: ${MEM}
+`,
+		"apps/web/base.yaml":      "services:\n  base:\n    labels: {a: b}\n    image: busybox:stable\n",
+		"apps/other/compose.yaml": "services:\n  other:\n\n    image: traefik\n",
+		"hosts/h/host.yaml":       "apps: [web, other]\n",
+	})
+	ps := validate.Check(context.Background(), dir, secrets.Inspector{}, validate.Options{NotRecipient: secrets.ErrNotRecipient})
+	var errs []string
+	for _, p := range ps {
+		if p.Severity == desired.Error {
+			errs = append(errs, p.String())
+		}
+	}
+	want := []string{
+		`apps/other/compose.yaml:2: error: service "other": image "traefik" is not pinned; name a version tag (traefik:1.2.3) or a digest`,
+		`apps/web/compose.yaml:2: error: service "web": image "nginx:latest" uses the moving tag "latest" (it names no version); pin a version tag (nginx:1.2.3) or a digest`,
+		`apps/web/compose.yaml:4: error: variable ${DOMAIN} is not defined for host "h"; define it under vars in hosts/h/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${DOMAIN:-default})`,
+		`apps/web/compose.yaml:6: error: service "worker": image "busybox:stable" uses the moving tag "stable" (it names no version); pin a version tag (busybox:1.2.3) or a digest`,
+		`apps/web/compose.yaml:11: error: variable ${REDIS_TAG} is not defined for host "h"; define it under vars in hosts/h/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${REDIS_TAG:-default})`,
+		`apps/web/compose.yaml:12: error: variable ${MEM} is not defined for host "h"; define it under vars in hosts/h/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${MEM:-default})`,
+	}
+	if got := strings.Join(errs, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s\nall problems:\n%v", got, strings.Join(want, "\n"), ps)
+	}
+}
