@@ -284,6 +284,14 @@ services:
 	if !p.Unresolved("web", "environment") || !p.Unresolved("web", "ports") || p.Unresolved("web", "image") {
 		t.Errorf("unresolved settings: %v", p.unresolved)
 	}
+	// The image is set through a merge key, in the file the override does
+	// not change.
+	if l := p.Location("web", "image"); l != (Location{Path: "apps/app/compose.yaml", Line: 3}) {
+		t.Errorf("image at %+v", l)
+	}
+	if l := p.Location("web", "labels"); l != (Location{Path: "hosts/h/app.override.yaml", Line: 3}) {
+		t.Errorf("labels at %+v", l)
+	}
 }
 
 func mustRead(t *testing.T, r *Repo, p string) []byte {

@@ -65,6 +65,67 @@ func (p *Project) ServiceLocation(service string) Location {
 	return Location{Path: p.App.ComposeFile}
 }
 
+// Location says where a setting of a service (keys below services.NAME,
+// such as "image") is written: in the last file, in merge order, that sets
+// it, following extends: and merge keys; else where the service is.
+func (p *Project) Location(service string, keys ...string) Location {
+	for _, f := range slices.Backward(p.order) {
+		if l, ok := p.locate(f, service, keys, 0); ok {
+			return l
+		}
+	}
+	return p.ServiceLocation(service)
+}
+
+func (p *Project) locate(f, service string, keys []string, depth int) (Location, bool) {
+	n := child(child(p.nodes[f], "services"), service)
+	if n == nil || depth > maxWalkDepth {
+		return Location{}, false
+	}
+	if v := find(n, keys, 0); v != nil {
+		return Location{Path: f, Line: v.Line}, true
+	}
+	if b, ok := p.bases[f+"\x00"+service]; ok {
+		return p.locate(b.file, b.service, keys, depth+1)
+	}
+	return Location{}, false
+}
+
+// find follows keys below the mapping n, also into what n merges in with
+// <<: *anchor, and returns the node of the last key.
+func find(n *yaml.Node, keys []string, depth int) *yaml.Node {
+	if len(keys) == 0 {
+		return n
+	}
+	if depth > maxWalkDepth {
+		return nil
+	}
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	if v := keyNode(n, keys[0]); v != nil {
+		if len(keys) == 1 {
+			return v // the key's line: a block value starts below it
+		}
+		return find(child(n, keys[0]), keys[1:], depth+1)
+	}
+	if m := child(n, "<<"); m != nil {
+		merged := []*yaml.Node{m}
+		if m.Kind == yaml.SequenceNode {
+			merged = m.Content
+		}
+		for _, c := range merged {
+			if v := find(c, keys, depth+1); v != nil {
+				return v
+			}
+		}
+	}
+	return nil
+}
+
 // Unresolved reports whether a setting of a service (a top-level key of
 // it, such as "image") uses a variable that is defined nowhere: reported
 // as a problem, and its value in Compose is a stand-in.

@@ -60,7 +60,8 @@ func Lint(p *desired.Project) desired.Problems {
 		loc := p.ServiceLocation(name)
 		// An image made of an undefined variable is reported as that.
 		if msg := unpinned(s); msg != "" && !p.Unresolved(name, "image") {
-			ps = append(ps, desired.Problem{Path: loc.Path, Line: loc.Line, Msg: fmt.Sprintf("service %q: %s", name, msg)})
+			at := p.Location(name, "image")
+			ps = append(ps, desired.Problem{Path: at.Path, Line: at.Line, Msg: fmt.Sprintf("service %q: %s", name, msg)})
 		}
 		if msg := unwritable(p.Compose, s); msg != "" {
 			ps = append(ps, desired.Problem{Path: loc.Path, Line: loc.Line, Msg: fmt.Sprintf("service %q: %s", name, msg)})

@@ -139,7 +139,7 @@ func TestCheckProblems(t *testing.T) {
 		{"probe service not defined", values, map[string]string{"apps/web/app.yaml": "probes:\n  - name: p\n    container:\n      service: api\n"}, "",
 			[]string{`apps/web/app.yaml: error: probes (p): service "api" is not defined in apps/web/compose.yaml`}},
 		{"unpinned image", values, map[string]string{"apps/web/compose.yaml": strings.Replace(composeWithSecret, "nginx:1.27.3", "nginx", 1)}, "",
-			[]string{`apps/web/compose.yaml:2: error: service "web": image "nginx" is not pinned`}},
+			[]string{`apps/web/compose.yaml:3: error: service "web": image "nginx" is not pinned`}},
 		{"hardening warning", values, map[string]string{"apps/web/compose.yaml": strings.Replace(composeWithSecret, "    pids_limit: 64\n", "", 1)}, "",
 			[]string{`apps/web/compose.yaml:2: warning[pids-limit]: service "web": set pids_limit`}},
 		{"scan ignore without until", values, map[string]string{"apps/web/app.yaml": "scan:\n  ignore:\n    - id: CVE-2024-1\n      reason: r\n"}, "",
@@ -149,7 +149,7 @@ func TestCheckProblems(t *testing.T) {
 		{"scan ignore that ran out", values, map[string]string{"hosts/h/host.yaml": "apps: [web]\nscan:\n  ignore:\n    - {id: CVE-2024-1, until: 2020-01-31, reason: r}\n"}, "",
 			[]string{`hosts/h/host.yaml:4: warning[scan-ignore-expired]: scan.ignore CVE-2024-1 ran out on 2020-01-31: the finding counts again`}},
 		{"secret as the image, with the key", values, map[string]string{"apps/web/compose.yaml": strings.Replace(composeWithSecret, "nginx:1.27.3", "${db_password}", 1)}, keyFile,
-			[]string{`apps/web/compose.yaml:2: error: service "web": image "<redacted>`}},
+			[]string{`apps/web/compose.yaml:3: error: service "web": image "<redacted>`}},
 		{"secret as a port, with the key", values, map[string]string{"apps/web/compose.yaml": composeWithSecret + "    ports: [\"${db_password}:80\"]\n"}, keyFile,
 			[]string{"apps/web/compose.yaml: error: the Compose loader rejects this file: invalid hostPort: <redacted>"}},
 	}
@@ -205,9 +205,9 @@ func TestCheckSkipsSopsConfig(t *testing.T) {
 
 // TestCheckListsEveryProblemInOneRun: an undefined variable does not hide
 // the images that move (issue 20: they showed only on a second run), in
-// the same file, in an extended file, or in another app of the host; an
-// image made of the undefined variable is reported as that, not as
-// unpinned too.
+// the same file, in an extended file, or in another app of the host; each
+// image error names the image: line; an image made of the undefined
+// variable is reported as that, not as unpinned too.
 func TestCheckListsEveryProblemInOneRun(t *testing.T) {
 	_, recipient := secretstest.NewKey(t)
 	dir := repo(t, recipient, "db_password: x\n", map[string]string{
@@ -236,10 +236,10 @@ func TestCheckListsEveryProblemInOneRun(t *testing.T) {
 		}
 	}
 	want := []string{
-		`apps/other/compose.yaml:2: error: service "other": image "traefik" is not pinned; name a version tag (traefik:1.2.3) or a digest`,
-		`apps/web/compose.yaml:2: error: service "web": image "nginx:latest" uses the moving tag "latest" (it names no version); pin a version tag (nginx:1.2.3) or a digest`,
+		`apps/other/compose.yaml:4: error: service "other": image "traefik" is not pinned; name a version tag (traefik:1.2.3) or a digest`,
+		`apps/web/base.yaml:4: error: service "worker": image "busybox:stable" uses the moving tag "stable" (it names no version); pin a version tag (busybox:1.2.3) or a digest`,
 		`apps/web/compose.yaml:4: error: variable ${DOMAIN} is not defined for host "h"; define it under vars in hosts/h/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${DOMAIN:-default})`,
-		`apps/web/compose.yaml:6: error: service "worker": image "busybox:stable" uses the moving tag "stable" (it names no version); pin a version tag (busybox:1.2.3) or a digest`,
+		`apps/web/compose.yaml:5: error: service "web": image "nginx:latest" uses the moving tag "latest" (it names no version); pin a version tag (nginx:1.2.3) or a digest`,
 		`apps/web/compose.yaml:11: error: variable ${REDIS_TAG} is not defined for host "h"; define it under vars in hosts/h/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${REDIS_TAG:-default})`,
 		`apps/web/compose.yaml:12: error: variable ${MEM} is not defined for host "h"; define it under vars in hosts/h/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${MEM:-default})`,
 	}
