@@ -70,7 +70,8 @@ func jsonString(s string) string {
 // returns, to compare them.
 func modelOf(t *testing.T, p *Project) map[string]any {
 	t.Helper()
-	b, err := json.Marshal(p.Compose)
+	// compose-go's own JSON, as the CLI prints: with the extensions.
+	b, err := p.Compose.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -302,3 +302,38 @@ func mustRead(t *testing.T, r *Repo, p string) []byte {
 	}
 	return data
 }
+
+// TestEnvFilesAreResolvedAsTheCLIDoes: every command of the CLI merges
+// env_file's variables into environment and drops the list (so the
+// config hash holds no path of the checkout); syncd's model is the same.
+func TestEnvFilesAreResolvedAsTheCLIDoes(t *testing.T) {
+	files := map[string]string{
+		"apps/app/compose.yaml": `services:
+  web:
+    image: nginx:1.27.3
+    env_file:
+      - app.env
+      - path: optional.env
+        required: false
+    environment:
+      OWN: set here
+`,
+		"apps/app/app.env":  "FROM_FILE=yes\nOWN=from the file\n",
+		"hosts/h/host.yaml": "apps: [app]\n",
+	}
+	p, repo := renderApp(t, files, "app")
+	cli := composeCLI(t, repo, "app", p.Dir, p.Files, nil)
+	ours := modelOf(t, p)
+	for _, keys := range [][]any{{"services", "web", "environment"}, {"services", "web", "env_file"}} {
+		if g, w := toJSON(at(ours, keys...)), toJSON(at(cli, keys...)); g != w {
+			t.Errorf("%v:\n syncd   %s\n compose %s", keys, g, w)
+		}
+	}
+	out, err := p.YAML(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), repo) {
+		t.Errorf("render names the checkout:\n%s", out)
+	}
+}

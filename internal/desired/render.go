@@ -328,7 +328,8 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 		proj, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
 			o.SetProjectName(app.Name, true)
 			o.Profiles = profiles
-		})
+		}, loader.WithDiscardEnvFiles) // as every command of the CLI: env_file's variables are in environment
+
 		slices.Sort(stood)
 		return proj, stood, err
 	}
