@@ -337,3 +337,44 @@ func TestEnvFilesAreResolvedAsTheCLIDoes(t *testing.T) {
 		t.Errorf("render names the checkout:\n%s", out)
 	}
 }
+
+// TestUnusedResourcesAreLeftOut: the CLI creates no network, volume,
+// config or secret that no service uses; syncd's model holds none either.
+func TestUnusedResourcesAreLeftOut(t *testing.T) {
+	files := map[string]string{
+		"apps/app/compose.yaml": `services:
+  web:
+    image: nginx:1.27.3
+    networks: [front]
+    volumes: [data:/data]
+    configs: [used]
+networks:
+  front: {}
+  spare:
+    ipam:
+      config:
+        - subnet: 172.28.0.0/16
+volumes:
+  data: {}
+  spare: {}
+configs:
+  used:
+    content: used
+  spare:
+    content: spare
+secrets:
+  spare:
+    file: ./spare.txt
+`,
+		"apps/app/spare.txt": "x\n",
+		"hosts/h/host.yaml":  "apps: [app]\n",
+	}
+	p, repo := renderApp(t, files, "app")
+	cli := composeCLI(t, repo, "app", p.Dir, p.Files, nil)
+	ours := modelOf(t, p)
+	for _, k := range []string{"networks", "volumes", "configs", "secrets"} {
+		if g, w := toJSON(at(ours, k)), toJSON(at(cli, k)); g != w {
+			t.Errorf("%s:\n syncd   %s\n compose %s", k, g, w)
+		}
+	}
+}

@@ -329,7 +329,11 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 			o.SetProjectName(app.Name, true)
 			o.Profiles = profiles
 		}, loader.WithDiscardEnvFiles) // as every command of the CLI: env_file's variables are in environment
-
+		if err == nil {
+			// As the CLI does before it creates anything: a network, volume,
+			// config or secret no service uses is not created.
+			proj = proj.WithoutUnnecessaryResources()
+		}
 		slices.Sort(stood)
 		return proj, stood, err
 	}
