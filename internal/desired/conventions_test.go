@@ -123,7 +123,7 @@ func TestRenderProfilesAndPaths(t *testing.T) {
 		}, "apps/web/compose.yaml:1: error: include: \"../../../x.yaml\" leads out of the repository"},
 		"a config file the repository lacks": {map[string]string{
 			"apps/web/compose.yaml": "services:\n  web:\n    image: nginx:1.27.3\n    configs: [c]\nconfigs:\n  c:\n    file: ./missing.conf\n",
-		}, "apps/web/compose.yaml:2: error: config c reads apps/web/missing.conf, which the repository does not have"},
+		}, "apps/web/compose.yaml:7: error: config c reads apps/web/missing.conf, which the repository does not have"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -12,12 +12,14 @@ import (
 // follow scans the files a compose file reaches through `include:` and
 // `extends: {file: …}` with the same variables and the same rules as the
 // file itself: Compose loads them too, and an undefined variable in them
-// would silently become "".
-func (s *scan) follow(f string, root *yaml.Node) {
+// would silently become "". dir is where f's relative paths resolve: the
+// project directory (the app's) for the -f files, a host's override
+// among them; an included file's own directory (or its project_directory);
+// an extended file's own directory.
+func (s *scan) follow(f string, root *yaml.Node, dir string) {
 	if s.followed == nil {
 		s.followed = map[string]bool{f: true}
 	}
-	dir := path.Dir(f)
 	if inc := child(root, "include"); inc != nil && inc.Kind == yaml.SequenceNode {
 		for _, it := range inc.Content {
 			var paths []*yaml.Node
@@ -34,10 +36,19 @@ func (s *scan) follow(f string, root *yaml.Node) {
 				}
 			}
 			for _, p := range paths {
-				if target, root, ok := s.open(f, p, dir, "include"); ok {
-					s.walk(target, root, nil)
-					s.follow(target, root)
+				target, root, ok := s.open(f, p, dir, "include")
+				if !ok {
+					continue
 				}
+				s.walk(target, root, nil)
+				s.locateServices(target, root)
+				incDir := path.Dir(target)
+				if pd := child(it, "project_directory"); pd != nil && pd.Kind == yaml.ScalarNode && pd.Value != "" {
+					if d, ok := s.inRepo(f, pd, dir, "include.project_directory"); ok {
+						incDir = d
+					}
+				}
+				s.follow(target, root, incDir)
 			}
 		}
 	}
@@ -53,39 +64,58 @@ func (s *scan) follow(f string, root *yaml.Node) {
 		if ext == nil || ext.Kind != yaml.MappingNode {
 			continue
 		}
-		file, base := child(ext, "file"), child(ext, "service")
-		if file == nil || base == nil {
+		file, based := child(ext, "file"), child(ext, "service")
+		if based == nil {
+			continue
+		}
+		if file == nil {
+			s.bases[f+"\x00"+name] = extended{f, based.Value}
 			continue // extends within the same file: walked already
 		}
 		target, troot, ok := s.open(f, file, dir, "extends.file")
 		if !ok {
+			if t := path.Join(dir, file.Value); s.nodes[t] != nil {
+				s.bases[f+"\x00"+name] = extended{t, based.Value} // read already
+			}
 			continue
 		}
+		s.bases[f+"\x00"+name] = extended{target, based.Value}
 		// What the base service holds becomes this service's.
-		if b := child(child(troot, "services"), base.Value); b != nil {
+		if b := child(child(troot, "services"), based.Value); b != nil {
 			s.walk(target, b, []string{"services", name})
 		}
-		s.follow(target, troot)
+		s.follow(target, troot, path.Dir(target))
 	}
 }
 
-// open reads the compose file that ref (a path relative to dir, the
-// directory of from) names, once per render.
-func (s *scan) open(from string, ref *yaml.Node, dir, field string) (string, *yaml.Node, bool) {
+// inRepo resolves ref, a path relative to dir (where from's relative paths
+// resolve), to a repository-relative path, or reports why it cannot.
+func (s *scan) inRepo(from string, ref *yaml.Node, dir, field string) (string, bool) {
 	v := ref.Value
 	switch {
 	case strings.Contains(v, "://") || strings.HasPrefix(v, "oci:") || strings.HasPrefix(v, "git@"):
 		s.ps.add(from, ref.Line, "%s: %q is a remote resource; syncd deploys only what the repository holds: copy the file into the repository", field, v)
-		return "", nil, false
+		return "", false
 	case path.IsAbs(v):
-		s.ps.add(from, ref.Line, "%s: %q is an absolute path; a compose file may only use files inside the repository: use a path relative to %s", field, v, from)
-		return "", nil, false
+		s.ps.add(from, ref.Line, "%s: %q is an absolute path; a compose file may only use files inside the repository: use a path relative to %s/", field, v, dir)
+		return "", false
 	}
 	target := path.Join(dir, v)
 	if target == ".." || strings.HasPrefix(target, "../") {
 		s.ps.add(from, ref.Line, "%s: %q leads out of the repository; a compose file may only use files inside it", field, v)
+		return "", false
+	}
+	return target, true
+}
+
+// open reads the compose file that ref (a path relative to dir, where
+// from's relative paths resolve) names, once per render.
+func (s *scan) open(from string, ref *yaml.Node, dir, field string) (string, *yaml.Node, bool) {
+	target, ok := s.inRepo(from, ref, dir, field)
+	if !ok {
 		return "", nil, false
 	}
+	v := ref.Value
 	if s.followed[target] {
 		return "", nil, false
 	}
@@ -113,6 +143,7 @@ func (s *scan) open(from string, ref *yaml.Node, dir, field string) (string, *ya
 		return "", nil, false
 	}
 	s.nodes[target] = doc.Content[0]
+	s.order = append(s.order, target)
 	return target, doc.Content[0], true
 }
 
@@ -148,7 +179,7 @@ func (s *scan) checkEnvFiles(from, dir string, n *yaml.Node) {
 			continue // interpolated: checked as the loader resolves it
 		}
 		if path.IsAbs(v) {
-			s.ps.add(from, ref.Line, "env_file: %q is an absolute path; a compose file may only read files inside the repository: use a path relative to %s", v, from)
+			s.ps.add(from, ref.Line, "env_file: %q is an absolute path; a compose file may only read files inside the repository: use a path relative to %s/", v, dir)
 			continue
 		}
 		target := path.Join(dir, v)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -69,13 +70,23 @@ func (s *scan) relocate(proj *types.Project, dir string) []Mount {
 	defer root.Close()
 	mounts := map[string]*Mount{}
 	// place maps an absolute path of the checkout into dir; other paths
-	// (the host's own, /var/run/docker.sock) stay as they are.
-	place := func(abs, service, what string, writable bool, config string) (string, bool) {
+	// (the host's own, /var/run/docker.sock) stay as they are. Problems
+	// are reported at at.
+	place := func(abs string, services []string, what string, writable bool, config string, at Location) (string, bool) {
+		problem := func(format string, args ...any) {
+			// A path may be made of a secret.
+			s.ps.add(at.Path, at.Line, "%s", s.redact(fmt.Sprintf(format, args...)))
+		}
+		if r, ok := strings.CutPrefix(abs, dir+string(filepath.Separator)); ok || abs == dir {
+			// ${PWD}/x: already the project's directory, which stands for
+			// the app's directory of the repository, as ./x does.
+			abs = filepath.Join(s.repo.Root, filepath.FromSlash(path.Dir(s.app.ComposeFile)), r)
+		}
 		rel, err := filepath.Rel(s.repo.Root, abs)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 			if config != "" {
 				// A host file would be read by syncd and shown in render.
-				s.problemAt(service, "%s reads %s, outside the repository; a compose file may only read files inside the repository", config, abs)
+				problem("%s reads %s, outside the repository; a compose file may only read files inside the repository", config, abs)
 				return "", false
 			}
 			return abs, true // a host path, such as /var/run/docker.sock
@@ -101,38 +112,42 @@ func (s *scan) relocate(proj *types.Project, dir string) []Mount {
 			case err == nil && st.IsDir():
 				m.Source, m.Dir = abs, true
 				if msg := checkTree(root, filepath.FromSlash(rel)); msg != "" {
-					s.problemAt(service, "%s %s: %s", what, rel, msg)
+					problem("%s %s: %s", what, rel, msg)
 					return "", false
 				}
 			case err == nil && st.Mode().IsRegular():
 				m.Source = abs
 			case err == nil:
-				s.problemAt(service, "%s %s is a %s in the repository; only regular files and directories can be mounted", what, rel, kindOf(st.Mode()))
+				problem("%s %s is a %s in the repository; only regular files and directories can be mounted", what, rel, kindOf(st.Mode()))
 				return "", false
 			case errors.Is(err, fs.ErrNotExist):
 				if config != "" {
-					s.problemAt(service, "%s reads %s, which the repository does not have; add the file or fix the path", config, rel)
+					problem("%s reads %s, which the repository does not have; add the file or fix the path", config, rel)
 					return "", false
 				}
 				m.Dir = true // data: created on first use
 			default:
-				s.problemAt(service, "%s %s leads out of the repository (%v); a compose file may only use paths inside the repository", what, rel, unwrapPath(err))
+				problem("%s %s leads out of the repository (%v); a compose file may only use paths inside the repository", what, rel, unwrapPath(err))
 				return "", false
 			}
 			mounts[dst] = m
 		}
-		if service != "" && !slices.Contains(m.Services, service) {
-			m.Services = append(m.Services, service)
+		for _, svc := range services {
+			if !slices.Contains(m.Services, svc) {
+				m.Services = append(m.Services, svc)
+			}
 		}
 		m.Writable = m.Writable || writable
 		return dst, true
 	}
-	for name, svc := range proj.Services {
+	// In name order, so that the same input reports the same problems.
+	for _, name := range slices.Sorted(maps.Keys(proj.Services)) {
+		svc := proj.Services[name]
 		for i, v := range svc.Volumes {
 			if v.Type != types.VolumeTypeBind || !filepath.IsAbs(v.Source) {
 				continue
 			}
-			if dst, ok := place(v.Source, name, "bind mount", !v.ReadOnly, ""); ok {
+			if dst, ok := place(v.Source, []string{name}, "bind mount", !v.ReadOnly, "", s.serviceAt(name)); ok {
 				svc.Volumes[i].Source = dst
 			}
 		}
@@ -156,6 +171,7 @@ func (s *scan) relocate(proj *types.Project, dir string) []Mount {
 				out = append(out, svcName)
 			}
 		}
+		slices.Sort(out)
 		return out
 	}
 	relocateFiles := func(kind string, objs map[string]types.FileObjectConfig) {
@@ -163,15 +179,11 @@ func (s *scan) relocate(proj *types.Project, dir string) []Mount {
 			if o.File == "" || bool(o.External) {
 				continue
 			}
-			for _, svc := range users(kind, name) {
-				if dst, ok := place(o.File, svc, kind+" "+name, false, kind+" "+name); ok {
-					o.File = dst
-				}
-			}
-			if len(users(kind, name)) == 0 {
-				if dst, ok := place(o.File, "", kind+" "+name, false, kind+" "+name); ok {
-					o.File = dst
-				}
+			// Placed once, for all its users: the file is the repository's,
+			// however many services read it.
+			at := s.definedAt(kind+"s", name, "file")
+			if dst, ok := place(o.File, users(kind, name), kind+" "+name, false, kind+" "+name, at); ok {
+				o.File = dst
 			}
 			objs[name] = o
 		}
@@ -202,14 +214,24 @@ func (s *scan) relocate(proj *types.Project, dir string) []Mount {
 	return out
 }
 
-// problemAt reports a problem at the place a service is defined.
-func (s *scan) problemAt(service, format string, args ...any) {
-	l, ok := s.services[service]
-	if !ok {
-		l = Location{Path: s.app.ComposeFile}
+// serviceAt is where a service is defined first.
+func (s *scan) serviceAt(service string) Location {
+	if l, ok := s.services[service]; ok {
+		return l
 	}
-	// A path may be made of a secret.
-	s.ps.add(l.Path, l.Line, "%s", s.redact(fmt.Sprintf(format, args...)))
+	return Location{Path: s.app.ComposeFile}
+}
+
+// definedAt is where the key path (configs, NAME, file) is set: in the
+// last file, in merge order, that defines its object, at the deepest key
+// of the path that file has.
+func (s *scan) definedAt(keys ...string) Location {
+	for _, f := range slices.Backward(s.order) {
+		if hasPath(s.nodes[f], keys[:min(2, len(keys))]) {
+			return Location{Path: f, Line: lineOf(s.nodes[f], keys...)}
+		}
+	}
+	return Location{Path: s.app.ComposeFile}
 }
 
 func kindOf(m fs.FileMode) string {

@@ -1,7 +1,6 @@
 package desired
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +43,12 @@ type Project struct {
 	Probes []Probe
 
 	services map[string]Location
+	// nodes, order and bases are the files as scanned, to locate a
+	// setting; unresolved the settings that use undefined variables.
+	nodes      map[string]*yaml.Node
+	order      []string
+	bases      map[string]extended
+	unresolved map[string]map[string]bool
 }
 
 // Location is a place in the repository.
@@ -60,6 +65,74 @@ func (p *Project) ServiceLocation(service string) Location {
 	return Location{Path: p.App.ComposeFile}
 }
 
+// Location says where a setting of a service (keys below services.NAME,
+// such as "image") is written: in the last file, in merge order, that sets
+// it, following extends: and merge keys; else where the service is.
+func (p *Project) Location(service string, keys ...string) Location {
+	for _, f := range slices.Backward(p.order) {
+		if l, ok := p.locate(f, service, keys, 0); ok {
+			return l
+		}
+	}
+	return p.ServiceLocation(service)
+}
+
+func (p *Project) locate(f, service string, keys []string, depth int) (Location, bool) {
+	n := child(child(p.nodes[f], "services"), service)
+	if n == nil || depth > maxWalkDepth {
+		return Location{}, false
+	}
+	if v := find(n, keys, 0); v != nil {
+		return Location{Path: f, Line: v.Line}, true
+	}
+	if b, ok := p.bases[f+"\x00"+service]; ok {
+		return p.locate(b.file, b.service, keys, depth+1)
+	}
+	return Location{}, false
+}
+
+// find follows keys below the mapping n, also into what n merges in with
+// <<: *anchor, and returns the node of the last key.
+func find(n *yaml.Node, keys []string, depth int) *yaml.Node {
+	if len(keys) == 0 {
+		return n
+	}
+	if depth > maxWalkDepth {
+		return nil
+	}
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	if v := keyNode(n, keys[0]); v != nil {
+		if len(keys) == 1 {
+			return v // the key's line: a block value starts below it
+		}
+		return find(child(n, keys[0]), keys[1:], depth+1)
+	}
+	if m := child(n, "<<"); m != nil {
+		merged := []*yaml.Node{m}
+		if m.Kind == yaml.SequenceNode {
+			merged = m.Content
+		}
+		for _, c := range merged {
+			if v := find(c, keys, depth+1); v != nil {
+				return v
+			}
+		}
+	}
+	return nil
+}
+
+// Unresolved reports whether a setting of a service (a top-level key of
+// it, such as "image") uses a variable that is defined nowhere: reported
+// as a problem, and its value in Compose is a stand-in.
+func (p *Project) Unresolved(service, field string) bool {
+	return p.unresolved[service][field]
+}
+
 // Name is the Compose project name.
 func (p *Project) Name() string { return p.App.Name }
 
@@ -68,6 +141,19 @@ func (p *Project) Name() string { return p.App.Name }
 // decrypted values (or Placeholders). Every problem of every app is
 // reported; no project is returned when there is one.
 func (r *Repo) Render(ctx context.Context, host string, secrets Secrets) ([]*Project, Problems) {
+	out, ps := r.Inspect(ctx, host, secrets)
+	if ps.HasErrors() {
+		return nil, ps
+	}
+	return out, ps
+}
+
+// Inspect renders as Render does, but returns every project that loads,
+// also when there are problems, so that a check (syncd validate) goes on
+// to what is in them and reports every problem in one run. A project of
+// an app with a problem must never be applied: where a variable is
+// undefined (see Unresolved), or a secret is missing, it holds stand-ins.
+func (r *Repo) Inspect(ctx context.Context, host string, secrets Secrets) ([]*Project, Problems) {
 	var ps Problems
 	h, ok := r.Hosts[host]
 	if !ok {
@@ -91,9 +177,6 @@ func (r *Repo) Render(ctx context.Context, host string, secrets Secrets) ([]*Pro
 		}
 	}
 	checkClashes(host, out, secrets, &ps)
-	if ps.HasErrors() {
-		return nil, ps.Sorted()
-	}
 	return out, ps.Sorted()
 }
 
@@ -174,6 +257,12 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 	// Compose always defines the project name; the CLI would take it from
 	// the environment, but here the project is the app, whatever a var says.
 	env["COMPOSE_PROJECT_NAME"] = binding{value: app.Name}
+	// The CLI fills an unset PWD with its working directory; syncd's is
+	// the project's directory, where the relative paths resolve: so
+	// ${PWD}/state is ./state.
+	if _, ok := env["PWD"]; !ok {
+		env["PWD"] = binding{value: r.projectDir(app.Name)}
+	}
 	r.dotEnv(app, env, ps)
 	profiles := r.profiles(h, app, env)
 
@@ -183,7 +272,7 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 	}
 	s := &scan{repo: r, host: h, app: app, env: env, ps: ps, uses: map[string]map[string]bool{}, used: map[string]bool{},
 		svcSecrets: map[string][]secretRef{}, topSecrets: map[string]topSecret{}, nodes: map[string]*yaml.Node{},
-		services: map[string]Location{}}
+		services: map[string]Location{}, bases: map[string]extended{}, undefined: map[string]bool{}, unresolved: map[string]map[string]bool{}}
 	var configs []types.ConfigFile
 	before := len(*ps)
 	for _, f := range files {
@@ -203,7 +292,10 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 		configs = append(configs, types.ConfigFile{Filename: filepath.Join(r.Root, filepath.FromSlash(f)), Content: data})
 	}
 	injected := s.attachSecrets()
-	if len(*ps) > before && Problems((*ps)[before:]).HasErrors() {
+	// An undefined variable or a missing secret is reported, but the
+	// files load with stand-ins all the same, so that what else is wrong
+	// in them is reported in the same run; any other problem stops here.
+	if errorsIn((*ps)[before:]) > s.soft {
 		return nil
 	}
 	if len(injected) > 0 {
@@ -222,6 +314,12 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 				}
 			}
 		}
+		if standIn != "" {
+			for k := range s.undefined {
+				mapping[k] = standIn
+				stood = append(stood, k)
+			}
+		}
 		details := types.ConfigDetails{
 			WorkingDir:  filepath.Join(r.Root, filepath.FromSlash(path.Dir(app.ComposeFile))),
 			ConfigFiles: slices.Clone(configs),
@@ -230,23 +328,33 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 		proj, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
 			o.SetProjectName(app.Name, true)
 			o.Profiles = profiles
-		})
+		}, loader.WithDiscardEnvFiles) // as every command of the CLI: env_file's variables are in environment
+		if err == nil {
+			// As the CLI does before it creates anything: a network, volume,
+			// config or secret no service uses is not created.
+			proj = proj.WithoutUnnecessaryResources()
+		}
 		slices.Sort(stood)
 		return proj, stood, err
 	}
 	proj, _, err := load("")
 	var standIns []string
 	note := ""
-	if err != nil && s.placeholdersUsed() {
+	if err != nil && (s.placeholdersUsed() || len(s.undefined) > 0) {
 		// Without the host's key, a secret is "<secret:NAME>", which Compose
 		// refuses where it wants a number, a size or a flag (a port, a
-		// mem_limit) although the real value may fit. Load again with a
-		// stand-in that fits those: what it refuses is wrong whatever the
-		// values are.
+		// mem_limit) although the real value may fit; so is the "" of an
+		// undefined variable. Load again with a stand-in that fits those:
+		// what it refuses is wrong whatever the values are.
 		proj, standIns, err = load("1")
 		if err != nil && len(standIns) > 0 {
-			note = fmt.Sprintf(" (checked without the host's key: %s stood in as 1)", strings.Join(standIns, ", "))
+			how := "without the host's key"
+			if len(s.undefined) > 0 {
+				how = "with the undefined variables"
+			}
+			note = fmt.Sprintf(" (checked %s: %s stood in as 1)", how, strings.Join(standIns, ", "))
 		}
+		standIns = slices.DeleteFunc(standIns, func(k string) bool { return s.undefined[k] })
 	}
 	if err != nil {
 		s.loaderProblem(files, err, note)
@@ -256,11 +364,9 @@ func (r *Repo) renderApp(ctx context.Context, h *Host, app *App, base map[string
 	probes := s.renderProbes()
 	dir := r.projectDir(app.Name)
 	mounts := s.relocate(proj, dir)
-	if len(*ps) > before && Problems((*ps)[before:]).HasErrors() {
-		return nil
-	}
 	p := &Project{App: app, Host: h, Compose: proj, Files: files, SecretKeys: map[string][]string{}, StandIns: standIns,
-		Dir: dir, Mounts: mounts, Probes: probes, services: s.services}
+		Dir: dir, Mounts: mounts, Probes: probes, services: s.services, nodes: s.nodes, order: s.order, bases: s.bases,
+		unresolved: s.unresolved}
 	for svc, keys := range s.uses {
 		if _, ok := proj.Services[svc]; ok {
 			p.SecretKeys[svc] = slices.Sorted(maps.Keys(keys))
@@ -288,6 +394,31 @@ type scan struct {
 	services   map[string]Location
 	// followed are the files reached by include: and extends:, scanned once.
 	followed map[string]bool
+	// order lists the files read, in the order the loader merges them.
+	order []string
+	// bases links a service (file NUL name) to the one it extends.
+	bases map[string]extended
+	// undefined are the variables used but defined nowhere, unresolved
+	// the settings (service -> top-level key) that use them.
+	undefined  map[string]bool
+	unresolved map[string]map[string]bool
+	// soft counts the problems that still let the files load: undefined
+	// variables and missing secrets.
+	soft int
+}
+
+// extended is the service another extends.
+type extended struct{ file, service string }
+
+// errorsIn counts the errors among ps.
+func errorsIn(ps Problems) int {
+	n := 0
+	for _, p := range ps {
+		if p.Severity == Error {
+			n++
+		}
+	}
+	return n
 }
 
 type secretRef struct {
@@ -316,17 +447,18 @@ func (s *scan) file(f string, data []byte) bool {
 	}
 	root := doc.Content[0]
 	s.nodes[f] = root
+	s.order = append(s.order, f)
 	if !s.composeChecks(f, root) {
 		return false
 	}
+	s.locateServices(f, root)
 	s.walk(f, root, nil)
-	s.follow(f, root)
+	// Every -f file's relative paths resolve in the project directory, the
+	// first file's: a host's override names the app's ./x, as with the CLI.
+	s.follow(f, root, path.Dir(s.app.ComposeFile))
 	if svcs := child(root, "services"); svcs != nil && svcs.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(svcs.Content); i += 2 {
 			name := svcs.Content[i].Value
-			if _, seen := s.services[name]; !seen {
-				s.services[name] = Location{Path: f, Line: svcs.Content[i].Line}
-			}
 			list := child(svcs.Content[i+1], "secrets")
 			if list == nil || list.Kind != yaml.SequenceNode {
 				continue
@@ -354,6 +486,20 @@ func (s *scan) file(f string, data []byte) bool {
 	return true
 }
 
+// locateServices notes where the services of file f are defined, unless
+// a file before it defines them.
+func (s *scan) locateServices(f string, root *yaml.Node) {
+	svcs := child(root, "services")
+	if svcs == nil || svcs.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(svcs.Content); i += 2 {
+		if name := svcs.Content[i].Value; s.services[name] == (Location{}) {
+			s.services[name] = Location{Path: f, Line: svcs.Content[i].Line}
+		}
+	}
+}
+
 func child(n *yaml.Node, key string) *yaml.Node {
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil
@@ -374,9 +520,12 @@ func (s *scan) walk(f string, n *yaml.Node, keys []string) {
 	if len(keys) > maxWalkDepth {
 		return
 	}
-	service := ""
+	service, field := "", ""
 	if len(keys) >= 2 && keys[0] == "services" {
 		service = keys[1]
+	}
+	if service != "" && len(keys) >= 3 {
+		field = keys[2]
 	}
 	// environment: of a service, also when merged in with <<: *anchor.
 	inEnv := service != "" && len(keys) >= 3 && keys[len(keys)-1] == "environment"
@@ -403,7 +552,7 @@ func (s *scan) walk(f string, n *yaml.Node, keys []string) {
 		}
 	case yaml.ScalarNode:
 		for _, ref := range scanVars(n.Value) {
-			s.check(f, n.Line, service, ref)
+			s.check(f, n.Line, service, field, ref)
 		}
 	}
 }
@@ -414,11 +563,13 @@ func (s *scan) walk(f string, n *yaml.Node, keys []string) {
 func (s *scan) bareEnv(f string, line int, service, name string) {
 	name = strings.TrimSpace(name)
 	if b, ok := s.env[name]; ok && b.secret {
-		s.check(f, line, service, varRef{Name: name, Op: ":-"})
+		s.check(f, line, service, "environment", varRef{Name: name, Op: ":-"})
 	}
 }
 
-func (s *scan) check(f string, line int, service string, ref varRef) {
+// check checks one ${NAME} of a value of field (a service's top-level key,
+// or "") of service (or "").
+func (s *scan) check(f string, line int, service, field string, ref varRef) {
 	b, defined := s.env[ref.Name]
 	if defined && b.secret {
 		s.used[ref.Name] = true
@@ -430,6 +581,14 @@ func (s *scan) check(f string, line int, service string, ref varRef) {
 		}
 	}
 	if !defined && ref.required() {
+		s.soft++
+		s.undefined[ref.Name] = true
+		if service != "" {
+			if s.unresolved[service] == nil {
+				s.unresolved[service] = map[string]bool{}
+			}
+			s.unresolved[service][field] = true
+		}
 		s.ps.add(f, line, "variable ${%s} is not defined for host %q; define it under vars in hosts/%s/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${%s:-default})",
 			ref.Name, s.host.Name, s.host.Name, ref.Name)
 	}
@@ -449,7 +608,7 @@ func (s *scan) check(f string, line int, service string, ref varRef) {
 	}
 	if used {
 		for _, inner := range scanVars(ref.Default) {
-			s.check(f, line, service, inner)
+			s.check(f, line, service, field, inner)
 		}
 	}
 }
@@ -486,6 +645,7 @@ func (s *scan) attachSecrets() map[string]any {
 				b, defined := s.env[top.environment]
 				switch {
 				case !defined:
+					s.soft++
 					s.ps.add(top.file, top.line, "secret %q reads environment %q, which host %q does not define; add the key %q to %s",
 						ref.source, top.environment, s.host.Name, top.environment, secretsFile)
 				case b.secret:
@@ -498,8 +658,11 @@ func (s *scan) attachSecrets() map[string]any {
 				s.use(svc, ref.source)
 				continue
 			}
+			s.soft++
 			s.ps.add(ref.file, ref.line, "service %q uses secret %q, which is neither defined in the compose file nor a key of %s; add it with `sops edit %s`",
 				svc, ref.source, secretsFile, secretsFile)
+			// A stand-in, for the loader to check the rest.
+			injected[ref.source] = map[string]any{"environment": ref.source}
 		}
 	}
 	return injected
@@ -619,28 +782,6 @@ func (s *scan) secrets() Secrets {
 
 func (s *scan) redact(text string) string {
 	return s.secrets().RedactFragments(text)
-}
-
-// YAML returns the project as Compose YAML, every secret value replaced by
-// its Redacted form.
-func (p *Project) YAML(secrets Secrets) ([]byte, error) {
-	out, err := p.Compose.MarshalYAML()
-	if err != nil {
-		return nil, fmt.Errorf("marshal project %s: %s", p.Name(), secrets.Redact(err.Error()))
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(out, &doc); err != nil {
-		return nil, fmt.Errorf("re-read project %s: %s", p.Name(), secrets.Redact(err.Error()))
-	}
-	redactNode(&doc, secrets)
-	escapeDollars(&doc)
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, fmt.Errorf("marshal project %s: %s", p.Name(), secrets.Redact(err.Error()))
-	}
-	return buf.Bytes(), nil
 }
 
 // escapeDollars writes every $ of a value as $$, as `docker compose config`

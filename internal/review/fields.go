@@ -102,17 +102,21 @@ func (f flattener) walk(out plan.Fields, path string, n *yaml.Node) {
 }
 
 // field shows text with every redacted value named by its key; a value
-// that is (or holds) a secret, or is cut short, is compared by a keyed hash.
+// that is (or holds) a secret, is cut short or has a line break is
+// compared by a keyed hash.
 func (f flattener) field(text string) plan.Field {
 	shown := f.secrets.RedactNamed(text)
 	secret := shown != text
+	// A line break shows as \n, as a backslash and an n do: such a value is
+	// compared by its hash too, so the two never compare equal.
+	broken := strings.Contains(shown, "\n")
 	shown = strings.ReplaceAll(shown, "\n", `\n`)
 	cut := false
 	if len(shown) > maxFieldText {
 		shown, cut = truncate(shown, maxFieldText)+"…", true
 	}
 	fl := plan.Field{Text: shown}
-	if secret || cut {
+	if secret || cut || broken {
 		fl.Sum = f.sum(text)
 	}
 	return fl

@@ -58,8 +58,10 @@ func Lint(p *desired.Project) desired.Problems {
 	for _, name := range slices.Sorted(maps.Keys(p.Compose.Services)) {
 		s := p.Compose.Services[name]
 		loc := p.ServiceLocation(name)
-		if msg := unpinned(s); msg != "" {
-			ps = append(ps, desired.Problem{Path: loc.Path, Line: loc.Line, Msg: fmt.Sprintf("service %q: %s", name, msg)})
+		// An image made of an undefined variable is reported as that.
+		if msg := unpinned(s); msg != "" && !p.Unresolved(name, "image") {
+			at := p.Location(name, "image")
+			ps = append(ps, desired.Problem{Path: at.Path, Line: at.Line, Msg: fmt.Sprintf("service %q: %s", name, msg)})
 		}
 		if msg := unwritable(p.Compose, s); msg != "" {
 			ps = append(ps, desired.Problem{Path: loc.Path, Line: loc.Line, Msg: fmt.Sprintf("service %q: %s", name, msg)})

@@ -82,7 +82,10 @@ func Check(ctx context.Context, dir string, in Inspector, opts Options) desired.
 			ps = append(ps, desired.Problem{Path: "hosts/" + name + "/host.yaml", Severity: desired.Warning, Rule: "status-unsigned",
 				Msg: fmt.Sprintf("host %s has no status_key: its status documents are unsigned, so any host that may push the status branch can write one in its name that the wave gate believes (advance or halt a rollout); enroll it with `syncd enroll --token FILE --host %s`, or copy `status key:` from `syncd status` on the host into status_key", name, name)})
 		}
-		projects, rps := repo.Render(ctx, name, secrets)
+		// Every project that loads is checked, also beside an error in
+		// another (or in it: an undefined variable), so that one run lists
+		// every problem.
+		projects, rps := repo.Inspect(ctx, name, secrets)
 		ps = append(ps, rps...)
 		for _, p := range projects {
 			// Lint quotes what the project holds (an image reference), which

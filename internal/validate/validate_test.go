@@ -139,7 +139,7 @@ func TestCheckProblems(t *testing.T) {
 		{"probe service not defined", values, map[string]string{"apps/web/app.yaml": "probes:\n  - name: p\n    container:\n      service: api\n"}, "",
 			[]string{`apps/web/app.yaml: error: probes (p): service "api" is not defined in apps/web/compose.yaml`}},
 		{"unpinned image", values, map[string]string{"apps/web/compose.yaml": strings.Replace(composeWithSecret, "nginx:1.27.3", "nginx", 1)}, "",
-			[]string{`apps/web/compose.yaml:2: error: service "web": image "nginx" is not pinned`}},
+			[]string{`apps/web/compose.yaml:3: error: service "web": image "nginx" is not pinned`}},
 		{"hardening warning", values, map[string]string{"apps/web/compose.yaml": strings.Replace(composeWithSecret, "    pids_limit: 64\n", "", 1)}, "",
 			[]string{`apps/web/compose.yaml:2: warning[pids-limit]: service "web": set pids_limit`}},
 		{"scan ignore without until", values, map[string]string{"apps/web/app.yaml": "scan:\n  ignore:\n    - id: CVE-2024-1\n      reason: r\n"}, "",
@@ -157,7 +157,7 @@ func TestCheckProblems(t *testing.T) {
 		{"probe timeout longer than its interval", values, map[string]string{"apps/web/app.yaml": "probes:\n  - name: p\n    schedule: \"@every 30s\"\n    timeout: 45s\n    tcp: {address: \"web:80\"}\n"}, "",
 			[]string{`apps/web/app.yaml:4: warning: probes[0] (p): timeout 45s is longer than the probe's interval (30s, schedule "@every 30s")`}},
 		{"secret as the image, with the key", values, map[string]string{"apps/web/compose.yaml": strings.Replace(composeWithSecret, "nginx:1.27.3", "${db_password}", 1)}, keyFile,
-			[]string{`apps/web/compose.yaml:2: error: service "web": image "<redacted>`}},
+			[]string{`apps/web/compose.yaml:3: error: service "web": image "<redacted>`}},
 		{"secret as a port, with the key", values, map[string]string{"apps/web/compose.yaml": composeWithSecret + "    ports: [\"${db_password}:80\"]\n"}, keyFile,
 			[]string{"apps/web/compose.yaml: error: the Compose loader rejects this file: invalid hostPort: <redacted>"}},
 	}
@@ -230,5 +230,50 @@ func TestCheckSkipsSopsConfig(t *testing.T) {
 	})
 	if ps := validate.Check(context.Background(), dir, secrets.Inspector{}, validate.Options{}); len(ps) > 0 {
 		t.Errorf(".sops.yaml was checked as a secrets file:\n%v", ps)
+	}
+}
+
+// TestCheckListsEveryProblemInOneRun: an undefined variable does not hide
+// the images that move (issue 20: they showed only on a second run), in
+// the same file, in an extended file, or in another app of the host; each
+// image error names the image: line; an image made of the undefined
+// variable is reported as that, not as unpinned too.
+func TestCheckListsEveryProblemInOneRun(t *testing.T) {
+	_, recipient := secretstest.NewKey(t)
+	dir := repo(t, recipient, "db_password: x\n", map[string]string{
+		"apps/web/compose.yaml": `services:
+  web:
+    environment:
+      URL: https://${DOMAIN}/
+    image: nginx:latest
+  worker:
+    extends:
+      file: base.yaml
+      service: base
+  tagged:
+    image: redis:${REDIS_TAG}
+    mem_limit: ${MEM}
+`,
+		"apps/web/base.yaml":      "services:\n  base:\n    labels: {a: b}\n    image: busybox:stable\n",
+		"apps/other/compose.yaml": "services:\n  other:\n\n    image: traefik\n",
+		"hosts/h/host.yaml":       "apps: [web, other]\n",
+	})
+	ps := validate.Check(context.Background(), dir, secrets.Inspector{}, validate.Options{NotRecipient: secrets.ErrNotRecipient})
+	var errs []string
+	for _, p := range ps {
+		if p.Severity == desired.Error {
+			errs = append(errs, p.String())
+		}
+	}
+	want := []string{
+		`apps/other/compose.yaml:4: error: service "other": image "traefik" is not pinned; name a version tag (traefik:1.2.3) or a digest`,
+		`apps/web/base.yaml:4: error: service "worker": image "busybox:stable" uses the moving tag "stable" (it names no version); pin a version tag (busybox:1.2.3) or a digest`,
+		`apps/web/compose.yaml:4: error: variable ${DOMAIN} is not defined for host "h"; define it under vars in hosts/h/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${DOMAIN:-default})`,
+		`apps/web/compose.yaml:5: error: service "web": image "nginx:latest" uses the moving tag "latest" (it names no version); pin a version tag (nginx:1.2.3) or a digest`,
+		`apps/web/compose.yaml:11: error: variable ${REDIS_TAG} is not defined for host "h"; define it under vars in hosts/h/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${REDIS_TAG:-default})`,
+		`apps/web/compose.yaml:12: error: variable ${MEM} is not defined for host "h"; define it under vars in hosts/h/host.yaml, under defaults.vars in syncd.yaml, or as a key of the host's secrets file (or write ${MEM:-default})`,
+	}
+	if got := strings.Join(errs, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s\nall problems:\n%v", got, strings.Join(want, "\n"), ps)
 	}
 }
