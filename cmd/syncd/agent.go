@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/agent"
-	"github.com/syncd-dev/syncd/internal/host"
 	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/notify"
+	"github.com/syncd-dev/syncd/internal/runtime"
 	"github.com/syncd-dev/syncd/internal/source"
 )
 
@@ -71,51 +71,35 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 		}
 	}
 
-	rec, closeEngine, err := f.reconciler(ctx, c, true)
-	if err != nil {
-		return fail(err)
-	}
-	defer closeEngine()
-	src, err := newSource(f.repo, f.stateDir, g)
-	if err != nil {
-		return fail(err)
-	}
-	log := rec.Logger
-	recipient, enrol := selfEnrol(f.ageKey, f.host, log)
-	rec.Enrolling = enrol
-	writer, err := statusWriter(src, *statusBranch, f.host, f.stateDir, log.With("component", "status"))
-	if err != nil {
-		return fail(err)
-	}
 	// Notifications and jobs follow the repository: sinks and schedules
 	// come with each cycle.
-	notifier := notify.New(notify.Config{Logger: log})
-	go notifier.Run(ctx)
-	hostJobs := f.jobs(rec, notifier)
-	hostJobs.ScanAfterDeploy = true
-	mac, enrolled := enrolment(*enrollToken, f.host, recipient, writer, log)
-	rep := &host.Reporter{Host: f.host, Version: version(), Engine: rec.Engine, Store: rec.Store, Writer: writer,
-		Log: log.With("component", "status"), Now: c.now, AgeRecipient: recipient, UnsignedCommits: unsignedCommits(src),
-		EnrolmentMAC: mac, Enrolled: enrolled, Jobs: hostJobs, Scans: scanSummaries(rec.Gate)}
-	hostJobs.Changed = func() { rep.Refresh(ctx) }
-	// Probes run between cycles; a change of state is notified, and
-	// published within seconds.
-	containers, _ := rec.Engine.(probe.Containers)
-	probeEvents := host.ProbeNotifier(f.host, notifier)
-	monitor, err := probe.NewMonitor(probe.Options{StateDir: f.stateDir, Containers: containers, Logger: log.With("component", "probe"),
-		OnEvent: probeEvents})
+	log, err := newLogger(c, f.logFormat)
 	if err != nil {
 		return fail(err)
 	}
-	rep.Probes = monitor
-	run := &host.Runtime{Host: f.host, Source: src, Reconciler: rec, Reporter: rep, Jobs: hostJobs, Notify: notifier, Probes: monitor,
-		Gate: gate(src, writer, c.now, log)}
+	notifier := notify.New(notify.Config{Logger: log.With("component", "notify")})
+	go notifier.Run(ctx)
+	h, err := f.open(ctx, c, true, notifier)
+	if err != nil {
+		return fail(err)
+	}
+	defer h.close()
+	h.jobs.ScanAfterDeploy = true
+	// Probes run between cycles; a change of state is notified, and
+	// published within seconds.
+	monitor, err := probe.NewMonitor(probe.Options{StateDir: f.stateDir, Containers: h.eng, Logger: log.With("component", "probe"),
+		OnEvent: runtime.ProbeNotifier(f.host, notifier)})
+	if err != nil {
+		return fail(err)
+	}
+	run, err := f.runtime(ctx, c, h, g, *statusBranch, *enrollToken, notifier, monitor)
+	if err != nil {
+		return fail(err)
+	}
 	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings(),
-		Job:        func(ctx context.Context, req jobs.Request) (string, error) { return hostJobs.Request(ctx, nil, req) },
-		Collectors: append(hostJobs.Collectors(), monitor, scanCollector(rec.Gate))}, run.Cycle)
-	go hostJobs.Run(ctx)
-	go monitor.Run(ctx)
-	go host.PublishProbes(ctx, monitor, rep, 5*time.Second)
+		Job:        func(ctx context.Context, req jobs.Request) (string, error) { return h.jobs.Request(ctx, nil, req) },
+		Collectors: append(h.jobs.Collectors(), monitor, h.scanner.Collector())}, run.Cycle)
+	go run.Run(ctx)
 
 	// Triggers beside the loop's own timers: SIGHUP, the socket, the
 	// webhook, and changes to a local repository.
@@ -137,7 +121,8 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 			log.Error("socket", "err", err)
 		}
 	}()
-	if l, ok := src.(source.Local); ok {
+	if !source.IsURL(f.repo) {
+		l := source.Local{Dir: f.setting("repo")}
 		go func() {
 			if err := l.Watch(ctx, 500*time.Millisecond, func() { a.Trigger("watch") }); err != nil && ctx.Err() == nil {
 				log.Warn("watch: changes to the repository are seen at the next poll", "err", err)
@@ -166,16 +151,6 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	}
 	log.Info("agent stopped")
 	return exitOK
-}
-
-// displayRepo shows a repository without credentials someone put in it.
-func displayRepo(repo string) string {
-	if i := strings.Index(repo, "://"); i >= 0 {
-		if j := strings.Index(repo[i+3:], "@"); j >= 0 && !strings.Contains(repo[i+3:i+3+j], "/") {
-			return repo[:i+3] + "***@" + repo[i+3+j+1:]
-		}
-	}
-	return repo
 }
 
 // version is syncd's module version, "(devel)" for a local build.

@@ -191,7 +191,7 @@ func TestAgentE2EGitPollForcePushOutageAndStatusBranch(t *testing.T) {
 	bare := filepath.Join(g.server.Root, "fleet.git")
 	var doc string
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if out, err := exec.Command("git", "-C", bare, "show", "syncd/status:hosts/"+f.host+".yaml").Output(); err == nil {
+		if out, err := exec.Command("git", "-C", bare, "show", "syncd/status-"+f.host+":hosts/"+f.host+".yaml").Output(); err == nil {
 			if doc = string(out); strings.Contains(doc, "applied_commit: "+c4) {
 				break
 			}
@@ -305,7 +305,7 @@ func TestAgentE2EWebhookSignalAndSocket(t *testing.T) {
 	if n := strings.Count(a.log.String(), "refuses this host's pushes"); n != 1 {
 		t.Errorf("read-only remote warned %d times over four cycles, want once:\n%s", n, a.log)
 	}
-	if out, err := exec.Command("git", "-C", filepath.Join(g.server.Root, "fleet.git"), "branch", "--list", "syncd/status").Output(); err != nil || len(out) != 0 {
+	if out, err := exec.Command("git", "-C", filepath.Join(g.server.Root, "fleet.git"), "branch", "--list", "syncd/status*").Output(); err != nil || len(out) != 0 {
 		t.Errorf("a read-only remote got a status branch: %q %v", out, err)
 	}
 	_ = app

@@ -9,32 +9,9 @@ import (
 
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/desired"
-	"github.com/syncd-dev/syncd/internal/host"
 	"github.com/syncd-dev/syncd/internal/jobs"
-	"github.com/syncd-dev/syncd/internal/jobs/backup"
-	"github.com/syncd-dev/syncd/internal/jobs/scan"
-	"github.com/syncd-dev/syncd/internal/notify"
-	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
-	"github.com/syncd-dev/syncd/internal/schedule"
 )
-
-// jobs wires the host's jobs to the reconciler: the project locks apply
-// shares with them, and the backup before an upgrade.
-func (f *cycleFlags) jobs(r *reconcile.Reconciler, n *notify.Notifier) *host.Jobs {
-	eng, _ := r.Engine.(backup.Engine)
-	locks := &schedule.Locks{}
-	j := &host.Jobs{Host: f.host, Restic: f.restic, Engine: eng, Store: r.Store, Locks: locks, Notify: n,
-		Log: r.Logger.With("component", "jobs")}
-	r.Locks = locks
-	r.BeforeUpgrade = j.BeforeUpgrade
-	// The scheduled scan shares the deploy gate's scanner and its cache.
-	if s, ok := r.Gate.(*scan.Scanner); ok {
-		j.Scanner = s
-		j.Observe = func(ctx context.Context) (plan.Observed, error) { return r.Engine.Observe(ctx, f.host) }
-	}
-	return j
-}
 
 func runBackup(ctx context.Context, c *cli, args []string) int {
 	var f cycleFlags
@@ -134,13 +111,13 @@ func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitF
 		fmt.Fprintf(c.stderr, "%s: %v\n", name, err)
 		return exitFailure
 	}
-	r, closeEngine, err := f.reconciler(ctx, c, true)
+	h, err := f.open(ctx, c, true, nil)
 	if err != nil {
 		return fail(err)
 	}
-	defer closeEngine()
-	hostJobs := f.jobs(r, nil)
-	hostJobs.Recover(ctx) // what a killed job left stopped: this process holds the state directory
+	defer h.close()
+	h.jobs.Recover(ctx) // what a killed job left stopped: this process holds the state directory
+	r := h.rec
 	rendered, err := func() (*reconcile.Rendered, error) {
 		dir, head, done, err := tempCheckout(ctx, f.repo, "syncd-job-", g)
 		if err != nil {
@@ -156,7 +133,7 @@ func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitF
 	if err != nil {
 		return fail(err)
 	}
-	out, err := hostJobs.Request(ctx, rendered, req)
+	out, err := h.jobs.Request(ctx, rendered, req)
 	fmt.Fprint(c.stdout, out)
 	if err != nil {
 		return fail(err)

@@ -220,7 +220,7 @@ func runEnroll(ctx context.Context, c *cli, args []string) int {
 		}
 		*recipient, statusKey = h.AgeRecipient, h.StatusKey
 		fmt.Fprintf(c.stdout, "Host %s's publication (hosts/%s.yaml on %s) verifies with the enrolment token %s:\n  age recipient  %s\n  status key     %s %s\nCompare them with `syncd status` on the host.\n",
-			*host, *host, *statusBranch, *token, h.AgeRecipient, strings.Fields(h.StatusKey)[0], status.Fingerprint(h.StatusKey))
+			*host, *host, pub.where(), *token, h.AgeRecipient, strings.Fields(h.StatusKey)[0], status.Fingerprint(h.StatusKey))
 	case *recipient == "":
 		r, err := pub.enrolledRecipient(ctx)
 		if err != nil {
@@ -254,6 +254,10 @@ type publication struct {
 }
 
 // document reads the host's status document from the status branch.
+func (p publication) where() string {
+	return (&source.StatusBranches{Name: p.branch}).Branch(p.host)
+}
+
 func (p publication) document(ctx context.Context) (status.Host, error) {
 	url := p.url
 	if url == "" {
@@ -263,11 +267,8 @@ func (p publication) document(ctx context.Context) (status.Host, error) {
 		}
 		url = u
 	}
-	auth, err := (&source.Git{URL: url, TokenFile: p.g.tokenFile, SSHKeyFile: p.g.sshKey, KnownHostsFile: p.g.knownHosts}).Auth()
-	if err != nil {
-		return status.Host{}, err
-	}
-	hosts, err := status.ReadAll(ctx, url, p.branch, auth)
+	git := &source.Git{URL: url, TokenFile: p.g.tokenFile, SSHKeyFile: p.g.sshKey, KnownHostsFile: p.g.knownHosts}
+	hosts, err := status.ReadAll(ctx, &source.StatusBranches{Git: git, Name: p.branch})
 	for _, h := range hosts {
 		if h.Host == p.host {
 			return h, nil
@@ -276,7 +277,7 @@ func (p publication) document(ctx context.Context) (status.Host, error) {
 	if err != nil {
 		return status.Host{}, fmt.Errorf("read the status branch %s of %s: %w", p.branch, displayRepo(url), err)
 	}
-	return status.Host{}, fmt.Errorf("host %s has no status on %s yet: it has not run a cycle (check that it started, and that its deploy key may push)", p.host, p.branch)
+	return status.Host{}, fmt.Errorf("host %s has no status on %s yet: it has not run a cycle (check that it started, and that its deploy key may push)", p.host, p.where())
 }
 
 // verified is the host's document when what it publishes for enrolment
@@ -292,7 +293,7 @@ func (p publication) verified(ctx context.Context, tokenFile string) (status.Hos
 	if err != nil {
 		return status.Host{}, err
 	}
-	where := fmt.Sprintf("host %s's publication (hosts/%s.yaml on %s) is refused", p.host, p.host, p.branch)
+	where := fmt.Sprintf("host %s's publication (hosts/%s.yaml on %s) is refused", p.host, p.host, p.where())
 	recipient := h.AgeRecipient
 	if recipient != "" {
 		if recipient, err = secrets.ParseRecipient(recipient); err != nil {
@@ -327,14 +328,14 @@ func (p publication) enrolledRecipient(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if err := status.VerifyDocument(h, key); err != nil {
-		return "", fmt.Errorf("hosts/%s.yaml on %s does not verify against the status_key of hosts/%s/host.yaml (%s): %w; pass --token FILE or --recipient age1…", p.host, p.branch, p.host, status.Fingerprint(key), err)
+		return "", fmt.Errorf("hosts/%s.yaml on %s does not verify against the status_key of hosts/%s/host.yaml (%s): %w; pass --token FILE or --recipient age1…", p.host, p.where(), p.host, status.Fingerprint(key), err)
 	}
 	if h.AgeRecipient == "" {
-		return "", fmt.Errorf("host %s's status (hosts/%s.yaml on %s) has no age_recipient: has it started a syncd that makes its own key? pass --recipient age1… otherwise", p.host, p.host, p.branch)
+		return "", fmt.Errorf("host %s's status (hosts/%s.yaml on %s) has no age_recipient: has it started a syncd that makes its own key? pass --recipient age1… otherwise", p.host, p.host, p.where())
 	}
 	r, err := secrets.ParseRecipient(h.AgeRecipient)
 	if err != nil {
-		return "", fmt.Errorf("hosts/%s.yaml on %s: age_recipient: %w", p.host, p.branch, err)
+		return "", fmt.Errorf("hosts/%s.yaml on %s: age_recipient: %w", p.host, p.where(), err)
 	}
 	return r, nil
 }

@@ -59,7 +59,8 @@ func TestEnrollErrorsChangeNothing(t *testing.T) {
 	// A status branch on which alpha reported without a recipient.
 	srv := testenv.NewGitServer(t)
 	url := srv.InitBare(t, "fleet")
-	w := &status.Writer{URL: url, Host: "alpha", Dir: filepath.Join(t.TempDir(), "status"), StateDir: t.TempDir()}
+	b := &source.StatusBranches{Git: &source.Git{URL: url}}
+	w := &status.Writer{Publisher: b, Host: "alpha", Dir: filepath.Join(t.TempDir(), "status"), StateDir: t.TempDir()}
 	if _, err := w.Write(context.Background(), status.Host{Host: "alpha", State: status.Converged, UpdatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -79,9 +80,9 @@ func TestEnrollErrorsChangeNothing(t *testing.T) {
 		{"not a recipient", withKey, []string{"--recipient", "age1notarecipient"}, `--recipient: "age1notarecipient" is not an age recipient`},
 		{"a private key", withKey, []string{"--recipient", "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"}, "that is an age private key, not a recipient"},
 		{"the status branch without a token", withKey, []string{"--status-repo", url}, "what it says of host alpha is trusted only with its enrolment token: pass --token FILE"},
-		{"nothing published", withKey, []string{"--status-repo", url, "--token", token}, "host alpha's publication (hosts/alpha.yaml on syncd/status) is refused: its document publishes no age_recipient, status_key, enrolment_mac"},
+		{"nothing published", withKey, []string{"--status-repo", url, "--token", token}, "host alpha's publication (hosts/alpha.yaml on syncd/status-alpha) is refused: its document publishes no age_recipient, status_key, enrolment_mac"},
 		{"not a token", withKey, []string{"--status-repo", url, "--token", notToken}, "not a token made by `syncd init-host`"},
-		{"no status", withKey, []string{"--status-repo", url, "--host", "beta", "--token", token}, "host beta has no status on syncd/status yet"},
+		{"no status", withKey, []string{"--status-repo", url, "--host", "beta", "--token", token}, "host beta has no status on syncd/status-beta yet"},
 		{"no origin", withKey, []string{"--token", token}, "find the repository's origin"},
 		{"remove without a marked recipient", withKey, []string{"--remove"}, "no recipient of host alpha is marked in its rule"},
 	}
@@ -265,7 +266,7 @@ func TestEnrollE2ESelfEnrolment(t *testing.T) {
 	bare := filepath.Join(g.server.Root, "fleet.git")
 	var genuine string
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		out, _ := exec.Command("git", "-C", bare, "show", "syncd/status:hosts/"+f.host+".yaml").Output()
+		out, _ := exec.Command("git", "-C", bare, "show", "syncd/status-"+f.host+":hosts/"+f.host+".yaml").Output()
 		genuine = string(out)
 		if strings.Contains(genuine, "age_recipient: "+recipient) && strings.Contains(genuine, "enrolment_mac: "+h.EnrolmentMAC) && strings.Contains(genuine, "state: enrolling") {
 			break
@@ -285,18 +286,15 @@ func TestEnrollE2ESelfEnrolment(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, malloryRecip := secretstest.NewKey(t)
-	auth, err := (&source.Git{URL: forged, TokenFile: g.tokenFile}).Auth()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mallory := &status.Writer{URL: forged, Auth: auth, Dir: t.TempDir(), Host: f.host, Key: malloryKey}
+	mb := &source.StatusBranches{Git: &source.Git{URL: forged, TokenFile: g.tokenFile}}
+	mallory := &status.Writer{Publisher: mb, Dir: t.TempDir(), Host: f.host, Key: malloryKey}
 	operator := map[string]string{"SOPS_AGE_KEY_FILE": f.key}
 	before := files(t, f.repo)
 	if _, err := mallory.Write(context.Background(), status.Host{Host: f.host, State: status.Enrolling, AgeRecipient: malloryRecip, EnrolmentMAC: h.EnrolmentMAC}); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut = runWith(operator, "enroll", "--repo", f.repo, "--host", f.host, "--token", opToken, "--status-repo", forged, "--token-file", g.tokenFile)
-	if code != exitFailure || !strings.Contains(errOut, "host "+f.host+"'s publication (hosts/"+f.host+".yaml on syncd/status) is refused: its enrolment_mac does not verify with this token") {
+	if code != exitFailure || !strings.Contains(errOut, "host "+f.host+"'s publication (hosts/"+f.host+".yaml on syncd/status-"+f.host+") is refused: its enrolment_mac does not verify with this token") {
 		t.Errorf("enroll of a forged recipient: exit %d\n%s%s", code, out, errOut)
 	}
 	sig, err := malloryKey.Sign([]byte(genuine + "\n"))
@@ -305,11 +303,11 @@ func TestEnrollE2ESelfEnrolment(t *testing.T) {
 	}
 	work := filepath.Join(t.TempDir(), "mallory")
 	authURL := strings.Replace(forged, "http://", "http://x:"+g.server.Token+"@", 1)
-	testenv.Git(t, "", "clone", "-q", "-b", "syncd/status", authURL, work)
+	testenv.Git(t, "", "clone", "-q", "-b", "syncd/status-"+f.host, authURL, work)
 	os.WriteFile(filepath.Join(work, "hosts", f.host+".yaml"), []byte(genuine+"\n"), 0o644)
 	os.WriteFile(filepath.Join(work, "hosts", f.host+".yaml.sig"), []byte(sig), 0o644)
 	testenv.Git(t, work, "commit", "-qam", "status")
-	testenv.Git(t, work, "push", "-q", "origin", "syncd/status")
+	testenv.Git(t, work, "push", "-q", "origin", "syncd/status-"+f.host)
 	code, out, errOut = runWith(operator, "enroll", "--repo", f.repo, "--host", f.host, "--token", opToken, "--status-repo", forged, "--token-file", g.tokenFile)
 	if code != exitFailure || !strings.Contains(errOut, "is refused: the document is not signed by the status key it publishes: signed by key "+malloryKey.Fingerprint()) {
 		t.Errorf("enroll of a publication signed by another key: exit %d\n%s%s", code, out, errOut)

@@ -128,7 +128,7 @@ func TestSyncE2ERelativeBindMountKeepsDataAcrossCommits(t *testing.T) {
 
 	// sync publishes its status to the status branch, as the agent does.
 	bare := filepath.Join(g.server.Root, "fleet.git")
-	doc, err := exec.Command("git", "-C", bare, "show", "syncd/status:hosts/"+f.host+".yaml").CombinedOutput()
+	doc, err := exec.Command("git", "-C", bare, "show", "syncd/status-"+f.host+":hosts/"+f.host+".yaml").CombinedOutput()
 	if err != nil || !strings.Contains(string(doc), "name: "+app) {
 		t.Errorf("sync did not publish the status to syncd/status: %v\n%s", err, doc)
 	}

@@ -10,15 +10,10 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/jobs/scan"
-	"github.com/syncd-dev/syncd/internal/reconcile"
-	"github.com/syncd-dev/syncd/internal/status"
 )
 
 // scanner is the image scanner of the host: trivy from --trivy, its
@@ -29,31 +24,6 @@ import (
 func (f *cycleFlags) scanner(log *slog.Logger) *scan.Scanner {
 	return &scan.Scanner{Trivy: f.trivy, StateDir: filepath.Join(f.stateDir, "scan"), CacheDir: filepath.Join(f.stateDir, "trivy"),
 		MaxReport: f.trivyMaxReport << 20, Logger: log.With("component", "scan")}
-}
-
-// scanSummaries is the status's view of the gate's scan results: the
-// same Scanner, whose cache is in memory as well as on disk.
-func scanSummaries(g reconcile.Gate) func(string) (status.ImageScan, bool) {
-	s, ok := g.(*scan.Scanner)
-	if !ok {
-		return nil
-	}
-	return func(id string) (status.ImageScan, bool) {
-		sum, ok := s.Summary(id)
-		if !ok {
-			return status.ImageScan{}, false
-		}
-		return status.ImageScan{Counts: sum.Counts, Refused: sum.Refusing, DB: sum.DB.UpdatedAt.Format(time.DateOnly)}, true
-	}
-}
-
-// scanCollector is the gate's scanner's metrics (nothing until the
-// scheduled scan of what runs has run).
-func scanCollector(g reconcile.Gate) prometheus.Collector {
-	if s, ok := g.(*scan.Scanner); ok {
-		return s.Collector()
-	}
-	return prometheus.NewRegistry() // collects nothing
 }
 
 // runScan scans the images this host's projects run now and judges them by

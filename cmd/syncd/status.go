@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/source"
 	"github.com/syncd-dev/syncd/internal/status"
@@ -49,7 +50,7 @@ func runStatus(ctx context.Context, c *cli, args []string) int {
 		return exitOK
 	}
 	fmt.Fprintf(c.stdout, "host %s (wave %d): %s\n", h.Host, h.Wave, h.State)
-	fmt.Fprintf(c.stdout, "desired %s, applied %s, updated %s ago\n", short(h.DesiredCommit), short(h.AppliedCommit), c.now().Sub(h.UpdatedAt).Round(time.Second))
+	fmt.Fprintf(c.stdout, "desired %s, applied %s, updated %s ago\n", abbrev.Commit(h.DesiredCommit), abbrev.Commit(h.AppliedCommit), c.now().Sub(h.UpdatedAt).Round(time.Second))
 	if h.AgeRecipient != "" {
 		fmt.Fprintf(c.stdout, "age recipient: %s\n", h.AgeRecipient)
 	}
@@ -66,7 +67,7 @@ func runStatus(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stdout, "last cycle: %s: %s\n", h.LastCycle.Result, h.LastCycle.Error)
 	}
 	for _, p := range h.Projects {
-		line := fmt.Sprintf("  %-24s %-10s %-9s %s", p.Name, p.State, p.Health, short(p.Commit))
+		line := fmt.Sprintf("  %-24s %-10s %-9s %s", p.Name, p.State, p.Health, abbrev.Commit(p.Commit))
 		if p.LastError != "" {
 			line += "  " + p.LastError
 		}
@@ -87,11 +88,8 @@ func fleetStatus(ctx context.Context, c *cli, repo, branch, stateDir string, asJ
 	if err != nil {
 		return err
 	}
-	auth, err := (&source.Git{URL: repo, TokenFile: g.tokenFile, SSHKeyFile: g.sshKey, KnownHostsFile: g.knownHosts}).Auth()
-	if err != nil {
-		return err
-	}
-	r := &status.Reader{URL: repo, Branch: branch, Auth: auth, Now: c.now}
+	git := &source.Git{URL: repo, TokenFile: g.tokenFile, SSHKeyFile: g.sshKey, KnownHostsFile: g.knownHosts}
+	r := &status.Reader{Branches: &source.StatusBranches{Git: git, Name: branch}, Now: c.now}
 	// On a host, the agent's memory of the documents it has seen tells a
 	// replay; elsewhere, there is none.
 	if st, err := os.Stat(stateDir); err == nil && st.IsDir() {
@@ -141,11 +139,4 @@ func keysOf(dir string) (status.Keys, error) {
 		keys[name] = h.StatusKey
 	}
 	return keys, nil
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
 }

@@ -11,17 +11,14 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/desired"
-	"github.com/syncd-dev/syncd/internal/engine"
-	"github.com/syncd-dev/syncd/internal/host"
-	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/jobs/scan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/redact"
 	"github.com/syncd-dev/syncd/internal/secrets"
 	"github.com/syncd-dev/syncd/internal/source"
-	"github.com/syncd-dev/syncd/internal/state"
 )
 
 // cycleFlags are the flags sync and plan share.
@@ -75,49 +72,6 @@ func (f *cycleFlags) check(c *cli, cmd string) bool {
 	return true
 }
 
-// reconciler wires a Reconciler from the flags.
-func (f *cycleFlags) reconciler(ctx context.Context, c *cli, lock bool) (*reconcile.Reconciler, func(), error) {
-	log, err := newLogger(c, f.logFormat)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Without the lock (plan), the state directory is only read: a running
-	// agent or sync owns it.
-	store := state.OpenReadOnly(f.stateDir)
-	unlock := func() {}
-	if lock {
-		if store, err = state.Open(f.stateDir); err != nil {
-			return nil, nil, err
-		}
-		if unlock, err = store.Lock(); err != nil {
-			return nil, nil, err
-		}
-		if err := store.Upgrade(); err != nil {
-			unlock()
-			return nil, nil, err
-		}
-	}
-	eng, err := engine.New(ctx, engine.Options{Logger: log.With("component", "engine")})
-	if err != nil {
-		unlock()
-		return nil, nil, err
-	}
-	r := &reconcile.Reconciler{
-		Host:      f.host,
-		Engine:    eng,
-		Store:     store,
-		Decrypter: &lazyDecrypter{path: f.ageKey},
-		Logger:    log,
-		Redaction: &c.redaction,
-		Probes:    &probe.Gate{Checker: &probe.Checker{Containers: eng}},
-	}
-	if lock {
-		// plan never pulls or scans: the gate belongs to apply.
-		r.Gate = f.scanner(log)
-	}
-	return r, func() { eng.Close(); unlock() }, nil
-}
-
 func newLogger(c *cli, format string) (*slog.Logger, error) {
 	switch format {
 	case "text":
@@ -154,7 +108,7 @@ func tempCheckout(ctx context.Context, repo, prefix string, g gitFlags) (dir, he
 		return "", "", nil, err
 	}
 	done = func() { os.RemoveAll(tmp) }
-	src, err := newSource(repo, tmp, g)
+	src, _, err := newSource(repo, tmp, g)
 	if err == nil {
 		head, err = src.Head(ctx)
 	}
@@ -206,35 +160,18 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 		}
 		return syncOutcome(c, f.host, res, " (cycle run by the agent)")
 	}
-	r, closeEngine, err := f.reconciler(ctx, c, true)
+	h, err := f.open(ctx, c, true, nil)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "syncd sync: %v\n", err)
 		return exitFailure
 	}
-	defer closeEngine()
-	src, err := newSource(f.repo, f.stateDir, g)
+	defer h.close()
+	h.jobs.Recover(ctx) // what a killed backup left stopped (drift: report apps too)
+	run, err := f.runtime(ctx, c, h, g, *statusBranch, *enrollToken, nil, nil)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "syncd sync: %v\n", err)
 		return exitFailure
 	}
-	recipient, enrol := selfEnrol(f.ageKey, f.host, r.Logger)
-	r.Enrolling = enrol
-	// The same status as the agent's: locally and on the status branch.
-	writer, err := statusWriter(src, *statusBranch, f.host, f.stateDir, r.Logger.With("component", "status"))
-	if err != nil {
-		fmt.Fprintf(c.stderr, "syncd sync: %v\n", err)
-		return exitFailure
-	}
-	jobs := f.jobs(r, nil)
-	jobs.Recover(ctx) // what a killed backup left stopped (drift: report apps too)
-	mac, enrolled := enrolment(*enrollToken, f.host, recipient, writer, r.Logger)
-	rep := &host.Reporter{Host: f.host, Version: version(), Engine: r.Engine, Store: r.Store, Writer: writer,
-		Log: r.Logger.With("component", "status"), Now: c.now, AgeRecipient: recipient, UnsignedCommits: unsignedCommits(src),
-		EnrolmentMAC: mac, Enrolled: enrolled, Jobs: jobs, Scans: scanSummaries(r.Gate)}
-	if writer != nil {
-		writer.Now = c.now
-	}
-	run := &host.Runtime{Host: f.host, Source: src, Reconciler: r, Reporter: rep, Jobs: jobs, Gate: gate(src, writer, c.now, r.Logger)}
 	res, err := run.Cycle(ctx, agent.ReasonRequest)
 	fmt.Fprint(c.stdout, res.Output)
 	if err != nil {
@@ -242,7 +179,7 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 		return exitFailure
 	}
 	if run.Enrolling() {
-		fmt.Fprintf(c.stdout, "host %s at %s is enrolling: its age key %s cannot open its secrets yet; run `syncd enroll --repo . --host %s` in a working copy, review and commit\n", f.host, res.Commit, recipient, f.host)
+		fmt.Fprintf(c.stdout, "host %s at %s is enrolling: its own age key cannot open its secrets yet (`syncd status` shows its recipient); run `syncd enroll --repo . --host %s --token FILE` in a working copy, review and commit\n", f.host, res.Commit, f.host)
 		return exitOK
 	}
 	return syncOutcome(c, f.host, res, "")
@@ -265,10 +202,10 @@ func syncOutcome(c *cli, hostName string, res agent.Result, by string) int {
 	}
 	switch ro := res.Rollout; {
 	case ro != nil && ro.State == agent.RolloutHalted:
-		fmt.Fprintf(c.stdout, "host %s runs %s: the rollout of %s is halted by a lower wave%s\n", hostName, cmp.Or(res.Commit, "nothing yet"), short(ro.Commit), by)
+		fmt.Fprintf(c.stdout, "host %s runs %s: the rollout of %s is halted by a lower wave%s\n", hostName, cmp.Or(res.Commit, "nothing yet"), abbrev.Commit(ro.Commit), by)
 		return exitHalted
 	case ro != nil && ro.State == agent.RolloutWaiting:
-		fmt.Fprintf(c.stdout, "host %s runs %s: the rollout of %s waits for the lower waves%s\n", hostName, cmp.Or(res.Commit, "nothing yet"), short(ro.Commit), by)
+		fmt.Fprintf(c.stdout, "host %s runs %s: the rollout of %s waits for the lower waves%s\n", hostName, cmp.Or(res.Commit, "nothing yet"), abbrev.Commit(ro.Commit), by)
 		return exitOK
 	}
 	fmt.Fprintf(c.stdout, "host %s converged to %s%s\n", hostName, res.Commit, by)
@@ -288,12 +225,13 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 	if !f.check(c, "plan") {
 		return exitUsage
 	}
-	r, closeEngine, err := f.reconciler(ctx, c, false)
+	h, err := f.open(ctx, c, false, nil)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "syncd plan: %v\n", err)
 		return exitFailure
 	}
-	defer closeEngine()
+	defer h.close()
+	r := h.rec
 	prep, err := func() (*reconcile.Prepared, error) {
 		dir, head, done, err := tempCheckout(ctx, f.repo, "syncd-plan-", g)
 		if err != nil {

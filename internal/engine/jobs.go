@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/proc"
@@ -71,7 +72,7 @@ func (e *Engine) VolumePath(ctx context.Context, name string) (string, error) {
 func (e *Engine) Stop(ctx context.Context, ids []string) error {
 	for _, id := range ids {
 		if _, err := e.api.ContainerStop(ctx, id, client.ContainerStopOptions{}); err != nil {
-			return e.wrap(ctx, "stop container "+shortID(id), err)
+			return e.wrap(ctx, "stop container "+abbrev.ID(id), err)
 		}
 	}
 	return nil
@@ -83,7 +84,7 @@ func (e *Engine) Stop(ctx context.Context, ids []string) error {
 func (e *Engine) Start(ctx context.Context, ids []string, timeout time.Duration) error {
 	for _, id := range ids {
 		if _, err := e.api.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-			return e.wrap(ctx, "start container "+shortID(id), err)
+			return e.wrap(ctx, "start container "+abbrev.ID(id), err)
 		}
 		if err := e.waitReady(ctx, id, timeout); err != nil {
 			return err
@@ -99,7 +100,7 @@ func (e *Engine) waitReady(ctx context.Context, id string, timeout time.Duration
 	for {
 		res, err := e.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 		if err != nil {
-			return e.wrap(ctx, "inspect container "+shortID(id), err)
+			return e.wrap(ctx, "inspect container "+abbrev.ID(id), err)
 		}
 		st := res.Container.State
 		name := strings.TrimPrefix(res.Container.Name, "/")
@@ -146,11 +147,11 @@ func (e *Engine) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 		Cmd: argv, AttachStdout: true, AttachStderr: true, AttachStdin: stdin != nil,
 	})
 	if err != nil {
-		return e.wrap(ctx, "exec in container "+shortID(id), err)
+		return e.wrap(ctx, "exec in container "+abbrev.ID(id), err)
 	}
 	att, err := e.api.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
 	if err != nil {
-		return e.wrap(ctx, "exec in container "+shortID(id), err)
+		return e.wrap(ctx, "exec in container "+abbrev.ID(id), err)
 	}
 	defer att.Close()
 	stop := context.AfterFunc(ctx, att.Close) // a cancelled job drops the stream
@@ -178,27 +179,22 @@ func (e *Engine) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("exec in container %s: %w", shortID(id), copyErr)
+		return fmt.Errorf("exec in container %s: %w", abbrev.ID(id), copyErr)
 	}
 	// The stream ends when the process does; its exit code may take a
 	// moment to be recorded.
 	for range 50 {
 		ins, err := e.api.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
 		if err != nil {
-			return e.wrap(ctx, "exec in container "+shortID(id), err)
+			return e.wrap(ctx, "exec in container "+abbrev.ID(id), err)
 		}
 		if !ins.Running {
 			if ins.ExitCode != 0 {
-				return &ExitError{Container: shortID(id), Code: ins.ExitCode, Stderr: escape.Lines(stderr.LastLines(3))}
+				return &ExitError{Container: abbrev.ID(id), Code: ins.ExitCode, Stderr: escape.Lines(stderr.LastLines(3))}
 			}
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("exec in container %s: its output ended but the process still runs", shortID(id))
-}
-
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	return id[:min(12, len(id))]
+	return fmt.Errorf("exec in container %s: its output ended but the process still runs", abbrev.ID(id))
 }

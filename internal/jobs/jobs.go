@@ -1,11 +1,18 @@
-// Package jobs names the host's day-2 jobs: a job's identity (its kind
-// and, for a kind that runs per app, the app) with a string form that
-// keys jobs.json, the scheduler and the status, and a request to run one
-// (`syncd backup`, `syncd restore`, in-process or over the agent's socket),
-// validated where it enters.
+// Package jobs is the host's day-2 job runner (DESIGN §3): which jobs a
+// host has (backups per app, the repository check, the scan of what runs)
+// as the last cycle rendered them, their schedules (package schedule),
+// their runs (jobs/backup, jobs/scan), the last result of each kept in
+// state/jobs.json for the status and for catch-up after a restart, their
+// metrics and their notifications; and the requests to run one now
+// (`syncd backup`, `syncd restore`, in-process or over the agent's socket).
 //
-// It owns names, not work: it imports nothing but the standard library,
-// so that the agent's socket and the host's jobs share it.
+// A job is a kind and an app (ID), never a string: its string form keys
+// jobs.json, the scheduler and the status, and no app name can produce
+// another job's. A Request is validated where it enters.
+//
+// Adapters stay behind the packages that own them: jobs must not import
+// the engine, the source, go-git, the Compose SDK or os/exec, nor the
+// runtime or the agent that call it.
 package jobs
 
 import (

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/syncd-dev/syncd/internal/abbrev"
 )
 
 // Write prints the plan for people: one line per project, one indented line
@@ -31,10 +33,10 @@ func (p Plan) Write(w io.Writer) {
 		}
 	}
 	if changes == 0 {
-		fmt.Fprintf(w, "nothing to do at %s\n", short(p.Commit))
+		fmt.Fprintf(w, "nothing to do at %s\n", abbrev.Commit(p.Commit))
 		return
 	}
-	fmt.Fprintf(w, "%d project(s) to change at %s\n", changes, short(p.Commit))
+	fmt.Fprintf(w, "%d project(s) to change at %s\n", changes, abbrev.Commit(p.Commit))
 }
 
 // String is Write into a string.

@@ -13,6 +13,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/syncd-dev/syncd/internal/abbrev"
 )
 
 // Desired is what the repository asks of the host, in apply order.
@@ -166,7 +168,7 @@ func project(commit string, dp DesiredProject, o Observed, mem Applied) Project 
 	}
 	if mem.FailedCommit != "" && mem.FailedCommit == commit {
 		pr.Action = Hold
-		pr.Reason = fmt.Sprintf("release of %s failed (%s); waiting for a newer commit", short(commit), mem.FailedError)
+		pr.Reason = fmt.Sprintf("release of %s failed (%s); waiting for a newer commit", abbrev.Commit(commit), mem.FailedError)
 		return pr
 	}
 	byService := map[string][]Container{}
@@ -238,7 +240,7 @@ func service(ds DesiredService, cs []Container, images map[string]string, last A
 		return change(Recreate, false, "%s", rotated(ds.Secrets, last.Secrets)), true
 	}
 	if id, ok := images[ds.Image]; ok && c.ImageID != "" && id != c.ImageID {
-		sc := change(Recreate, false, "%s now points to another image (%s → %s)", ds.Image, shortID(c.ImageID), shortID(id))
+		sc := change(Recreate, false, "%s now points to another image (%s → %s)", ds.Image, abbrev.ID(c.ImageID), abbrev.ID(id))
 		sc.Image = true
 		return sc, true
 	}
@@ -323,19 +325,4 @@ func prune(d Desired, o Observed, wanted map[string]bool) []Project {
 		out = append(out, pr)
 	}
 	return out
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
-}
-
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

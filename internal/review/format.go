@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/plan"
 )
@@ -298,7 +299,7 @@ func (r *Report) WriteMarkdown(w io.Writer, limit int) {
 		out += sec
 	}
 	if left > 0 {
-		out += fmt.Sprintf("\n**The details of %d host(s) are left out: the comment would be too long.** Run `syncd diff --base %s --head %s` (or see the job summary) for all of them.\n\n", left, short(r.Base), short(r.Head))
+		out += fmt.Sprintf("\n**The details of %d host(s) are left out: the comment would be too long.** Run `syncd diff --base %s --head %s` (or see the job summary) for all of them.\n\n", left, abbrev.Commit(r.Base), abbrev.Commit(r.Head))
 	}
 	io.WriteString(w, out+tail.String())
 }
@@ -374,14 +375,7 @@ func mdLine(l, indent string) string {
 // rev names a commit as the user did, with its hash.
 func rev(name, commit string) string {
 	if name == "" || strings.HasPrefix(commit, name) {
-		return short(commit)
+		return abbrev.Commit(commit)
 	}
-	return name + " (" + short(commit) + ")"
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
+	return name + " (" + abbrev.Commit(commit) + ")"
 }

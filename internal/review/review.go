@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
@@ -387,7 +388,7 @@ func (d *differ) host(name string) Host {
 		}
 	}
 	if bh != nil && b.err != nil {
-		h.Notes = append(h.Notes, fmt.Sprintf("base does not render for this host (%s), so the host still runs an older commit; head is shown as on a host running nothing", firstLine(b.err.Error())))
+		h.Notes = append(h.Notes, fmt.Sprintf("base does not render for this host (%s), so the host still runs an older commit; head is shown as on a host running nothing", abbrev.Line(b.err.Error())))
 		b.desired = plan.Desired{}
 	}
 	obs, _ := plan.Converged(b.desired)
@@ -622,11 +623,6 @@ func added(a, b []string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }
 
 // scrubPlan redacts every text of p with the values of both commits, each

@@ -30,6 +30,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/abbrev"
 )
 
 // Report is what one host's status document says, as the gate reads it.
@@ -145,10 +147,10 @@ func Gate(in Input) Verdict {
 				r.UpdatedAt.UTC().Format(time.RFC3339), in.Heartbeat)
 			baking = false
 		case r.Applied != in.Commit:
-			block("has not applied %s yet (runs %s)", short(in.Commit), cmp.Or(short(r.Applied), "nothing"))
+			block("has not applied %s yet (runs %s)", abbrev.Commit(in.Commit), cmp.Or(abbrev.Commit(r.Applied), "nothing"))
 			baking = false
 		case !r.Converged:
-			block("runs %s but is not converged and healthy", short(in.Commit))
+			block("runs %s but is not converged and healthy", abbrev.Commit(in.Commit))
 			baking = false
 		case r.Since.Add(in.BakeTime).After(in.Now):
 			until := r.Since.Add(in.BakeTime)
@@ -216,11 +218,4 @@ func (v Verdict) String() string {
 		fmt.Fprintf(&b, "\n  passed over (waves.skip): %s", strings.Join(v.Skipped, ", "))
 	}
 	return b.String()
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
 }

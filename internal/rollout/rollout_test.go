@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/syncd-dev/syncd/internal/abbrev"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -135,7 +137,7 @@ func TestGateGolden(t *testing.T) {
 			var got string
 			if c.candidates != nil {
 				picked, head := Newest(c.in, c.candidates)
-				got = fmt.Sprintf("head %s: %s\napply: %s\n", short(c.candidates[0]), head, picked)
+				got = fmt.Sprintf("head %s: %s\napply: %s\n", abbrev.Commit(c.candidates[0]), head, picked)
 			} else {
 				got = Gate(c.in).String() + "\n"
 			}

@@ -29,6 +29,8 @@ import (
 	"github.com/getsops/sops/v3/stores/dotenv"
 	"github.com/getsops/sops/v3/stores/json"
 	"github.com/getsops/sops/v3/stores/yaml"
+
+	"github.com/syncd-dev/syncd/internal/abbrev"
 )
 
 // MaxFileSize caps a secrets file; a larger one is refused before parsing.
@@ -346,7 +348,7 @@ func scalarString(v any) string {
 // file it may quote: the dotenv store, for one, quotes a whole line, which
 // may be a secret value.
 func parseError(err error, data []byte) string {
-	msg := firstLine(err.Error())
+	msg := abbrev.Line(err.Error())
 	if strings.HasPrefix(msg, "invalid dotenv input line") {
 		for i, line := range strings.Split(string(data), "\n") {
 			if line != "" && line[0] != '#' && !strings.Contains(line, "=") {
@@ -365,11 +367,6 @@ func parseError(err error, data []byte) string {
 		}
 	}
 	return msg
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }
 
 func unwrapPathErr(err error) error {

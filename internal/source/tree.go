@@ -15,6 +15,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/syncd-dev/syncd/internal/abbrev"
 )
 
 // ErrUnknownRevision: the repository has no commit by that name.
@@ -144,7 +146,7 @@ func (t *Trees) Export(ctx context.Context, commit, dest string) error {
 	}
 	tree, err := c.Tree()
 	if err != nil {
-		return fmt.Errorf("read the tree of %s: %w", short(commit), err)
+		return fmt.Errorf("read the tree of %s: %w", abbrev.Commit(commit), err)
 	}
 	if err := os.MkdirAll(dest, 0o700); err != nil {
 		return err
@@ -162,25 +164,25 @@ func (t *Trees) Export(ctx context.Context, commit, dest string) error {
 func writeTreeFile(dest string, f *object.File, commit string) error {
 	name := filepath.FromSlash(f.Name)
 	if !filepath.IsLocal(name) {
-		return fmt.Errorf("%s at %s: a path that leaves the repository", f.Name, short(commit))
+		return fmt.Errorf("%s at %s: a path that leaves the repository", f.Name, abbrev.Commit(commit))
 	}
 	full := filepath.Join(dest, name)
 	if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
 		return err
 	}
 	if f.Size > maxExportFile {
-		return fmt.Errorf("%s at %s is %d bytes; a desired-state repository holds files of at most %d", f.Name, short(commit), f.Size, maxExportFile)
+		return fmt.Errorf("%s at %s is %d bytes; a desired-state repository holds files of at most %d", f.Name, abbrev.Commit(commit), f.Size, maxExportFile)
 	}
 	r, err := f.Reader()
 	if err != nil {
-		return fmt.Errorf("read %s at %s: %w", f.Name, short(commit), err)
+		return fmt.Errorf("read %s at %s: %w", f.Name, abbrev.Commit(commit), err)
 	}
 	defer r.Close()
 	switch f.Mode {
 	case filemode.Symlink:
 		target, err := io.ReadAll(r)
 		if err != nil {
-			return fmt.Errorf("read %s at %s: %w", f.Name, short(commit), err)
+			return fmt.Errorf("read %s at %s: %w", f.Name, abbrev.Commit(commit), err)
 		}
 		return os.Symlink(strings.TrimSpace(string(target)), full)
 	case filemode.Regular, filemode.Executable, filemode.Deprecated:
@@ -197,16 +199,9 @@ func writeTreeFile(dest string, f *object.File, commit string) error {
 	}
 	if _, err := io.Copy(out, r); err != nil {
 		out.Close()
-		return fmt.Errorf("write %s at %s: %w", f.Name, short(commit), err)
+		return fmt.Errorf("write %s at %s: %w", f.Name, abbrev.Commit(commit), err)
 	}
 	return out.Close()
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
 }
 
 // isHex reports whether rev could be a commit hash or its prefix.

@@ -6,72 +6,40 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/storage/memory"
-
 	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/rollout"
+	"github.com/syncd-dev/syncd/internal/source"
 )
 
-// ErrNoBranch means no host has reported yet: the status branch does not
+// ErrNoBranch means no host has reported yet: the status branches do not
 // exist.
-var ErrNoBranch = errors.New("the status branch does not exist yet: no host has reported")
+var ErrNoBranch = source.ErrNoStatus
 
-// ReadAll fetches the status branch (depth 1, in memory) and parses every
-// hosts/*.yaml. A file that cannot be read is reported by name in the
-// joined error and the others are still returned, sorted by host.
-func ReadAll(ctx context.Context, url, branch string, auth transport.AuthMethod) ([]Host, error) {
-	if branch == "" {
-		branch = DefaultBranch
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, networkTimeout)
-		defer cancel()
-	}
-	st := memory.NewStorage()
-	remote := git.NewRemote(st, &config.RemoteConfig{Name: "origin", URLs: []string{url}})
-	tip, err := fetchTip(ctx, remote, st, branch, auth)
-	if err != nil {
-		return nil, err
-	}
-	if tip == nil {
+// Branches are where a fleet's status documents are read from: every
+// host's file, as its exact bytes (source.StatusBranches).
+type Branches interface {
+	Read(ctx context.Context) ([]source.StatusFile, error)
+}
+
+// ReadAll reads every host's document from b and parses it. A file that
+// cannot be read or parsed is named in the joined error, and the others
+// are still returned, sorted by host. Nothing is judged yet (Reader).
+func ReadAll(ctx context.Context, b Branches) ([]Host, error) {
+	files, err := b.Read(ctx)
+	if errors.Is(err, source.ErrNoStatus) {
 		return nil, ErrNoBranch
 	}
-	root, err := tip.Tree()
-	if err != nil {
-		return nil, err
-	}
-	hostsTree, err := root.Tree("hosts")
-	if err != nil {
-		return nil, fmt.Errorf("%s has no hosts/ directory: %w", branch, err)
-	}
-	var (
-		hosts []Host
-		errs  []error
-	)
-	for _, e := range hostsTree.Entries {
-		name := "hosts/" + e.Name
-		if !e.Mode.IsFile() || path.Ext(e.Name) != ".yaml" {
-			continue
-		}
-		if e.Mode == filemode.Symlink {
-			errs = append(errs, fmt.Errorf("%s: a symbolic link, not a status document", name))
-			continue
-		}
-		h, err := readHostFile(hostsTree, e.Name)
+	errs := []error{err}
+	var hosts []Host
+	for _, f := range files {
+		h, err := parseFile(f)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			errs = append(errs, fmt.Errorf("%s:hosts/%s.yaml: %w", f.Branch, f.Host, err))
 			continue
 		}
 		hosts = append(hosts, h)
@@ -80,50 +48,23 @@ func ReadAll(ctx context.Context, url, branch string, auth transport.AuthMethod)
 	return hosts, errors.Join(errs...)
 }
 
-func readHostFile(t *object.Tree, name string) (Host, error) {
-	f, err := t.File(name)
+func parseFile(f source.StatusFile) (Host, error) {
+	h, err := unmarshal(f.Doc)
 	if err != nil {
 		return Host{}, err
 	}
-	if f.Size > maxDocument {
-		return Host{}, fmt.Errorf("%d bytes, more than a status document can be (%d)", f.Size, maxDocument)
-	}
-	data, err := f.Contents()
-	if err != nil {
-		return Host{}, err
-	}
-	h, err := unmarshal([]byte(data))
-	if err != nil {
-		return Host{}, err
-	}
-	if want := strings.TrimSuffix(name, ".yaml"); h.Host != want {
-		return Host{}, fmt.Errorf("names host %q, not %q", h.Host, want)
+	if h.Host != f.Host {
+		return Host{}, fmt.Errorf("names host %q, not %q", h.Host, f.Host)
 	}
 	// The exact bytes, for the signature: escaping below changes only the
 	// fields shown.
-	h.raw = []byte(data)
-	// The signature beside it, when there is one; one that cannot be
-	// read is no signature (the document is judged unsigned by it).
-	if e, err := t.FindEntry(name + sigSuffix); err == nil && e.Mode == filemode.Regular {
-		if f, err := t.File(name + sigSuffix); err == nil && f.Size <= maxSignature {
-			if sig, err := f.Contents(); err == nil {
-				h.sig = sig
-			}
-		}
-	}
-	// Every host can push the status branch: its text is another party's,
+	h.raw = f.Doc
+	h.sig = string(f.Sig)
+	// Every host can push any status branch: its text is another party's,
 	// escaped here, where it enters, for every view that shows it.
 	escape.Strings(&h)
 	return h, nil
 }
-
-// sigSuffix names a document's signature: hosts/<host>.yaml.sig, an
-// armored SSHSIG over the document's exact bytes (Namespace).
-const sigSuffix = ".sig"
-
-// maxSignature caps what is read of a signature (an ed25519 SSHSIG is
-// about 300 bytes).
-const maxSignature = 8 << 10
 
 // Table writes hosts as a fixed-width table sorted by wave then host:
 // HOST WAVE APPLIED STATE AGE SIGNATURE. A host whose applied commit is

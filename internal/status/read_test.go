@@ -9,15 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/transport/http"
-
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
 func TestReadAllAndTable(t *testing.T) {
 	f := newFleet(t)
-	auth := &http.BasicAuth{Username: "syncd", Password: f.srv.Token}
-	if _, err := ReadAll(context.Background(), f.url, "", auth); !errors.Is(err, ErrNoBranch) {
+	if _, err := ReadAll(context.Background(), f.branches()); !errors.Is(err, ErrNoBranch) {
 		t.Fatalf("ReadAll of an empty repository: %v, want ErrNoBranch", err)
 	}
 	work := filepath.Join(t.TempDir(), "w")
@@ -26,7 +23,7 @@ func TestReadAllAndTable(t *testing.T) {
 	testenv.Git(t, work, "add", ".")
 	testenv.Git(t, work, "commit", "-qm", "fleet")
 	testenv.Git(t, work, "push", "-q", f.pushURL(), "main")
-	if _, err := ReadAll(context.Background(), f.url, "", auth); !errors.Is(err, ErrNoBranch) {
+	if _, err := ReadAll(context.Background(), f.branches()); !errors.Is(err, ErrNoBranch) {
 		t.Fatalf("ReadAll before any host reported: %v, want ErrNoBranch", err)
 	}
 
@@ -48,17 +45,21 @@ func TestReadAllAndTable(t *testing.T) {
 		doc.Wave, doc.DesiredCommit, doc.AppliedCommit, doc.State = h.wave, desired, h.applied, h.state
 		write(t, f.writer(t, h.name, func() time.Time { return now.Add(-h.ago) }), doc)
 	}
-	// A file broken by hand, and one that claims another host's name.
+	// The single branch of an older syncd: a file broken by hand, one that
+	// claims another host's name, and a document of a host that has a
+	// branch of its own (which wins).
 	work = filepath.Join(t.TempDir(), "w2")
-	testenv.Git(t, "", "clone", "-q", "-b", DefaultBranch, f.pushURL(), work)
+	testenv.Git(t, "", "init", "-q", "-b", DefaultBranch, work)
+	os.MkdirAll(filepath.Join(work, "hosts"), 0o755)
+	os.WriteFile(filepath.Join(work, "hosts", "canary.yaml"), []byte("host: canary\nstate: failed\n"), 0o644)
 	os.WriteFile(filepath.Join(work, "hosts", "broken.yaml"), []byte("host: broken\nwave: [\n"), 0o644)
 	os.WriteFile(filepath.Join(work, "hosts", "impostor.yaml"), []byte("host: canary\nstate: failed\n"), 0o644)
 	os.WriteFile(filepath.Join(work, "hosts", "README.md"), []byte("not a host\n"), 0o644)
 	testenv.Git(t, work, "add", ".")
 	testenv.Git(t, work, "commit", "-qm", "by hand")
-	testenv.Git(t, work, "push", "-q", "origin", DefaultBranch)
+	testenv.Git(t, work, "push", "-q", f.pushURL(), DefaultBranch)
 
-	hosts, err := ReadAll(context.Background(), f.url, DefaultBranch, auth)
+	hosts, err := ReadAll(context.Background(), f.branches())
 	if err == nil || !strings.Contains(err.Error(), "hosts/broken.yaml") || !strings.Contains(err.Error(), "hosts/impostor.yaml") {
 		t.Errorf("ReadAll error %v, want one naming hosts/broken.yaml and hosts/impostor.yaml", err)
 	}

@@ -1,24 +1,25 @@
-// Package status owns the status document of a host and the branch of the
-// desired-state repository it is pushed to (DESIGN §4): one file per host,
-// hosts/<host>.yaml on syncd/status, committed only when its content changes
-// (plus an hourly heartbeat), pushed concurrently by every host of a fleet
-// without a lost update. It also keeps the same document locally for
-// `syncd status` on the host.
+// Package status owns the status document of a host (DESIGN §4): its
+// model, the one writer of it (Writer: state/status.json on the host, and
+// through a Publisher the host's own status branch, hosts/<host>.yaml on
+// syncd/status-<host>, committed only when its content changes, plus an
+// hourly heartbeat), and the reading of every host's document (ReadAll,
+// Reader) for the wave gate, `syncd status --fleet` and the fleet views.
 //
-// The branch is untrusted input: every host's key may push it. So each
-// host signs its own document with a key it made (Key, SSHSIG through
-// package source, hosts/<host>.yaml.sig), and readers (Reader) count a
-// document only when it verifies against the status key main enrols for
-// its host (Keys), is not older than one already seen (a replay), and is
-// not dated ahead of the clock; the others are Unverified and never
-// advance or halt anything.
+// The branches are untrusted input: every host's key may push any of
+// them. So each host signs its own document with a key it made (Key,
+// SSHSIG through package source, hosts/<host>.yaml.sig), and readers
+// (Reader) count a document only when it verifies against the status key
+// main enrols for its host (Keys), is not older than one already seen (a
+// replay), and is not dated ahead of the clock; the others are Unverified
+// and never advance or halt anything. Their text is escaped where it is
+// read.
 //
-// It defines its own document types; the caller (cmd/syncd wiring) fills
-// them from what a cycle produced. It is a Git adapter (it imports go-git)
-// and must not import the engine, reconcile or the agent.
+// Git is package source's (source.StatusBranches implements Publisher
+// and Branches): status does not import go-git. It must not import the
+// engine, reconcile, plan or the agent.
 //
-// Never a secret value: the caller passes errors already redacted, and the
-// Writer applies its own Redact to every error string again before writing.
+// Never a secret value: Writer.Redact, the document's one redaction, runs
+// over every error string before the document is written anywhere.
 package status
 
 import (

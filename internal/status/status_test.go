@@ -138,6 +138,9 @@ func TestImports(t *testing.T) {
 		t.Error("package status has no doc comment")
 	}
 	for _, imp := range pkg.Imports {
+		if strings.HasPrefix(imp, "github.com/go-git/") {
+			t.Errorf("package status imports %s: Git is package source's", imp)
+		}
 		for _, banned := range []string{"engine", "reconcile", "agent", "plan"} {
 			if imp == "github.com/syncd-dev/syncd/internal/"+banned || strings.HasPrefix(imp, "github.com/syncd-dev/syncd/internal/"+banned+"/") {
 				t.Errorf("package status imports %s", imp)

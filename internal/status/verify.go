@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/transport"
-
 	"github.com/syncd-dev/syncd/internal/rollout"
 	"github.com/syncd-dev/syncd/internal/source"
 	"github.com/syncd-dev/syncd/internal/state"
@@ -78,9 +76,7 @@ func (m mark) before(o mark) bool {
 // Reader reads the status branch and judges every document against the
 // keys it is given and what it has seen before.
 type Reader struct {
-	URL    string
-	Branch string
-	Auth   transport.AuthMethod
+	Branches Branches
 	// Memory is the file that remembers the newest verified document per
 	// host, so that an older one pushed again (a replay) is recognised
 	// after a restart too; "" remembers for the Reader's life only.
@@ -95,7 +91,7 @@ type Reader struct {
 
 // Read fetches every document (ReadAll) and judges it (Judge).
 func (r *Reader) Read(ctx context.Context, keys Keys) ([]Host, error) {
-	hosts, err := ReadAll(ctx, r.URL, r.Branch, r.Auth)
+	hosts, err := ReadAll(ctx, r.Branches)
 	return hosts, errors.Join(err, r.Judge(hosts, keys))
 }
 

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/transport/http"
-
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
@@ -24,21 +22,21 @@ func key(t *testing.T, host string) *Key {
 	return k
 }
 
-// tamper clones the status branch, lets edit change the working copy,
-// and pushes the result as a host's deploy key could: the attacker's
-// move, with the real git.
-func (f *fleet) tamper(t *testing.T, edit func(dir string)) {
+// tamper clones host's status branch, lets edit change the working copy,
+// and pushes the result as another host's deploy key could: the
+// attacker's move, with the real git.
+func (f *fleet) tamper(t *testing.T, host string, edit func(dir string)) {
 	t.Helper()
 	work := filepath.Join(t.TempDir(), "attacker")
-	testenv.Git(t, "", "clone", "-q", "-b", DefaultBranch, f.pushURL(), work)
+	testenv.Git(t, "", "clone", "-q", "-b", branch(host), f.pushURL(), work)
 	edit(work)
 	testenv.Git(t, work, "add", "-A")
-	testenv.Git(t, work, "commit", "-qm", "status: alpha converged", "--allow-empty")
-	testenv.Git(t, work, "push", "-q", "origin", DefaultBranch)
+	testenv.Git(t, work, "commit", "-qm", "status: "+host+" converged", "--allow-empty")
+	testenv.Git(t, work, "push", "-q", "origin", branch(host))
 }
 
 func (f *fleet) reader(now func() time.Time, memory string) *Reader {
-	return &Reader{URL: f.url, Auth: &http.BasicAuth{Username: "syncd", Password: f.srv.Token}, Memory: memory, Now: now}
+	return &Reader{Branches: f.branches(), Memory: memory, Now: now}
 }
 
 func judged(t *testing.T, r *Reader, keys Keys) map[string]Host {
@@ -67,16 +65,19 @@ func TestSignedDocumentVerifies(t *testing.T) {
 	write(t, w, sample("alpha"))
 	write(t, f.writer(t, "beta", c.Now), sample("beta"))
 	write(t, f.writer(t, "gamma", c.Now), sample("gamma"))
-	if files := testenv.Git(t, f.bare, "ls-tree", "-r", "--name-only", DefaultBranch); files != "hosts/alpha.yaml\nhosts/alpha.yaml.sig\nhosts/beta.yaml\nhosts/gamma.yaml" {
-		t.Fatalf("the branch holds %q", files)
+	if files := testenv.Git(t, f.bare, "ls-tree", "-r", "--name-only", branch("alpha")); files != "hosts/alpha.yaml\nhosts/alpha.yaml.sig" {
+		t.Fatalf("alpha's branch holds %q", files)
 	}
-	doc := f.file(t, "hosts/alpha.yaml") + "\n"
+	if files := testenv.Git(t, f.bare, "ls-tree", "-r", "--name-only", branch("beta")); files != "hosts/beta.yaml" {
+		t.Fatalf("beta's branch holds %q", files)
+	}
+	doc := f.file(t, "alpha", "hosts/alpha.yaml") + "\n"
 	if !strings.Contains(doc, "status_key: "+alphaKey.Public()+"\n") || !strings.Contains(doc, "sequence: 1\n") {
 		t.Errorf("alpha's document:\n%s", doc)
 	}
 	// The signature is a plain SSHSIG over the file's bytes.
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "sig"), []byte(f.file(t, "hosts/alpha.yaml.sig")+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "sig"), []byte(f.file(t, "alpha", "hosts/alpha.yaml.sig")+"\n"), 0o600)
 	os.WriteFile(filepath.Join(dir, "allowed"), []byte("alpha "+alphaKey.Public()+"\n"), 0o600)
 	cmd := exec.Command("ssh-keygen", "-Y", "verify", "-f", filepath.Join(dir, "allowed"), "-I", "alpha", "-n", Namespace, "-s", filepath.Join(dir, "sig"))
 	cmd.Stdin = bytes.NewReader([]byte(doc))
@@ -100,7 +101,7 @@ func TestSignedDocumentVerifies(t *testing.T) {
 	h := sample("alpha")
 	h.State = Degraded
 	write(t, w, h)
-	if doc := f.file(t, "hosts/alpha.yaml"); !strings.Contains(doc, "sequence: 2") {
+	if doc := f.file(t, "alpha", "hosts/alpha.yaml"); !strings.Contains(doc, "sequence: 2") {
 		t.Errorf("second document:\n%s", doc)
 	}
 	if a := judged(t, f.reader(c.Now, ""), Keys{"alpha": alphaKey.Public()})["alpha"]; a.Trust != Verified {
@@ -134,7 +135,7 @@ func TestForgedDocumentsDoNotCount(t *testing.T) {
 	degraded := sample("alpha")
 	degraded.State = Degraded
 	write(t, w, degraded)
-	f.tamper(t, func(dir string) {
+	f.tamper(t, "alpha", func(dir string) {
 		p := filepath.Join(dir, "hosts", "alpha.yaml")
 		data, _ := os.ReadFile(p)
 		os.WriteFile(p, bytes.Replace(data, []byte("state: degraded"), []byte("state: converged"), 1), 0o644)
@@ -144,7 +145,7 @@ func TestForgedDocumentsDoNotCount(t *testing.T) {
 	}
 
 	// No signature at all.
-	f.tamper(t, func(dir string) { os.Remove(filepath.Join(dir, "hosts", "alpha.yaml.sig")) })
+	f.tamper(t, "alpha", func(dir string) { os.Remove(filepath.Join(dir, "hosts", "alpha.yaml.sig")) })
 	if a := judged(t, f.reader(c.Now, ""), keys)["alpha"]; a.Trust != Unverified || !strings.Contains(a.Why, "not signed") {
 		t.Errorf("unsigned: %s %s", a.Trust, a.Why)
 	}
@@ -154,10 +155,9 @@ func TestForgedDocumentsDoNotCount(t *testing.T) {
 	wb := f.writer(t, "beta", c.Now)
 	wb.Key = betaKey
 	write(t, wb, sample("beta"))
-	f.tamper(t, func(dir string) {
+	f.tamper(t, "alpha", func(dir string) {
 		for _, ext := range []string{".yaml", ".yaml.sig"} {
-			data, _ := os.ReadFile(filepath.Join(dir, "hosts", "beta"+ext))
-			os.WriteFile(filepath.Join(dir, "hosts", "alpha"+ext), data, 0o644)
+			os.WriteFile(filepath.Join(dir, "hosts", "alpha"+ext), []byte(f.file(t, "beta", "hosts/beta"+ext)+"\n"), 0o644)
 		}
 	})
 	hosts, err := f.reader(c.Now, "").Read(context.Background(), keys)
@@ -182,7 +182,7 @@ func TestReplayIsRecognised(t *testing.T) {
 	w := f.writer(t, "alpha", c.Now)
 	w.Key = alphaKey
 	write(t, w, sample("alpha"))
-	oldDoc, oldSig := f.file(t, "hosts/alpha.yaml")+"\n", f.file(t, "hosts/alpha.yaml.sig")+"\n"
+	oldDoc, oldSig := f.file(t, "alpha", "hosts/alpha.yaml")+"\n", f.file(t, "alpha", "hosts/alpha.yaml.sig")+"\n"
 	memory := filepath.Join(t.TempDir(), "seen.json")
 	r := f.reader(c.Now, memory)
 	if a := judged(t, r, keys)["alpha"]; a.Trust != Verified {
@@ -195,7 +195,7 @@ func TestReplayIsRecognised(t *testing.T) {
 	if a := judged(t, r, keys)["alpha"]; a.Trust != Verified || a.State != Degraded {
 		t.Fatalf("second document: %s %s", a.Trust, a.Why)
 	}
-	f.tamper(t, func(dir string) {
+	f.tamper(t, "alpha", func(dir string) {
 		os.WriteFile(filepath.Join(dir, "hosts", "alpha.yaml"), []byte(oldDoc), 0o644)
 		os.WriteFile(filepath.Join(dir, "hosts", "alpha.yaml.sig"), []byte(oldSig), 0o644)
 	})

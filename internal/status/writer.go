@@ -2,127 +2,112 @@ package status
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
-	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/storer"
-	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/storage/memory"
 	"gopkg.in/yaml.v3"
 
-	"github.com/syncd-dev/syncd/internal/redact"
+	"github.com/syncd-dev/syncd/internal/abbrev"
+	"github.com/syncd-dev/syncd/internal/source"
 	"github.com/syncd-dev/syncd/internal/state"
 )
 
-// DefaultBranch is the status branch unless configured otherwise.
-const DefaultBranch = "syncd/status"
+// DefaultBranch is the status branches' name unless configured otherwise:
+// each host publishes to <name>-<host> (source.StatusBranches).
+const DefaultBranch = source.DefaultStatusBranch
 
 // ErrReadOnly marks a remote that refuses this host's pushes (HTTP 401/403
 // on receive-pack, an ssh key without write access). The status stays
 // local; the caller warns once.
-var ErrReadOnly = errors.New("the status remote is read-only for this host")
+var ErrReadOnly = source.ErrReadOnly
 
-// errRejected marks a push refused because the branch moved under it:
-// another host pushed first. It is retried on the new tip.
-var errRejected = errors.New("push rejected: the status branch moved")
+// Publisher puts one host's document on its status branch
+// (source.StatusBranches): doc's exact bytes, and its signature when sig is
+// not nil. It reports whether it made a commit.
+type Publisher interface {
+	Publish(ctx context.Context, host string, doc, sig []byte, message string, when time.Time) (bool, error)
+	// ID names where it publishes (without credentials): a document
+	// remembered as published elsewhere is published again.
+	ID() string
+}
 
-// Writer commits one host's status document to the status branch.
+// Writer is the one writer of a host's status document: locally
+// (state/status.json, for `syncd status`, before any network) and, through
+// its Publisher, on the host's status branch when the document changed or
+// the last publication is older than Heartbeat.
 //
-// Each attempt fetches the branch tip into memory (depth 1), builds a commit
-// on it that replaces only hosts/<Host>.yaml, and pushes it without force.
-// Nothing is checked out: the tree is edited as objects, so a crash leaves
-// no half-written working copy, and nothing of the branch's history
-// accumulates on the host.
+// Writes are latest-wins: a Write that finds a newer document already
+// published, or being published, returns without publishing its own. Only
+// the publication waits for the network; nothing of the caller's is held
+// meanwhile.
 type Writer struct {
-	// URL of the desired-state repository. Credentials belong in Auth.
-	URL string
-	// Branch is the status branch (default syncd/status).
-	Branch string
-	Auth   transport.AuthMethod
+	// Publisher publishes the document; nil keeps it local.
+	Publisher Publisher
+	// Branches, when set, is where Fleet reads every host's document.
+	Branches Branches
 	// Dir is the writer's directory under the state directory (e.g.
-	// state/status-repo); it remembers the last document pushed.
+	// state/status-repo); it remembers the last document published and
+	// the documents seen of other hosts.
 	Dir string
-	// StateDir, when set, receives status.json (WriteLocal) on every Write,
-	// before any network, so `syncd status` works when the remote does not.
+	// StateDir receives status.json (WriteLocal) on every Write.
 	StateDir string
-	// Host is this host's name: its file is hosts/<Host>.yaml.
+	// Host is this host's name.
 	Host string
-	// Key, when set, signs every document pushed (hosts/<Host>.yaml.sig)
-	// and is published in it (status_key); nil pushes it unsigned.
+	// Key, when set, signs every document published (hosts/<Host>.yaml.sig)
+	// and is published in it (status_key); nil publishes it unsigned.
 	Key *Key
 	// Heartbeat is the longest an unchanged document goes without a commit
 	// (default 1h).
 	Heartbeat time.Duration
-	// Redact is applied to every error string of the document before it
-	// is written anywhere, in addition to the caller's own redaction.
+	// Redact is the status document's one redaction: applied to every
+	// error string of it before it is written anywhere (the host's
+	// redact.Current's Text).
 	Redact func(string) string
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// MaxAttempts bounds the pushes of one Write (default 8).
-	MaxAttempts int
-	// Pushed, when set, is told of each Write that committed: how many
-	// attempts it took (1: no push was rejected) and how long it took.
-	Pushed func(attempts int, took time.Duration)
+	// Pushed, when set, is told of each Write that committed and how long
+	// its publication took.
+	Pushed func(took time.Duration)
 
-	mu sync.Mutex // one Write at a time: they share Dir
+	mu      sync.Mutex // guards latest and the local file
+	latest  uint64     // the sequence of the newest document written
+	publish sync.Mutex // one publication at a time: they share Dir
+	// readOnlyUntil pauses publications after the remote refused one as
+	// read-only: the status stays local, and write access is tried again
+	// an hour later; the refusal is logged once.
+	readOnlyUntil time.Time
+	readOnlyOnce  sync.Once
 
 	readerOnce sync.Once
 	reader     *Reader
 }
 
-// Backoff between rejected pushes: exponential from backoffStart, capped at
-// backoffCap, with full jitter so contending hosts spread out.
-const (
-	backoffStart = 50 * time.Millisecond
-	backoffCap   = 2 * time.Second
-	// networkTimeout bounds each fetch and push when ctx has no deadline.
-	networkTimeout = 2 * time.Minute
-)
-
 const lastFile = "last.yaml"
 
-// last is what Dir remembers: the document last pushed, and to where.
+// last is what Dir remembers: the document last published, and to where
+// (Publisher.ID).
 type last struct {
-	// Remote identifies URL and branch by a hash: the URL may carry a
-	// credential.
 	Remote   string `yaml:"remote"`
 	Document Host   `yaml:"document"`
 }
 
-var hostName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-
-// Write writes h as this host's status: locally (when StateDir is set), and
-// to the status branch when it differs from the last document pushed or
-// the last push is older than Heartbeat. It reports whether it made a
-// commit. A push rejected because another host pushed first is retried on
-// the new tip, with backoff, up to MaxAttempts.
+// Write writes h as this host's status: locally, and on the status branch
+// when it differs from the last document published or that one is older
+// than Heartbeat. It reports whether it made a commit. Every error string
+// of h passes Redact first.
 func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.Dir == "" {
+	if w.Dir == "" && w.Publisher != nil {
 		return false, errors.New("status: the writer has no directory (Writer.Dir)")
 	}
-	if !hostName.MatchString(w.Host) || strings.Contains(w.Host, "..") {
+	if !source.SafeName(w.Host) {
 		return false, fmt.Errorf("status: host name %q cannot be a file name", w.Host)
 	}
 	if h.Host == "" {
@@ -131,10 +116,6 @@ func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) 
 	if h.Host != w.Host {
 		return false, fmt.Errorf("status: a document of host %q given to the writer of %q", h.Host, w.Host)
 	}
-	branch := w.branch()
-	if err := plumbing.NewBranchReferenceName(branch).Validate(); err != nil {
-		return false, fmt.Errorf("status branch %q: %w", branch, err)
-	}
 	now := w.now()
 	doc := redacted(normalise(h), w.Redact)
 	doc.UpdatedAt = now.UTC().Truncate(time.Second)
@@ -142,10 +123,30 @@ func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) 
 		doc.StatusKey = w.Key.Public()
 	}
 
+	w.mu.Lock()
+	w.latest++
+	mine := w.latest
 	if w.StateDir != "" {
 		if err := WriteLocal(w.StateDir, doc); err != nil {
+			w.mu.Unlock()
 			return false, err
 		}
+	}
+	w.mu.Unlock()
+	if w.Publisher == nil {
+		return false, nil
+	}
+
+	w.publish.Lock()
+	defer w.publish.Unlock()
+	w.mu.Lock()
+	stale := mine != w.latest
+	w.mu.Unlock()
+	if stale {
+		return false, nil // a newer document was written meanwhile: it is the one to publish
+	}
+	if now.Before(w.readOnlyUntil) {
+		return false, nil
 	}
 	prev, ok := w.last()
 	if ok && Equal(prev, doc) && now.Sub(prev.UpdatedAt) < w.heartbeat() {
@@ -154,281 +155,56 @@ func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) 
 	// Readers order a host's documents by (updated_at, sequence): the
 	// sequence tells two of the same second apart.
 	doc.Sequence = prev.Sequence + 1
-
-	attempts := w.MaxAttempts
-	if attempts <= 0 {
-		attempts = 8
+	data, err := marshal(doc)
+	if err != nil {
+		return false, err
 	}
-	started := time.Now()
-	for attempt := 1; ; attempt++ {
-		began := time.Now()
-		committed, err = w.push(ctx, branch, doc)
-		if err == nil {
-			if w.Pushed != nil && committed {
-				w.Pushed(attempt, time.Since(started))
-			}
-			break
+	var sig []byte
+	if w.Key != nil {
+		s, err := w.Key.Sign(data)
+		if err != nil {
+			return false, err
 		}
-		if !errors.Is(err, errRejected) || attempt >= attempts {
-			if errors.Is(err, errRejected) {
-				err = fmt.Errorf("%w (%d attempts)", err, attempt)
-			}
-			return false, w.scrub(fmt.Errorf("push status to %s: %w", branch, err))
+		sig = []byte(s)
+	}
+	began := time.Now()
+	msg := fmt.Sprintf("status: %s %s at %s\n", w.Host, doc.State, short(doc.AppliedCommit))
+	if committed, err = w.Publisher.Publish(ctx, w.Host, data, sig, msg, doc.UpdatedAt); err != nil {
+		if errors.Is(err, ErrReadOnly) {
+			w.readOnlyUntil = now.Add(time.Hour)
+			w.readOnlyOnce.Do(func() {
+				w.log().Warn("status: the remote refuses this host's pushes; the status stays local (state/status.json), tried again hourly", "err", err)
+			})
 		}
-		d := backoff(attempt, time.Since(began))
-		w.log().Debug("status push rejected; retrying on the new tip", "attempt", attempt, "backoff", d)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false, ctx.Err()
-		case <-t.C:
-		}
+		return false, fmt.Errorf("publish the status: %w", err)
 	}
 	if err := w.remember(doc); err != nil {
 		return committed, err
 	}
 	if committed {
-		w.log().Info("status committed", "branch", branch, "state", doc.State, "applied", short(doc.AppliedCommit))
+		if w.Pushed != nil {
+			w.Pushed(time.Since(began))
+		}
+		w.log().Info("status committed", "state", doc.State, "applied", short(doc.AppliedCommit))
 	}
 	return committed, nil
 }
 
-// Fleet reads every host's document from the status branch the writer
-// pushes to and judges it against keys (Reader.Read), remembering the
-// newest verified document per host in Dir: what the wave gate judges by.
+// Fleet reads every host's document from Branches and judges it against
+// keys (Reader.Read), remembering the newest verified document per host
+// in Dir: what the wave gate judges by.
 func (w *Writer) Fleet(ctx context.Context, keys Keys) ([]Host, error) {
+	if w.Branches == nil {
+		return nil, errors.New("status: the writer reads no status branches (Writer.Branches)")
+	}
 	w.readerOnce.Do(func() {
-		w.reader = &Reader{URL: w.URL, Branch: w.branch(), Auth: w.Auth, Memory: filepath.Join(w.Dir, seenFile), Now: w.now}
+		w.reader = &Reader{Branches: w.Branches, Memory: filepath.Join(w.Dir, seenFile), Now: w.now}
 	})
 	return w.reader.Read(ctx, keys)
 }
 
 // seenFile, in Dir, remembers the newest verified document of each host.
 const seenFile = "seen.json"
-
-// backoff is the pause after the attempt-th rejected push, which took
-// took: exponential with full jitter above a quarter of the step. The step
-// starts at backoffStart and is capped at backoffCap, both stretched to the
-// time an attempt takes: contending hosts spread out only over a window of
-// several attempts, and an attempt takes 50 ms on a LAN but a second or
-// more to a forge across the Internet.
-func backoff(attempt int, took time.Duration) time.Duration {
-	step, ceiling := max(backoffStart, took), max(backoffCap, 16*took)
-	d := ceiling
-	if attempt < 32 {
-		d = min(step<<(attempt-1), ceiling)
-	}
-	return d/4 + rand.N(d*3/4+1)
-}
-
-// push is one attempt: fetch the tip, replace this host's file, commit,
-// push. It returns errRejected when the branch moved meanwhile.
-func (w *Writer) push(ctx context.Context, branch string, doc Host) (bool, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, networkTimeout)
-		defer cancel()
-	}
-	st := memory.NewStorage()
-	remote := git.NewRemote(st, &config.RemoteConfig{Name: "origin", URLs: []string{w.URL}})
-	local := plumbing.NewBranchReferenceName(branch)
-
-	tip, err := fetchTip(ctx, remote, st, branch, w.Auth)
-	if err != nil {
-		return false, err
-	}
-	data, err := marshal(doc)
-	if err != nil {
-		return false, err
-	}
-	var parents []plumbing.Hash
-	var base *object.Tree
-	if tip != nil {
-		parents = []plumbing.Hash{tip.Hash}
-		if base, err = tip.Tree(); err != nil {
-			return false, err
-		}
-	}
-	blob, err := putBlob(st, data)
-	if err != nil {
-		return false, err
-	}
-	// The signature is over the document's exact bytes; without a key, a
-	// signature left beside an older document goes with it.
-	sigBlob := plumbing.ZeroHash
-	if w.Key != nil {
-		sig, err := w.Key.Sign(data)
-		if err != nil {
-			return false, err
-		}
-		if sigBlob, err = putBlob(st, []byte(sig)); err != nil {
-			return false, err
-		}
-	}
-	root, err := putTree(st, base, []string{"hosts"}, map[string]plumbing.Hash{w.Host + ".yaml": blob, w.Host + ".yaml" + sigSuffix: sigBlob})
-	if err != nil {
-		return false, err
-	}
-	if base != nil && root == base.Hash {
-		return false, nil // the branch already says exactly this
-	}
-	sig := object.Signature{Name: "syncd " + w.Host, Email: "syncd@" + w.Host, When: doc.UpdatedAt}
-	c := &object.Commit{
-		Author:       sig,
-		Committer:    sig,
-		Message:      fmt.Sprintf("status: %s %s at %s\n", w.Host, doc.State, short(doc.AppliedCommit)),
-		TreeHash:     root,
-		ParentHashes: parents,
-	}
-	obj := st.NewEncodedObject()
-	if err := c.Encode(obj); err != nil {
-		return false, err
-	}
-	commit, err := st.SetEncodedObject(obj)
-	if err != nil {
-		return false, err
-	}
-	if err := st.SetReference(plumbing.NewHashReference(local, commit)); err != nil {
-		return false, err
-	}
-	err = remote.PushContext(ctx, &git.PushOptions{
-		RemoteName: "origin",
-		RefSpecs:   []config.RefSpec{config.RefSpec(local + ":" + local)},
-		Auth:       w.Auth,
-	})
-	if err != nil {
-		return false, classifyPush(err)
-	}
-	return true, nil
-}
-
-// fetchTip fetches branch at depth 1 into st and returns its tip, or nil
-// when the branch (or the whole repository) is empty.
-func fetchTip(ctx context.Context, remote *git.Remote, st *memory.Storage, branch string, auth transport.AuthMethod) (*object.Commit, error) {
-	tracking := plumbing.NewRemoteReferenceName("origin", branch)
-	err := remote.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: "origin",
-		RefSpecs:   []config.RefSpec{config.RefSpec("+" + plumbing.NewBranchReferenceName(branch) + ":" + tracking)},
-		Depth:      1,
-		Auth:       auth,
-		Tags:       git.NoTags,
-	})
-	switch {
-	case errors.Is(err, transport.ErrEmptyRemoteRepository), errors.Is(err, git.NoMatchingRefSpecError{}):
-		return nil, nil
-	case err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate):
-		return nil, fmt.Errorf("fetch %s: %w", branch, err)
-	}
-	ref, err := st.Reference(tracking)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", branch, err)
-	}
-	return object.GetCommit(st, ref.Hash())
-}
-
-// classifyPush tells a push that lost a race (retry on the new tip) from a
-// remote that refuses writes (ErrReadOnly) from anything else.
-func classifyPush(err error) error {
-	msg := strings.ToLower(err.Error())
-	switch {
-	case errors.Is(err, transport.ErrAuthorizationFailed), errors.Is(err, transport.ErrAuthenticationRequired),
-		// The fetch just worked with the same credentials: a server that
-		// now says "not found" or "denied" means no write access.
-		errors.Is(err, transport.ErrRepositoryNotFound),
-		strings.Contains(msg, "permission denied"), strings.Contains(msg, "read only"),
-		strings.Contains(msg, "read-only"), strings.Contains(msg, "write access"):
-		return fmt.Errorf("%w: %w", ErrReadOnly, err)
-	case errors.Is(err, git.ErrForceNeeded),
-		strings.Contains(msg, "non-fast-forward"),
-		// go-git checks fast-forward by walking from our commit to the tip
-		// the push advertised; when that tip is newer than our depth-1
-		// fetch, the walk runs off the shallow history.
-		errors.Is(err, plumbing.ErrObjectNotFound),
-		// The server refused the ref update: another push took the lock
-		// or moved the branch between advertisement and update.
-		strings.Contains(msg, "command error on"):
-		return fmt.Errorf("%w: %w", errRejected, err)
-	}
-	return err
-}
-
-func putBlob(st storer.EncodedObjectStorer, data []byte) (plumbing.Hash, error) {
-	obj := st.NewEncodedObject()
-	obj.SetType(plumbing.BlobObject)
-	obj.SetSize(int64(len(data)))
-	wr, err := obj.Writer()
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if _, err := wr.Write(data); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if err := wr.Close(); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	return st.SetEncodedObject(obj)
-}
-
-// putTree stores a copy of base (nil: an empty tree) in which the
-// directory path holds files (name to blob; a zero hash removes the
-// name), and returns the new tree's hash. Every other entry is kept as it
-// is: another host's file is never touched.
-func putTree(st storer.EncodedObjectStorer, base *object.Tree, path []string, files map[string]plumbing.Hash) (plumbing.Hash, error) {
-	var entries []object.TreeEntry
-	if base != nil {
-		entries = slices.Clone(base.Entries)
-	}
-	index := func(name string) int {
-		return slices.IndexFunc(entries, func(e object.TreeEntry) bool { return e.Name == name })
-	}
-	set := func(e object.TreeEntry) {
-		if i := index(e.Name); i >= 0 {
-			entries[i] = e
-		} else {
-			entries = append(entries, e)
-		}
-	}
-	if len(path) == 0 {
-		for name, blob := range files {
-			if blob.IsZero() {
-				if i := index(name); i >= 0 {
-					entries = slices.Delete(entries, i, i+1)
-				}
-				continue
-			}
-			set(object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: blob})
-		}
-	} else {
-		name := path[0]
-		var sub *object.Tree
-		if i := index(name); i >= 0 && entries[i].Mode == filemode.Dir {
-			var err error
-			if sub, err = object.GetTree(st, entries[i].Hash); err != nil {
-				return plumbing.ZeroHash, fmt.Errorf("%s: %w", name, err)
-			}
-		}
-		h, err := putTree(st, sub, path[1:], files)
-		if err != nil {
-			return plumbing.ZeroHash, err
-		}
-		set(object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h})
-	}
-	// Git's order: by name, a directory compared as if it ended in "/".
-	key := func(e object.TreeEntry) string {
-		if e.Mode == filemode.Dir {
-			return e.Name + "/"
-		}
-		return e.Name
-	}
-	slices.SortFunc(entries, func(a, b object.TreeEntry) int { return strings.Compare(key(a), key(b)) })
-	t := &object.Tree{Entries: entries}
-	obj := st.NewEncodedObject()
-	if err := t.Encode(obj); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	return st.SetEncodedObject(obj)
-}
 
 // last reads what Dir remembers for this URL and branch.
 func (w *Writer) last() (Host, bool) {
@@ -440,7 +216,7 @@ func (w *Writer) last() (Host, bool) {
 		return Host{}, false
 	}
 	var l last
-	if err := yaml.Unmarshal(data, &l); err != nil || l.Remote != w.remoteID() {
+	if err := yaml.Unmarshal(data, &l); err != nil || l.Remote != w.Publisher.ID() {
 		return Host{}, false
 	}
 	return l.Document, true
@@ -450,39 +226,11 @@ func (w *Writer) remember(doc Host) error {
 	if err := os.MkdirAll(w.Dir, 0o700); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	data, err := yaml.Marshal(last{Remote: w.remoteID(), Document: doc})
+	data, err := yaml.Marshal(last{Remote: w.Publisher.ID(), Document: doc})
 	if err != nil {
 		return err
 	}
 	return state.WriteFile(filepath.Join(w.Dir, lastFile), data, 0o600)
-}
-
-func (w *Writer) remoteID() string {
-	sum := sha256.Sum256([]byte(w.URL + "\x00" + w.branch()))
-	return hex.EncodeToString(sum[:8])
-}
-
-// scrub removes the URL's credentials from err's text, should a library
-// quote the URL, its password or its user (a token) on its own; errors.Is
-// still sees the chain.
-func (w *Writer) scrub(err error) error {
-	var extra []string
-	if u, perr := url.Parse(w.URL); perr == nil && u.User != nil {
-		if pass, ok := u.User.Password(); ok {
-			extra = append(extra, pass)
-		}
-		if len(u.User.Username()) >= 8 {
-			extra = append(extra, u.User.Username())
-		}
-	}
-	return redact.New(nil, extra...).Err(err)
-}
-
-func (w *Writer) branch() string {
-	if w.Branch == "" {
-		return DefaultBranch
-	}
-	return w.Branch
 }
 
 func (w *Writer) heartbeat() time.Duration {
@@ -506,13 +254,11 @@ func (w *Writer) log() *slog.Logger {
 	return w.Logger
 }
 
-// short is a commit as the table and commit messages show it.
+// short is a commit as the table and commit messages show it: "-" for
+// none.
 func short(commit string) string {
 	if commit == "" {
 		return "-"
 	}
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
+	return abbrev.Commit(commit)
 }

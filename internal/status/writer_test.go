@@ -3,7 +3,6 @@ package status
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,18 +12,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/transport/http"
 	"gopkg.in/yaml.v3"
 
+	"github.com/syncd-dev/syncd/internal/source"
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
 // fleet is a status repository on a real Git server (git http-backend on
 // loopback).
 type fleet struct {
-	srv  *testenv.GitServer
-	url  string
-	bare string
+	srv       *testenv.GitServer
+	url       string
+	bare      string
+	tokenFile string
 }
 
 func newFleet(t *testing.T) *fleet {
@@ -32,8 +32,21 @@ func newFleet(t *testing.T) *fleet {
 	srv := testenv.NewGitServer(t)
 	srv.Token = "status-test-token"
 	url := srv.InitBare(t, "fleet")
-	return &fleet{srv: srv, url: url, bare: filepath.Join(srv.Root, "fleet.git")}
+	tf := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tf, []byte(srv.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &fleet{srv: srv, url: url, bare: filepath.Join(srv.Root, "fleet.git"), tokenFile: tf}
 }
+
+// branches are the fleet's status branches, read and published as a host
+// does.
+func (f *fleet) branches() *source.StatusBranches {
+	return &source.StatusBranches{Git: &source.Git{URL: f.url, TokenFile: f.tokenFile}}
+}
+
+// branch is host's status branch.
+func branch(host string) string { return DefaultBranch + "-" + host }
 
 // pushURL is the repository's URL with the token, for the git command.
 func (f *fleet) pushURL() string {
@@ -50,35 +63,36 @@ func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return 
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 func (f *fleet) writer(t *testing.T, host string, now func() time.Time) *Writer {
+	b := f.branches()
 	return &Writer{
-		URL:      f.url,
-		Auth:     &http.BasicAuth{Username: "syncd", Password: f.srv.Token},
-		Dir:      filepath.Join(t.TempDir(), "status-repo"),
-		StateDir: t.TempDir(),
-		Host:     host,
-		Now:      now,
+		Publisher: b,
+		Branches:  b,
+		Dir:       filepath.Join(t.TempDir(), "status-repo"),
+		StateDir:  t.TempDir(),
+		Host:      host,
+		Now:       now,
 	}
 }
 
-// commits counts the commits of the status branch on the server.
-func (f *fleet) commits(t *testing.T) int {
+// commits counts the commits of host's status branch on the server.
+func (f *fleet) commits(t *testing.T, host string) int {
 	t.Helper()
-	n, err := strconv.Atoi(testenv.Git(t, f.bare, "rev-list", "--count", DefaultBranch))
+	n, err := strconv.Atoi(testenv.Git(t, f.bare, "rev-list", "--count", branch(host)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
-// file is one file of the status branch's tip, as the server has it.
-func (f *fleet) file(t *testing.T, name string) string {
+// file is one file of host's status branch, as the server has it.
+func (f *fleet) file(t *testing.T, host, name string) string {
 	t.Helper()
-	return testenv.Git(t, f.bare, "show", DefaultBranch+":"+name)
+	return testenv.Git(t, f.bare, "show", branch(host)+":"+name)
 }
 
 func (f *fleet) host(t *testing.T, name string) Host {
 	t.Helper()
-	h, err := unmarshal([]byte(f.file(t, "hosts/"+name+".yaml")))
+	h, err := unmarshal([]byte(f.file(t, name, "hosts/"+name+".yaml")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,16 +124,16 @@ func TestFirstWriteCreatesTheBranch(t *testing.T) {
 	if !write(t, w, sample("alpha")) {
 		t.Fatal("the first write made no commit")
 	}
-	if n := f.commits(t); n != 1 {
+	if n := f.commits(t, "alpha"); n != 1 {
 		t.Fatalf("%d commits, want 1", n)
 	}
-	if files := testenv.Git(t, f.bare, "ls-tree", "-r", "--name-only", DefaultBranch); files != "hosts/alpha.yaml" {
+	if files := testenv.Git(t, f.bare, "ls-tree", "-r", "--name-only", branch("alpha")); files != "hosts/alpha.yaml" {
 		t.Errorf("the branch holds %q, want only hosts/alpha.yaml", files)
 	}
-	if parents := testenv.Git(t, f.bare, "log", "-1", "--format=%P", DefaultBranch); parents != "" {
+	if parents := testenv.Git(t, f.bare, "log", "-1", "--format=%P", branch("alpha")); parents != "" {
 		t.Errorf("the first commit has parents %s, want an orphan", parents)
 	}
-	if msg := testenv.Git(t, f.bare, "log", "-1", "--format=%s", DefaultBranch); msg != "status: alpha converged at 0123456789ab" {
+	if msg := testenv.Git(t, f.bare, "log", "-1", "--format=%s", branch("alpha")); msg != "status: alpha converged at 0123456789ab" {
 		t.Errorf("commit message %q", msg)
 	}
 	if main := testenv.Git(t, f.bare, "rev-parse", "main"); main != mainBefore {
@@ -151,7 +165,7 @@ func TestUnchangedDocumentMakesNoCommit(t *testing.T) {
 			t.Fatal("an unchanged document made a commit")
 		}
 	}
-	if n := f.commits(t); n != 1 {
+	if n := f.commits(t, "alpha"); n != 1 {
 		t.Errorf("%d commits, want 1", n)
 	}
 	if got := f.srv.Requests.Load() - before; got != 0 {
@@ -176,13 +190,13 @@ func TestChangedDocumentMakesOneCommit(t *testing.T) {
 	if !write(t, w, h) {
 		t.Fatal("a changed document made no commit")
 	}
-	if n := f.commits(t); n != 2 {
+	if n := f.commits(t, "alpha"); n != 2 {
 		t.Errorf("%d commits, want 2", n)
 	}
 	if got := f.host(t, "alpha"); got.State != Degraded || !got.UpdatedAt.Equal(t0.Add(time.Minute)) {
 		t.Errorf("pushed state %s at %v", got.State, got.UpdatedAt)
 	}
-	if msg := testenv.Git(t, f.bare, "log", "-1", "--format=%s", DefaultBranch); msg != "status: alpha degraded at 0123456789ab" {
+	if msg := testenv.Git(t, f.bare, "log", "-1", "--format=%s", branch("alpha")); msg != "status: alpha degraded at 0123456789ab" {
 		t.Errorf("commit message %q", msg)
 	}
 }
@@ -201,7 +215,7 @@ func TestHeartbeatAfterTheInterval(t *testing.T) {
 	if !write(t, w, sample("alpha")) {
 		t.Fatal("no heartbeat commit after the interval")
 	}
-	if n := f.commits(t); n != 2 {
+	if n := f.commits(t, "alpha"); n != 2 {
 		t.Errorf("%d commits, want 2", n)
 	}
 	if got := f.host(t, "alpha"); !got.UpdatedAt.Equal(t0.Add(30 * time.Minute)) {
@@ -214,120 +228,38 @@ func TestHeartbeatAfterTheInterval(t *testing.T) {
 	}
 }
 
-// TestWriteKeepsEveryOtherFile: the branch holds other hosts' files and
-// files syncd did not write; a write replaces only its own, in a tree Git
-// accepts (entries in Git's order: "hosts-x" < "hosts.txt" < "hosts/").
-func TestWriteKeepsEveryOtherFile(t *testing.T) {
+// TestWritesAreLatestWins: one writer written from several goroutines at
+// once (a cycle, a job's result, the probes) publishes the newest document
+// last, and none of theirs waits on another's network for its own local
+// status.
+func TestWritesAreLatestWins(t *testing.T) {
 	f := newFleet(t)
-	work := filepath.Join(t.TempDir(), "w")
-	testenv.Git(t, "", "init", "-q", "-b", DefaultBranch, work)
-	others := map[string]string{
-		"README.md":        "status of the fleet\n",
-		"hosts-x":          "not a directory\n",
-		"hosts.txt":        "a file beside hosts/\n",
-		"hosts/beta.yaml":  "host: beta\nstate: converged # a comment syncd would not write\n",
-		"hosts/zulu.yaml":  "host: zulu\nstate: failed\n",
-		"hosts/a/b/c.yaml": "nested\n",
-	}
-	for name, content := range others {
-		os.MkdirAll(filepath.Join(work, filepath.Dir(name)), 0o755)
-		os.WriteFile(filepath.Join(work, name), []byte(content), 0o644)
-	}
-	os.WriteFile(filepath.Join(work, "run.sh"), []byte("#!/bin/sh\n"), 0o755)
-	testenv.Git(t, work, "add", ".")
-	testenv.Git(t, work, "commit", "-qm", "by hand")
-	testenv.Git(t, work, "push", "-q", f.pushURL(), DefaultBranch)
-	modeBefore := testenv.Git(t, f.bare, "ls-tree", DefaultBranch, "run.sh")
-
-	w := f.writer(t, "alpha", (&clock{t: t0}).Now)
-	write(t, w, sample("alpha"))
-	if n := f.commits(t); n != 2 {
-		t.Fatalf("%d commits, want 2", n)
-	}
-	for name, content := range others {
-		if got := f.file(t, name); got != strings.TrimSpace(content) {
-			t.Errorf("%s became %q", name, got)
-		}
-	}
-	if got := testenv.Git(t, f.bare, "ls-tree", DefaultBranch, "run.sh"); got != modeBefore {
-		t.Errorf("run.sh became %s", got)
-	}
-	if changed := testenv.Git(t, f.bare, "diff", "--name-only", DefaultBranch+"~1", DefaultBranch); changed != "hosts/alpha.yaml" {
-		t.Errorf("the write changed %q", changed)
-	}
-	testenv.Git(t, f.bare, "fsck", "--strict", "--no-dangling")
-}
-
-// TestConcurrentWritersLoseNoUpdate: 20 hosts, each with its own writer
-// and directory, write twice at once to one repository. Every push that
-// loses the race is retried on the new tip; none is lost, none overwrites
-// another host's file.
-func TestConcurrentWritersLoseNoUpdate(t *testing.T) {
-	const hosts = 20
-	f := newFleet(t)
-	start := time.Now()
-	var (
-		wg      sync.WaitGroup
-		errs    = make(chan error, 2*hosts)
-		release = make(chan struct{})
-	)
-	for i := range hosts {
-		name := fmt.Sprintf("host-%02d", i)
-		w := f.writer(t, name, nil)
-		w.MaxAttempts = 30
+	w := f.writer(t, "alpha", nil)
+	var wg sync.WaitGroup
+	for round := 1; round <= 10; round++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			<-release // start together: the most contention
-			for round := 1; round <= 2; round++ {
-				h := sample(name)
-				h.Drift = round
-				committed, err := w.Write(context.Background(), h)
-				if err == nil && !committed {
-					err = errors.New("no commit")
-				}
-				if err != nil {
-					errs <- fmt.Errorf("%s round %d: %w", name, round, err)
-				}
+			h := sample("alpha")
+			h.Drift = round
+			if _, err := w.Write(context.Background(), h); err != nil {
+				t.Error(err)
 			}
 		}()
 	}
-	close(release)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
+	// Whatever order they ran in, the last document written is on the
+	// branch and in the local status.
+	local, err := ReadLocal(w.StateDir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("%d hosts × 2 writes in %v (%d HTTP requests)", hosts, time.Since(start).Round(time.Millisecond), f.srv.Requests.Load())
-	if n := f.commits(t); n != 2*hosts {
-		t.Errorf("%d commits, want %d", n, 2*hosts)
+	if got := f.host(t, "alpha"); got.Drift != local.Drift {
+		t.Errorf("the branch has round %d, the local status round %d: a stale document won", got.Drift, local.Drift)
 	}
-	files := strings.Fields(testenv.Git(t, f.bare, "ls-tree", "-r", "--name-only", DefaultBranch))
-	if len(files) != hosts {
-		t.Errorf("%d files on the branch, want %d: %v", len(files), hosts, files)
+	if n := f.commits(t, "alpha"); n > 10 {
+		t.Errorf("%d commits for 10 writes", n)
 	}
-	for i := range hosts {
-		name := fmt.Sprintf("host-%02d", i)
-		if h := f.host(t, name); h.Host != name || h.Drift != 2 {
-			t.Errorf("%s: the branch has host %q at round %d, want round 2", name, h.Host, h.Drift)
-		}
-	}
-	// Each commit changed exactly its host's file: two per host.
-	touched := map[string]int{}
-	for _, line := range strings.Split(testenv.Git(t, f.bare, "log", "--format=%s", "--name-only", DefaultBranch), "\n") {
-		if strings.HasPrefix(line, "hosts/") {
-			touched[line]++
-		}
-	}
-	for i := range hosts {
-		if n := touched[fmt.Sprintf("hosts/host-%02d.yaml", i)]; n != 2 {
-			t.Errorf("host-%02d's file changed by %d commits, want 2", i, n)
-		}
-	}
-	if len(touched) != hosts {
-		t.Errorf("commits touched %d files, want %d", len(touched), hosts)
-	}
-	testenv.Git(t, f.bare, "fsck", "--strict", "--no-dangling")
 }
 
 func TestReadOnlyRemote(t *testing.T) {
@@ -348,9 +280,16 @@ func TestReadOnlyRemote(t *testing.T) {
 	if refs := testenv.Git(t, f.bare, "for-each-ref"); refs != "" {
 		t.Errorf("the read-only server got refs: %s", refs)
 	}
-	// Once write access is granted, the same document is pushed: a refused
-	// push was not remembered as done.
+	// Within the hour, the writer does not try again: the status stays
+	// local, and no request is made.
+	before := f.srv.Requests.Load()
+	if write(t, w, sample("alpha")) || f.srv.Requests.Load() != before {
+		t.Error("a read-only remote was asked again within the hour")
+	}
+	// Once write access is granted, the same document is pushed at the
+	// next try: a refused push was not remembered as done.
 	f.srv.ReadOnly.Store(false)
+	c.Add(61 * time.Minute)
 	if !write(t, w, sample("alpha")) {
 		t.Error("no commit once the remote accepts pushes")
 	}
@@ -362,76 +301,24 @@ func TestReadOnlyRemote(t *testing.T) {
 	if _, err := w.Write(context.Background(), h); !errors.Is(err, ErrReadOnly) {
 		t.Errorf("Write to a read-only remote with a branch: %v, want ErrReadOnly", err)
 	}
-	if n := f.commits(t); n != 1 {
+	if n := f.commits(t, "alpha"); n != 1 {
 		t.Errorf("%d commits, want 1", n)
 	}
 }
 
-func TestWrongTokenIsNotReadOnly(t *testing.T) {
-	f := newFleet(t)
-	w := f.writer(t, "alpha", nil)
-	w.Auth = &http.BasicAuth{Username: "syncd", Password: "wrong"}
-	_, err := w.Write(context.Background(), sample("alpha"))
-	if err == nil || errors.Is(err, ErrReadOnly) {
-		t.Fatalf("Write with a wrong token: %v, want an authentication error", err)
-	}
-	if strings.Contains(err.Error(), "wrong") || strings.Contains(err.Error(), f.srv.Token) {
-		t.Errorf("the error quotes a credential: %v", err)
-	}
-}
-
-func TestCredentialInURLIsNotInErrors(t *testing.T) {
-	f := newFleet(t)
-	f.srv.ReadOnly.Store(true)
-	w := f.writer(t, "alpha", nil)
-	w.Auth = nil
-	w.URL = "http://syncd:" + f.srv.Token + "@" + strings.TrimPrefix(f.url, "http://")
-	_, err := w.Write(context.Background(), sample("alpha"))
-	if !errors.Is(err, ErrReadOnly) {
-		t.Fatalf("Write: %v, want ErrReadOnly", err)
-	}
-	if strings.Contains(err.Error(), f.srv.Token) {
-		t.Errorf("the error quotes the token: %v", err)
-	}
-	data, _ := os.ReadFile(filepath.Join(w.Dir, lastFile))
-	if strings.Contains(string(data), f.srv.Token) {
-		t.Error("last.yaml holds the token")
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	for _, tc := range []struct {
-		attempt  int
-		took     time.Duration
-		min, max time.Duration
-	}{
-		{1, time.Millisecond, 12 * time.Millisecond, 50 * time.Millisecond},
-		{3, time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond},
-		{10, time.Millisecond, 500 * time.Millisecond, 2 * time.Second},
-		{1, time.Second, 250 * time.Millisecond, time.Second},
-		{10, time.Second, 4 * time.Second, 16 * time.Second},
-		{1000, time.Millisecond, 500 * time.Millisecond, 2 * time.Second},
-	} {
-		for range 100 {
-			if d := backoff(tc.attempt, tc.took); d < tc.min || d > tc.max {
-				t.Fatalf("backoff(%d, %v) = %v, want within [%v, %v]", tc.attempt, tc.took, d, tc.min, tc.max)
-			}
-		}
-	}
-}
-
 func TestBadHostName(t *testing.T) {
+	none := &source.StatusBranches{Git: &source.Git{URL: "http://127.0.0.1:1/none.git"}}
 	for _, name := range []string{"", "../x", "a/b", ".hidden", "a..b"} {
-		w := &Writer{URL: "http://127.0.0.1:1/none.git", Host: name, Dir: t.TempDir()}
+		w := &Writer{Publisher: none, Host: name, Dir: t.TempDir()}
 		if _, err := w.Write(context.Background(), Host{}); err == nil {
 			t.Errorf("host %q accepted", name)
 		}
 	}
-	w := &Writer{URL: "http://127.0.0.1:1/none.git", Host: "alpha", Dir: t.TempDir()}
+	w := &Writer{Publisher: none, Host: "alpha", Dir: t.TempDir()}
 	if _, err := w.Write(context.Background(), sample("beta")); err == nil {
 		t.Error("the writer of alpha wrote beta's document")
 	}
-	w = &Writer{URL: "http://127.0.0.1:1/none.git", Host: "alpha"}
+	w = &Writer{Publisher: none, Host: "alpha"}
 	if _, err := w.Write(context.Background(), sample("alpha")); err == nil {
 		t.Error("a writer without a directory wrote")
 	}

@@ -1,4 +1,4 @@
-package host
+package jobs
 
 import (
 	"cmp"
@@ -18,8 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/desired"
-	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/jobs/backup"
 	"github.com/syncd-dev/syncd/internal/jobs/scan"
 	"github.com/syncd-dev/syncd/internal/notify"
@@ -38,11 +38,11 @@ const (
 	DefaultCheckSchedule = "0 4 * * 0"
 )
 
-// Jobs runs the host's backups: on their schedules between cycles (the
+// Runner runs the host's backups: on their schedules between cycles (the
 // agent), before an upgrade (the reconciler's BeforeUpgrade), and when
 // asked (`syncd backup`, `syncd restore`). Each run of an app holds the
 // app's project lock, which apply takes too.
-type Jobs struct {
+type Runner struct {
 	Host string
 	// Restic is the restic binary.
 	Restic string
@@ -65,7 +65,7 @@ type Jobs struct {
 
 	mu       sync.Mutex
 	rendered *reconcile.Rendered
-	results  map[jobs.ID]status.Job
+	results  map[ID]status.Job
 	loaded   bool
 	renew    chan struct{} // the job list changed
 	metrics  *jobMetrics
@@ -74,12 +74,12 @@ type Jobs struct {
 
 // jobsFile keeps the last result of each job in the state directory, for
 // the status and for catch-up after a restart: a list of status.Job, each
-// named by its jobs.ID's String form.
+// named by its ID's String form.
 const jobsFile = "jobs.json"
 
 // Update gives the jobs what the last cycle rendered; the scheduled jobs
 // follow its schedules.
-func (j *Jobs) Update(r *reconcile.Rendered) {
+func (j *Runner) Update(r *reconcile.Rendered) {
 	if j == nil || r == nil || r.Host == nil {
 		return
 	}
@@ -99,7 +99,7 @@ func (j *Jobs) Update(r *reconcile.Rendered) {
 	}
 }
 
-func (j *Jobs) current() (*reconcile.Rendered, error) {
+func (j *Runner) current() (*reconcile.Rendered, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.rendered == nil {
@@ -109,13 +109,13 @@ func (j *Jobs) current() (*reconcile.Rendered, error) {
 }
 
 // specs are the scheduled jobs of r with their schedules.
-func specs(r *reconcile.Rendered) map[jobs.ID]string {
-	out := map[jobs.ID]string{}
+func specs(r *reconcile.Rendered) map[ID]string {
+	out := map[ID]string{}
 	if r == nil || r.Host == nil {
 		return out
 	}
 	if sc := r.Host.Scan; sc != nil && sc.Schedule != "" {
-		out[jobs.Scan] = sc.Schedule
+		out[Scan] = sc.Schedule
 	}
 	if r.Host.Backup == nil {
 		return out
@@ -125,15 +125,15 @@ func specs(r *reconcile.Rendered) map[jobs.ID]string {
 		if p.App.Backup == nil {
 			continue
 		}
-		out[jobs.Backup(name)] = cmp.Or(p.App.Backup.Schedule, hb.Schedule, DefaultBackupSchedule)
+		out[Backup(name)] = cmp.Or(p.App.Backup.Schedule, hb.Schedule, DefaultBackupSchedule)
 	}
-	out[jobs.Check] = cmp.Or(hb.CheckSchedule, DefaultCheckSchedule)
+	out[Check] = cmp.Or(hb.CheckSchedule, DefaultCheckSchedule)
 	return out
 }
 
 // Run runs the scheduled jobs until ctx ends, following the schedules of
 // the last Update.
-func (j *Jobs) Run(ctx context.Context) {
+func (j *Runner) Run(ctx context.Context) {
 	j.Recover(ctx)
 	j.mu.Lock()
 	if j.renew == nil {
@@ -145,14 +145,14 @@ func (j *Jobs) Run(ctx context.Context) {
 	// reads back.
 	sched := &schedule.Scheduler{Host: j.Host, Locks: j.Locks, Logger: j.log(),
 		LastSuccess: func(name string) (time.Time, bool) {
-			id, err := jobs.ParseID(name)
+			id, err := ParseID(name)
 			if err != nil {
 				return time.Time{}, false
 			}
 			return j.lastSuccess(id)
 		},
 		Done: func(res schedule.Result) {
-			id, err := jobs.ParseID(res.Job)
+			id, err := ParseID(res.Job)
 			if err != nil {
 				j.log().Error("jobs: a result of no job", "job", res.Job, "err", err)
 				return
@@ -188,16 +188,16 @@ func (j *Jobs) Run(ctx context.Context) {
 }
 
 // job is the scheduled job id.
-func (j *Jobs) job(id jobs.ID, spec string) schedule.Job {
+func (j *Runner) job(id ID, spec string) schedule.Job {
 	name := id.String()
 	switch id.Kind {
-	case jobs.KindScan:
+	case KindScan:
 		return schedule.Job{Name: name, Spec: spec, Timeout: time.Hour, Run: func(ctx context.Context) error {
 			det, err := j.scanRunning(ctx)
 			j.setDetail(id, det)
 			return err
 		}}
-	case jobs.KindCheck:
+	case KindCheck:
 		return schedule.Job{Name: name, Spec: spec, Run: func(ctx context.Context) error {
 			_, err := j.check(ctx)
 			return err
@@ -216,7 +216,7 @@ func (j *Jobs) job(id jobs.ID, spec string) schedule.Job {
 
 // Recover starts again what a killed backup or restore left stopped. Call
 // it only while no job runs (the agent's start, a sync or job of its own).
-func (j *Jobs) Recover(ctx context.Context) {
+func (j *Runner) Recover(ctx context.Context) {
 	if j == nil || j.Engine == nil {
 		return
 	}
@@ -227,7 +227,7 @@ func (j *Jobs) Recover(ctx context.Context) {
 }
 
 // runner is a backup runner for the host's repository in r.
-func (j *Jobs) runner(r *reconcile.Rendered) (*backup.Runner, error) {
+func (j *Runner) runner(r *reconcile.Rendered) (*backup.Runner, error) {
 	h := r.Host
 	if h == nil || h.Backup == nil {
 		return nil, fmt.Errorf("hosts/%s/host.yaml has no backup: section naming the restic repository", j.Host)
@@ -269,7 +269,7 @@ func (j *Jobs) runner(r *reconcile.Rendered) (*backup.Runner, error) {
 	}, nil
 }
 
-func (j *Jobs) app(r *reconcile.Rendered, name string) (backup.App, error) {
+func (j *Runner) app(r *reconcile.Rendered, name string) (backup.App, error) {
 	p, ok := r.Projects[name]
 	if !ok {
 		return backup.App{}, fmt.Errorf("host %s does not run app %q (hosts/%s/host.yaml apps)", j.Host, name, j.Host)
@@ -282,7 +282,7 @@ func (j *Jobs) app(r *reconcile.Rendered, name string) (backup.App, error) {
 }
 
 // backupApp backs one app up (the caller holds its lock).
-func (j *Jobs) backupApp(ctx context.Context, r *reconcile.Rendered, name string, tags ...string) (backup.RunResult, error) {
+func (j *Runner) backupApp(ctx context.Context, r *reconcile.Rendered, name string, tags ...string) (backup.RunResult, error) {
 	runner, err := j.runner(r)
 	if err != nil {
 		return backup.RunResult{}, err
@@ -296,19 +296,19 @@ func (j *Jobs) backupApp(ctx context.Context, r *reconcile.Rendered, name string
 
 // BeforeUpgrade backs app up before its upgrade (tag pre-upgrade); apply
 // holds the app's lock. It is the reconciler's BeforeUpgrade.
-func (j *Jobs) BeforeUpgrade(ctx context.Context, r *reconcile.Rendered, app string) error {
+func (j *Runner) BeforeUpgrade(ctx context.Context, r *reconcile.Rendered, app string) error {
 	start := time.Now()
 	res, err := j.backupApp(ctx, r, app, backup.TagPreUpgrade)
 	if err != nil {
 		err = r.Redactor().Err(err)
 	}
-	j.record(jobs.Backup(app), start, time.Since(start), err, detail(res))
+	j.record(Backup(app), start, time.Since(start), err, detail(res))
 	return err
 }
 
 // Backup backs up app now, or every app of the host with a backup: when app
 // is "", each under its lock.
-func (j *Jobs) Backup(ctx context.Context, r *reconcile.Rendered, app string) ([]backup.RunResult, error) {
+func (j *Runner) Backup(ctx context.Context, r *reconcile.Rendered, app string) ([]backup.RunResult, error) {
 	apps := []string{app}
 	if app == "" {
 		apps = nil
@@ -326,7 +326,7 @@ func (j *Jobs) Backup(ctx context.Context, r *reconcile.Rendered, app string) ([
 	for _, name := range apps {
 		start := time.Now()
 		res, err := j.locked(ctx, name, func() (backup.RunResult, error) { return j.backupApp(ctx, r, name) })
-		j.record(jobs.Backup(name), start, time.Since(start), err, detail(res))
+		j.record(Backup(name), start, time.Since(start), err, detail(res))
 		results = append(results, res)
 		if err != nil {
 			errs = append(errs, err)
@@ -335,7 +335,7 @@ func (j *Jobs) Backup(ctx context.Context, r *reconcile.Rendered, app string) ([
 	return results, errors.Join(errs...)
 }
 
-func (j *Jobs) locked(ctx context.Context, app string, fn func() (backup.RunResult, error)) (backup.RunResult, error) {
+func (j *Runner) locked(ctx context.Context, app string, fn func() (backup.RunResult, error)) (backup.RunResult, error) {
 	if j.Locks != nil {
 		unlock, err := j.Locks.Lock(ctx, app)
 		if err != nil {
@@ -348,7 +348,7 @@ func (j *Jobs) locked(ctx context.Context, app string, fn func() (backup.RunResu
 
 // Snapshots lists the snapshots host (this host, or another's to move an
 // app) made of app ("" for all).
-func (j *Jobs) Snapshots(ctx context.Context, r *reconcile.Rendered, host, app string) ([]backup.Snapshot, error) {
+func (j *Runner) Snapshots(ctx context.Context, r *reconcile.Rendered, host, app string) ([]backup.Snapshot, error) {
 	runner, err := j.runner(r)
 	if err != nil {
 		return nil, err
@@ -360,7 +360,7 @@ func (j *Jobs) Snapshots(ctx context.Context, r *reconcile.Rendered, host, app s
 // backup.Runner.Pick): into dir when dir is set, touching nothing that
 // runs; else in place, after a pre-restore backup. It returns what to
 // print.
-func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir, host string) (string, error) {
+func (j *Runner) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir, host string) (string, error) {
 	runner, err := j.runner(r)
 	if err != nil {
 		return "", err
@@ -408,7 +408,7 @@ func (j *Jobs) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir
 
 // check prunes the repository and checks it, reading one twelfth of its
 // data each time (all of it over twelve runs).
-func (j *Jobs) check(ctx context.Context) (string, error) {
+func (j *Runner) check(ctx context.Context) (string, error) {
 	r, err := j.current()
 	if err != nil {
 		return "", err
@@ -452,7 +452,7 @@ func bytesString(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func (j *Jobs) setDetail(id jobs.ID, d string) {
+func (j *Runner) setDetail(id ID, d string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.load()
@@ -465,7 +465,7 @@ func (j *Jobs) setDetail(id jobs.ID, d string) {
 
 // record keeps a run's result (state directory, metrics, status) and
 // notifies a failure or a recovery.
-func (j *Jobs) record(id jobs.ID, start time.Time, took time.Duration, err error, det string) {
+func (j *Runner) record(id ID, start time.Time, took time.Duration, err error, det string) {
 	name := id.String()
 	j.mu.Lock()
 	j.load()
@@ -478,7 +478,7 @@ func (j *Jobs) record(id jobs.ID, start time.Time, took time.Duration, err error
 		// Kept in the state directory, logged and published: redacted
 		// with the host's secrets as the last cycle rendered them (text
 		// from restic or a container was redacted where it entered).
-		msg := j.rendered.Redactor().Text(firstLine(err.Error()))
+		msg := j.rendered.Redactor().Text(abbrev.Line(err.Error()))
 		jr.Result, jr.Error = "failed", msg
 	} else {
 		jr.LastSuccess = start.Add(took)
@@ -490,9 +490,9 @@ func (j *Jobs) record(id jobs.ID, start time.Time, took time.Duration, err error
 
 	kind, key := notify.BackupFailed, id.App
 	switch id.Kind {
-	case jobs.KindCheck:
+	case KindCheck:
 		kind, key = notify.CheckFailed, "repository"
-	case jobs.KindScan:
+	case KindScan:
 		kind = "" // its news are its new findings (scanRunning)
 	}
 	switch {
@@ -516,7 +516,7 @@ func (j *Jobs) record(id jobs.ID, start time.Time, took time.Duration, err error
 // something: a new image is scanned once (the cache keeps the others), so
 // its findings are known without waiting for scan.schedule. A scan still
 // going is not started twice.
-func (j *Jobs) AfterDeploy(ctx context.Context) {
+func (j *Runner) AfterDeploy(ctx context.Context) {
 	if j == nil || !j.ScanAfterDeploy || j.Scanner == nil || j.Observe == nil {
 		return
 	}
@@ -531,14 +531,14 @@ func (j *Jobs) AfterDeploy(ctx context.Context) {
 		defer j.scanning.Store(false)
 		start := time.Now()
 		det, err := j.scanRunning(context.WithoutCancel(ctx))
-		j.record(jobs.Scan, start, time.Since(start), err, det)
+		j.record(Scan, start, time.Since(start), err, det)
 	}()
 }
 
 // scanRunning scans every image that runs (cached by image ID and DB
 // version) and judges it by its project's policy at the last commit; new
 // findings at or above the policy are notified, once each.
-func (j *Jobs) scanRunning(ctx context.Context) (string, error) {
+func (j *Runner) scanRunning(ctx context.Context) (string, error) {
 	if j.Scanner == nil || j.Observe == nil {
 		return "", errors.New("no scanner")
 	}
@@ -589,7 +589,7 @@ func (j *Jobs) scanRunning(ctx context.Context) (string, error) {
 }
 
 // Status is the last result of every job, for the status document.
-func (j *Jobs) Status() []status.Job {
+func (j *Runner) Status() []status.Job {
 	if j == nil {
 		return nil
 	}
@@ -601,7 +601,7 @@ func (j *Jobs) Status() []status.Job {
 	return out
 }
 
-func (j *Jobs) lastSuccess(id jobs.ID) (time.Time, bool) {
+func (j *Runner) lastSuccess(id ID) (time.Time, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.load()
@@ -613,12 +613,12 @@ func (j *Jobs) lastSuccess(id jobs.ID) (time.Time, bool) {
 // Names of an older syncd ("backup X", "backup check") are read as the
 // jobs they meant and written back in the new form, so an upgrade loses
 // no last success.
-func (j *Jobs) load() {
+func (j *Runner) load() {
 	if j.loaded {
 		return
 	}
 	j.loaded = true
-	j.results = map[jobs.ID]status.Job{}
+	j.results = map[ID]status.Job{}
 	data, err := os.ReadFile(filepath.Join(j.Store.Dir(), jobsFile))
 	if err != nil {
 		return
@@ -630,7 +630,7 @@ func (j *Jobs) load() {
 	}
 	var legacy []status.Job
 	for _, r := range list {
-		id, err := jobs.ParseID(r.Name)
+		id, err := ParseID(r.Name)
 		if err != nil {
 			legacy = append(legacy, r)
 			continue
@@ -657,20 +657,20 @@ func (j *Jobs) load() {
 // legacyID reads a job name of syncd before typed IDs: "backup <app>",
 // "backup check" (the repository check, which hid an app named check) and
 // "scan".
-func legacyID(name string) (jobs.ID, bool) {
+func legacyID(name string) (ID, bool) {
 	switch name {
 	case "backup check":
-		return jobs.Check, true
+		return Check, true
 	case "scan":
-		return jobs.Scan, true
+		return Scan, true
 	}
 	app, ok := strings.CutPrefix(name, "backup ")
-	id := jobs.Backup(app)
+	id := Backup(app)
 	return id, ok && id.Validate() == nil
 }
 
 // save writes the results (j.mu held). Errors are redacted already.
-func (j *Jobs) save() {
+func (j *Runner) save() {
 	list := slices.Collect(maps.Values(j.results))
 	slices.SortFunc(list, func(a, b status.Job) int { return strings.Compare(a.Name, b.Name) })
 	data, err := json.MarshalIndent(list, "", "  ")
@@ -682,7 +682,7 @@ func (j *Jobs) save() {
 	}
 }
 
-func (j *Jobs) log() *slog.Logger {
+func (j *Runner) log() *slog.Logger {
 	if j.Log == nil {
 		return slog.New(slog.DiscardHandler)
 	}
@@ -690,9 +690,9 @@ func (j *Jobs) log() *slog.Logger {
 }
 
 // Collectors are the jobs' metrics, for /metrics.
-func (j *Jobs) Collectors() []prometheus.Collector { return j.metricsOf().collectors() }
+func (j *Runner) Collectors() []prometheus.Collector { return j.metricsOf().collectors() }
 
-func (j *Jobs) metricsOf() *jobMetrics {
+func (j *Runner) metricsOf() *jobMetrics {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.metrics == nil {
@@ -729,7 +729,7 @@ func (m *jobMetrics) collectors() []prometheus.Collector {
 
 // observe sets id's metrics, labelled by kind and app ("" for the host's
 // jobs), never by a name an app could share.
-func (m *jobMetrics) observe(id jobs.ID, jr status.Job, took time.Duration) {
+func (m *jobMetrics) observe(id ID, jr status.Job, took time.Duration) {
 	kind, app := string(id.Kind), id.App
 	m.duration.WithLabelValues(kind, app).Set(took.Seconds())
 	m.runs.WithLabelValues(kind, app, jr.Result).Inc()

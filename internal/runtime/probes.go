@@ -1,4 +1,4 @@
-package host
+package runtime
 
 import (
 	"context"
@@ -62,10 +62,10 @@ func probeStatus(snaps []probe.Snapshot, project string) []status.Probe {
 	return out
 }
 
-// PublishProbes publishes the status again whenever the probes' states
+// publishProbes publishes the status again whenever the probes' states
 // change, a probe's first verdict included (which no alert announces),
 // looking every interval until ctx ends.
-func PublishProbes(ctx context.Context, m *probe.Monitor, rep *Reporter, every time.Duration) {
+func publishProbes(ctx context.Context, m *probe.Monitor, rep *reporter, every time.Duration) {
 	last := ""
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -81,7 +81,7 @@ func PublishProbes(ctx context.Context, m *probe.Monitor, rep *Reporter, every t
 		}
 		if now := b.String(); now != last {
 			last = now
-			rep.Refresh(ctx)
+			rep.refresh(ctx)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package host
+package jobs
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/syncd-dev/syncd/internal/desired"
-	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/notify"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/state"
@@ -57,9 +56,9 @@ func TestJobSchedulesFollowTheRepository(t *testing.T) {
 		},
 	}
 	got := specs(rd)
-	want := map[jobs.ID]string{jobs.Backup("db"): "@every 6h", jobs.Backup("files"): "0 2 * * *",
-		jobs.Backup("check"): "@every 1h", jobs.Backup("prune"): "0 2 * * *", jobs.Backup("all"): "0 2 * * *",
-		jobs.Backup("scan"): "0 2 * * *", jobs.Check: "0 5 * * 6", jobs.Scan: "@daily"}
+	want := map[ID]string{Backup("db"): "@every 6h", Backup("files"): "0 2 * * *",
+		Backup("check"): "@every 1h", Backup("prune"): "0 2 * * *", Backup("all"): "0 2 * * *",
+		Backup("scan"): "0 2 * * *", Check: "0 5 * * 6", Scan: "@daily"}
 	if len(got) != len(want) {
 		t.Fatalf("specs = %v, want %v", got, want)
 	}
@@ -69,7 +68,7 @@ func TestJobSchedulesFollowTheRepository(t *testing.T) {
 		}
 	}
 	// The scheduler's names are as distinct as the jobs.
-	j := &Jobs{Host: "h"}
+	j := &Runner{Host: "h"}
 	names := map[string]bool{}
 	for id, spec := range got {
 		sj := j.job(id, spec)
@@ -77,7 +76,7 @@ func TestJobSchedulesFollowTheRepository(t *testing.T) {
 			t.Errorf("two scheduled jobs are named %q", sj.Name)
 		}
 		names[sj.Name] = true
-		if back, err := jobs.ParseID(sj.Name); err != nil || back != id {
+		if back, err := ParseID(sj.Name); err != nil || back != id {
 			t.Errorf("scheduled job %q reads back as %+v, %v; want %+v", sj.Name, back, err, id)
 		}
 		if want := id.App; sj.Project != want {
@@ -104,26 +103,26 @@ func TestJobResultsPersistNotifyAndCount(t *testing.T) {
 	defer cancel()
 	go n.Run(ctx)
 	changed := 0
-	j := &Jobs{Host: "h", Store: store, Notify: n, Changed: func() { changed++ }}
+	j := &Runner{Host: "h", Store: store, Notify: n, Changed: func() { changed++ }}
 
 	t0 := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
-	j.record(jobs.Backup("db"), t0, time.Second, nil, "run r1: 2 of 2 snapshots, 1.0 MiB added")
-	j.record(jobs.Backup("db"), t0.Add(24*time.Hour), time.Second, errors.New("dump db.sql: the command exited 3\nmore"), "")
-	j.record(jobs.Backup("db"), t0.Add(48*time.Hour), time.Second, errors.New("dump db.sql: the command exited 3"), "")
+	j.record(Backup("db"), t0, time.Second, nil, "run r1: 2 of 2 snapshots, 1.0 MiB added")
+	j.record(Backup("db"), t0.Add(24*time.Hour), time.Second, errors.New("dump db.sql: the command exited 3\nmore"), "")
+	j.record(Backup("db"), t0.Add(48*time.Hour), time.Second, errors.New("dump db.sql: the command exited 3"), "")
 
 	if got := testutil.ToFloat64(j.metricsOf().success.WithLabelValues("backup", "db")); got != 0 {
 		t.Errorf("syncd_job_success after a failure = %v, want 0", got)
 	}
-	again := &Jobs{Host: "h", Store: store}
+	again := &Runner{Host: "h", Store: store}
 	st := again.Status()
 	if len(st) != 1 || st[0].Result != "failed" || st[0].Error != "dump db.sql: the command exited 3" || !st[0].LastSuccess.Equal(t0.Add(time.Second)) {
 		t.Fatalf("status after a restart = %+v", st)
 	}
-	if last, ok := again.lastSuccess(jobs.Backup("db")); !ok || !last.Equal(t0.Add(time.Second)) {
+	if last, ok := again.lastSuccess(Backup("db")); !ok || !last.Equal(t0.Add(time.Second)) {
 		t.Errorf("lastSuccess = %v %v", last, ok)
 	}
 
-	j.record(jobs.Backup("db"), t0.Add(72*time.Hour), time.Second, nil, "run r4: 2 of 2 snapshots, 12 B added")
+	j.record(Backup("db"), t0.Add(72*time.Hour), time.Second, nil, "run r4: 2 of 2 snapshots, 12 B added")
 	deadline := time.Now().Add(5 * time.Second)
 	for len(sink.list()) < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -148,9 +147,9 @@ func TestJobErrorsAreRedacted(t *testing.T) {
 	}
 	rd := &reconcile.Rendered{Host: &desired.Host{Name: "h"}, Secrets: desired.Secrets{"db_password": value},
 		Projects: map[string]*desired.Project{}}
-	j := &Jobs{Host: "h", Store: store}
+	j := &Runner{Host: "h", Store: store}
 	j.Update(rd)
-	j.record(jobs.Backup("db"), time.Now(), time.Second, errors.New("pg_dump: password "+value+" refused"), "")
+	j.record(Backup("db"), time.Now(), time.Second, errors.New("pg_dump: password "+value+" refused"), "")
 	data, err := os.ReadFile(filepath.Join(store.Dir(), jobsFile))
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +157,7 @@ func TestJobErrorsAreRedacted(t *testing.T) {
 	if strings.Contains(string(data), value) || strings.Contains(fmt.Sprint(j.Status()), value) {
 		t.Errorf("the job's error kept the secret value:\n%s", data)
 	}
-	_, err = j.Request(context.Background(), rd, jobs.Request{Kind: jobs.RequestRestore, App: value})
+	_, err = j.Request(context.Background(), rd, Request{Kind: RequestRestore, App: value})
 	if err == nil || strings.Contains(err.Error(), value) {
 		t.Errorf("Request's error = %v, want one without the value", err)
 	}
@@ -172,12 +171,12 @@ func TestJobIdentityAppsNamedLikeJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := &Jobs{Host: "h", Store: store}
+	j := &Runner{Host: "h", Store: store}
 	t0 := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
-	j.record(jobs.Check, t0, time.Second, nil, "read data subset 1/12")
-	j.record(jobs.Backup("check"), t0, time.Second, errors.New("volume data: gone"), "")
-	j.record(jobs.Backup("prune"), t0, time.Second, nil, "run r1")
-	j.record(jobs.Backup("all"), t0, time.Second, nil, "run r2")
+	j.record(Check, t0, time.Second, nil, "read data subset 1/12")
+	j.record(Backup("check"), t0, time.Second, errors.New("volume data: gone"), "")
+	j.record(Backup("prune"), t0, time.Second, nil, "run r1")
+	j.record(Backup("all"), t0, time.Second, nil, "run r2")
 
 	m := j.metricsOf()
 	for _, c := range []struct {
@@ -192,7 +191,7 @@ func TestJobIdentityAppsNamedLikeJobs(t *testing.T) {
 		t.Errorf("%d success series, want 4", n)
 	}
 
-	again := &Jobs{Host: "h", Store: store}
+	again := &Runner{Host: "h", Store: store}
 	got := map[string]string{}
 	for _, s := range again.Status() {
 		got[s.Name] = s.Result
@@ -206,10 +205,10 @@ func TestJobIdentityAppsNamedLikeJobs(t *testing.T) {
 			t.Errorf("status job %s = %q, want %q (all: %v)", k, got[k], v, got)
 		}
 	}
-	if _, ok := again.lastSuccess(jobs.Backup("check")); ok {
+	if _, ok := again.lastSuccess(Backup("check")); ok {
 		t.Error("the failed backup of app check took the repository check's last success")
 	}
-	if last, ok := again.lastSuccess(jobs.Check); !ok || !last.Equal(t0.Add(time.Second)) {
+	if last, ok := again.lastSuccess(Check); !ok || !last.Equal(t0.Add(time.Second)) {
 		t.Errorf("check's last success = %v %v", last, ok)
 	}
 }
@@ -233,13 +232,13 @@ func TestJobsFileOfOldNamesMigrates(t *testing.T) {
 	if err := os.WriteFile(file, []byte(old), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	j := &Jobs{Host: "h", Store: store}
-	for id, want := range map[jobs.ID]time.Time{jobs.Check: t0, jobs.Backup("db"): t0.Add(time.Hour), jobs.Scan: t0.Add(2 * time.Hour)} {
+	j := &Runner{Host: "h", Store: store}
+	for id, want := range map[ID]time.Time{Check: t0, Backup("db"): t0.Add(time.Hour), Scan: t0.Add(2 * time.Hour)} {
 		if last, ok := j.lastSuccess(id); !ok || !last.Equal(want) {
 			t.Errorf("%s: last success %v %v, want %v", id, last, ok, want)
 		}
 	}
-	if _, ok := j.lastSuccess(jobs.Backup("check")); ok {
+	if _, ok := j.lastSuccess(Backup("check")); ok {
 		t.Error("the old repository check became the backup of an app named check")
 	}
 	data, err := os.ReadFile(file)

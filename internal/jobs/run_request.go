@@ -1,4 +1,4 @@
-package host
+package jobs
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/desired"
-	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/jobs/backup"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 )
@@ -16,7 +15,7 @@ import (
 // Request runs the job req asks for (`syncd backup` and `syncd restore`,
 // to the running agent over its socket or to Jobs of their own) with r
 // (nil: what the last cycle rendered) and returns what to print.
-func (j *Jobs) Request(ctx context.Context, r *reconcile.Rendered, req jobs.Request) (string, error) {
+func (j *Runner) Request(ctx context.Context, r *reconcile.Rendered, req Request) (string, error) {
 	if r == nil {
 		var err error
 		if r, err = j.current(); err != nil {
@@ -32,7 +31,7 @@ func (j *Jobs) Request(ctx context.Context, r *reconcile.Rendered, req jobs.Requ
 	return red.Text(out), red.Err(err)
 }
 
-func (j *Jobs) request(ctx context.Context, r *reconcile.Rendered, req jobs.Request) (string, error) {
+func (j *Runner) request(ctx context.Context, r *reconcile.Rendered, req Request) (string, error) {
 	if err := req.Validate(); err != nil {
 		return "", err
 	}
@@ -47,16 +46,16 @@ func (j *Jobs) request(ctx context.Context, r *reconcile.Rendered, req jobs.Requ
 		from = req.FromHost
 	}
 	switch req.Kind {
-	case jobs.RequestBackup:
+	case RequestBackup:
 		results, err := j.Backup(ctx, r, req.App)
 		return backupTable(results), err
-	case jobs.RequestList:
+	case RequestList:
 		snaps, err := j.Snapshots(ctx, r, from, req.App)
 		if err != nil {
 			return "", err
 		}
 		return snapshotTable(snaps, from), nil
-	case jobs.RequestRestore:
+	case RequestRestore:
 		return j.Restore(ctx, r, req.App, req.Snapshot, req.To, from)
 	}
 	return "", fmt.Errorf("unknown request kind %q", req.Kind) // Validate refused it already

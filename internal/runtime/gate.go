@@ -1,4 +1,4 @@
-package host
+package runtime
 
 import (
 	"cmp"
@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/rollout"
@@ -178,18 +179,11 @@ func (v *verdict) message(host, applied string) string {
 	if v == nil || v.Decision == rollout.Apply {
 		return ""
 	}
-	what := "keeps running " + cmp.Or(short(applied), "nothing yet")
+	what := "keeps running " + cmp.Or(abbrev.Commit(applied), "nothing yet")
 	if v.target != "" && v.target != applied {
-		what = "applies " + short(v.target) + ", the newest commit through the gate"
+		what = "applies " + abbrev.Commit(v.target) + ", the newest commit through the gate"
 	}
-	return fmt.Sprintf("host %s: rollout of %s %s\n  meanwhile host %s %s\n", host, short(v.head), v.Verdict.String(), host, what)
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
+	return fmt.Sprintf("host %s: rollout of %s %s\n  meanwhile host %s %s\n", host, abbrev.Commit(v.head), v.Verdict.String(), host, what)
 }
 
 // rolloutResult is what the agent is told about the gate after a cycle.

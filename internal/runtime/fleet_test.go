@@ -1,4 +1,4 @@
-package host
+package runtime
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/plan"
@@ -113,9 +114,9 @@ type sim struct {
 	bake    time.Duration
 	poll    time.Duration
 	mu      sync.Mutex
-	pushes  map[string]int // status pushes per host
-	retries map[string]int // rejected pushes retried, per host
-	latency []time.Duration
+	pushes   map[string]int // status pushes per host
+	branches []*source.StatusBranches
+	latency  []time.Duration
 }
 
 // waveOf puts 5% of the hosts (at least 2) in wave 0, 30% in wave 1 and
@@ -132,7 +133,7 @@ func waveOf(i, n int) int {
 
 func newSim(tb testing.TB, n int, bake, poll time.Duration) *sim {
 	s := &sim{tb: tb, server: testenv.NewGitServer(tb), work: tb.TempDir(), clock: newSimClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)),
-		bake: bake, poll: poll, pushes: map[string]int{}, retries: map[string]int{}}
+		bake: bake, poll: poll, pushes: map[string]int{}}
 	s.url = s.server.InitBare(tb, "fleet")
 	testenv.Git(tb, s.work, "init", "-q", "-b", "main")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -157,22 +158,21 @@ func newSim(tb testing.TB, n int, bake, poll time.Duration) *sim {
 		}
 		s.write(filepath.Join("hosts", name, "host.yaml"), hostYAML)
 		src := &source.Git{URL: s.url, Dir: filepath.Join(dir, "state")}
-		w := &status.Writer{URL: s.url, Dir: filepath.Join(dir, "state", "status-repo"), Host: name, Now: s.clock.Now, Key: key,
-			MaxAttempts: 50, Pushed: func(attempts int, took time.Duration) { s.pushed(name, attempts, took) }}
+		b := &source.StatusBranches{Git: src}
+		s.branches = append(s.branches, b)
+		w := &status.Writer{Publisher: b, Branches: b, Dir: filepath.Join(dir, "state", "status-repo"), StateDir: store.Dir(), Host: name,
+			Now: s.clock.Now, Key: key, Pushed: func(took time.Duration) { s.pushed(name, took) }}
 		rec := &reconcile.Reconciler{Host: name, Engine: h.eng, Store: store, Logger: quiet, Now: s.clock.Now}
-		h.run = &Runtime{Host: name, Source: src, Reconciler: rec,
-			Reporter: &Reporter{Host: name, Engine: h.eng, Store: store, Writer: w, Log: quiet, Now: s.clock.Now},
-			Gate:     &Gate{Fleet: w, History: src, Now: s.clock.Now, Log: quiet}}
+		h.run = New(Deps{Host: name, Source: src, Reconciler: rec, Engine: h.eng, Status: w, History: src, Now: s.clock.Now, Log: quiet})
 		s.hosts = append(s.hosts, h)
 	}
 	return s
 }
 
-func (s *sim) pushed(host string, attempts int, took time.Duration) {
+func (s *sim) pushed(host string, took time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pushes[host]++
-	s.retries[host] += attempts - 1
 	s.latency = append(s.latency, took)
 }
 
@@ -229,9 +229,9 @@ func (h *simHost) runs(commit string) bool {
 	return h.run.appliedCommit() == commit
 }
 
-// statusCommits counts the commits on the status branch.
+// statusCommits counts the commits on the hosts' status branches.
 func (s *sim) statusCommits() int {
-	out, err := exec.Command("git", "-C", filepath.Join(s.server.Root, "fleet.git"), "rev-list", "--count", status.DefaultBranch).Output()
+	out, err := exec.Command("git", "-C", filepath.Join(s.server.Root, "fleet.git"), "rev-list", "--count", "--branches="+status.DefaultBranch+"-*").Output()
 	if err != nil {
 		s.tb.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func (s *sim) check() {
 	if got := s.statusCommits(); got != total {
 		s.tb.Errorf("the status branch has %d commits, the hosts pushed %d", got, total)
 	}
-	docs, err := status.ReadAll(context.Background(), s.url, "", nil)
+	docs, err := status.ReadAll(context.Background(), &source.StatusBranches{Git: &source.Git{URL: s.url}})
 	if err != nil || len(docs) != len(s.hosts) {
 		s.tb.Fatalf("status branch: %d documents (%v), want %d", len(docs), err, len(s.hosts))
 	}
@@ -263,7 +263,7 @@ func (s *sim) check() {
 			s.tb.Errorf("%s's document on the status branch: host %s wave %d applied %s; it runs %s", h.name, d.Host, d.Wave, d.AppliedCommit, h.run.appliedCommit())
 		}
 	}
-	out, err := exec.Command("git", "-C", filepath.Join(s.server.Root, "fleet.git"), "log", "--format=%x00%an", "--name-only", status.DefaultBranch).Output()
+	out, err := exec.Command("git", "-C", filepath.Join(s.server.Root, "fleet.git"), "log", "--format=%x00%an", "--name-only", "--branches="+status.DefaultBranch+"-*").Output()
 	if err != nil {
 		s.tb.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func runSim(tb testing.TB, n int, bake time.Duration) simFigures {
 			}
 		}
 		if h.wave > 0 && (h.run.rollout != agent.RolloutHalted || !h.runs(good)) {
-			tb.Errorf("%s (wave %d): rollout %q, runs %s; want halted on %s", h.name, h.wave, h.run.rollout, h.run.appliedCommit(), short(good))
+			tb.Errorf("%s (wave %d): rollout %q, runs %s; want halted on %s", h.name, h.wave, h.run.rollout, h.run.appliedCommit(), abbrev.Commit(good))
 		}
 	}
 	if f.badReachedWave1+f.badReachedMore > 0 {
@@ -337,9 +337,11 @@ func runSim(tb testing.TB, n int, bake time.Duration) simFigures {
 	_ = bad
 	s.check()
 	retries, pushes := 0, 0
-	for h, r := range s.retries {
-		retries += r
-		pushes += s.pushes[h]
+	for _, b := range s.branches {
+		retries += int(b.Rejected.Load())
+	}
+	for _, n := range s.pushes {
+		pushes += n
 	}
 	f.retriesPerHost = float64(retries) / float64(n)
 	f.pushesPerHost = float64(pushes) / float64(n)

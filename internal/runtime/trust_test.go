@@ -1,4 +1,4 @@
-package host
+package runtime
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
@@ -59,11 +60,11 @@ func newTrustFleet(t *testing.T) *trustFleet {
 	}
 	eng := &standIn{projects: map[string]*plan.ObservedProject{}}
 	src := &source.Git{URL: f.url, Dir: store.Dir()}
-	w := &status.Writer{URL: f.url, Dir: filepath.Join(store.Dir(), "status-repo"), Host: "client", Now: f.clock.Now, Key: f.keys["client"]}
+	b := &source.StatusBranches{Git: src}
+	w := &status.Writer{Publisher: b, Branches: b, Dir: filepath.Join(store.Dir(), "status-repo"), StateDir: store.Dir(), Host: "client", Now: f.clock.Now, Key: f.keys["client"]}
 	rec := &reconcile.Reconciler{Host: "client", Engine: eng, Store: store, Logger: quiet, Now: f.clock.Now}
-	f.client = &simHost{name: "client", wave: 1, eng: eng, run: &Runtime{Host: "client", Source: src, Reconciler: rec,
-		Reporter: &Reporter{Host: "client", Engine: eng, Store: store, Writer: w, Log: quiet, Now: f.clock.Now},
-		Gate:     &Gate{Fleet: w, History: src, Now: f.clock.Now, Log: quiet}}}
+	f.client = &simHost{name: "client", wave: 1, eng: eng, run: New(Deps{Host: "client", Source: src, Reconciler: rec, Engine: eng, Status: w,
+		History: src, Now: f.clock.Now, Log: quiet})}
 	return f
 }
 
@@ -77,7 +78,8 @@ func (f *trustFleet) write(rel, content string) {
 
 // writer writes host's documents signed with key (nil: unsigned).
 func (f *trustFleet) writer(host string, key *status.Key) *status.Writer {
-	return &status.Writer{URL: f.url, Dir: filepath.Join(f.t.TempDir(), "status-repo"), Host: host, Now: f.clock.Now, Key: key}
+	b := &source.StatusBranches{Git: &source.Git{URL: f.url}}
+	return &status.Writer{Publisher: b, Branches: b, Dir: filepath.Join(f.t.TempDir(), "status-repo"), Host: host, Now: f.clock.Now, Key: key}
 }
 
 // commit pushes a new release of web and returns its commit and image.
@@ -129,7 +131,7 @@ func TestForgedCanaryDocumentDoesNotAdvance(t *testing.T) {
 	f.report(forger, c, status.Converged, f.clock.Now().Add(-time.Hour), "")
 	out := f.poll()
 	if f.client.eng.ran(image) || f.client.run.rollout != agent.RolloutWaiting {
-		t.Fatalf("the client applied %s on a forged canary document (rollout %q):\n%s", short(c), f.client.run.rollout, out)
+		t.Fatalf("the client applied %s on a forged canary document (rollout %q):\n%s", abbrev.Commit(c), f.client.run.rollout, out)
 	}
 	want := "canary (wave 0): its status document does not count: does not verify against the status_key of hosts/canary/host.yaml (" +
 		f.keys["canary"].Fingerprint() + "): signed by key " + f.keys["mallory"].Fingerprint()
@@ -140,13 +142,13 @@ func TestForgedCanaryDocumentDoesNotAdvance(t *testing.T) {
 	f.clock.Add(time.Minute)
 	f.report(f.writer("canary", nil), c, status.Converged, f.clock.Now().Add(-2*time.Hour), "")
 	if out := f.poll(); f.client.eng.ran(image) || !strings.Contains(out, "not signed") {
-		t.Fatalf("the client applied %s on an unsigned canary document:\n%s", short(c), out)
+		t.Fatalf("the client applied %s on an unsigned canary document:\n%s", abbrev.Commit(c), out)
 	}
 
 	f.clock.Add(time.Minute)
 	f.report(f.canary, c, status.Converged, f.clock.Now().Add(-time.Hour), "")
 	if out := f.poll(); !f.client.eng.ran(image) || !f.client.runs(c) {
-		t.Fatalf("the canary's own document did not let %s through:\n%s", short(c), out)
+		t.Fatalf("the canary's own document did not let %s through:\n%s", abbrev.Commit(c), out)
 	}
 }
 
@@ -182,8 +184,8 @@ func TestReplayedCanaryDocumentIsIgnored(t *testing.T) {
 	c, image := f.commit()
 	f.report(f.canary, c, status.Converged, f.clock.Now(), "")
 	bare := filepath.Join(f.server.Root, "fleet.git")
-	doc := testenv.Git(t, bare, "show", status.DefaultBranch+":hosts/canary.yaml") + "\n"
-	sig := testenv.Git(t, bare, "show", status.DefaultBranch+":hosts/canary.yaml.sig") + "\n"
+	doc := testenv.Git(t, bare, "show", status.DefaultBranch+"-canary:hosts/canary.yaml") + "\n"
+	sig := testenv.Git(t, bare, "show", status.DefaultBranch+"-canary:hosts/canary.yaml.sig") + "\n"
 	if out := f.poll(); !strings.Contains(out, "baking until") {
 		t.Fatalf("the client should wait for the bake time:\n%s", out)
 	}
@@ -196,14 +198,14 @@ func TestReplayedCanaryDocumentIsIgnored(t *testing.T) {
 	// it again, byte for byte with its signature.
 	f.clock.Add(15 * time.Minute)
 	work := filepath.Join(t.TempDir(), "mallory")
-	testenv.Git(t, "", "clone", "-q", "-b", status.DefaultBranch, f.url, work)
+	testenv.Git(t, "", "clone", "-q", "-b", status.DefaultBranch+"-canary", f.url, work)
 	os.WriteFile(filepath.Join(work, "hosts", "canary.yaml"), []byte(doc), 0o644)
 	os.WriteFile(filepath.Join(work, "hosts", "canary.yaml.sig"), []byte(sig), 0o644)
 	testenv.Git(t, work, "commit", "-qam", "status: canary converged")
-	testenv.Git(t, work, "push", "-q", "origin", status.DefaultBranch)
+	testenv.Git(t, work, "push", "-q", "origin", status.DefaultBranch+"-canary")
 	out := f.poll()
 	if f.client.eng.ran(image) {
-		t.Fatalf("the client applied %s on a replayed document:\n%s", short(c), out)
+		t.Fatalf("the client applied %s on a replayed document:\n%s", abbrev.Commit(c), out)
 	}
 	if !strings.Contains(out, "canary (wave 0): its status document does not count: a replay: written 2026-12-01T00:00:00Z (sequence 1), older than its document of 2026-12-01T00:01:00Z (sequence 2) already seen") {
 		t.Errorf("the client does not say it is a replay:\n%s", out)

@@ -1,4 +1,4 @@
-package host
+package runtime
 
 import (
 	"cmp"
@@ -12,7 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/engine"
+	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
@@ -20,60 +22,38 @@ import (
 	"github.com/syncd-dev/syncd/internal/status"
 )
 
-// Reporter turns each cycle into the host's status document: written to
-// the state directory always, and pushed to the status branch when a
-// Writer is set.
-type Reporter struct {
-	Host    string
-	Version string
-	Engine  interface {
-		Observe(ctx context.Context, host string) (plan.Observed, error)
-	}
-	Store  *state.Store
-	Writer *status.Writer // nil: local only
-	Log    *slog.Logger
-	Now    func() time.Time
-	// AgeRecipient is the public half of the host's age key, published
-	// for `syncd enroll`.
-	AgeRecipient string
-	// EnrolmentMAC binds AgeRecipient and the Writer's status key to the
-	// host under its one-time enrolment secret (bootstrap.EnrolmentMAC),
-	// published until the host is enrolled; "" without a secret.
-	EnrolmentMAC string
-	// Enrolled is called once, after the first cycle that finds the host
-	// enrolled (main's host.yaml names its status key, and its key opens
-	// its secrets): the wiring deletes the enrolment secret.
-	Enrolled func()
-	// UnsignedCommits: the host applies commits without checking their
-	// signatures; every document says so, and every cycle warns.
-	UnsignedCommits bool
-	// Jobs, when set, gives the last result of each job for the document.
-	Jobs interface{ Status() []status.Job }
-	// Probes, when set, gives the probes' state for the document.
-	Probes interface{ Snapshots() []probe.Snapshot }
-	// Scans, when set, returns the last scan of an image (by ID) for the
-	// project's scan summary; false for an image never scanned.
-	Scans func(imageID string) (status.ImageScan, bool)
+// Observer is what the status document reads of the engine: the Compose
+// projects that run, their health and images.
+type Observer interface {
+	Observe(ctx context.Context, host string) (plan.Observed, error)
+}
 
-	mu   sync.Mutex // one document at a time: cycles and finished jobs
+// reporter turns each cycle into the host's status document and hands it
+// to the one writer of it (status.Writer: locally always, on the host's
+// status branch when it publishes). Its lock guards the document it keeps,
+// never a publication: the writer, latest-wins, takes the network alone.
+type reporter struct {
+	host, version string
+	engine        Observer
+	store         *state.Store
+	writer        *status.Writer
+	log           *slog.Logger
+	now           func() time.Time
+	enrolment     Enrolment
+	jobs          *jobs.Runner
+	probes        *probe.Monitor
+	scans         func(imageID string) (status.ImageScan, bool)
+
+	mu   sync.Mutex // the document kept: cycles, finished jobs and probes
 	last *status.Host
-	once sync.Once // the read-only warning is given once
-	// readOnlyUntil pauses pushes after the remote refused one: the status
-	// stays local, and write access is tried again an hour later.
-	readOnlyUntil time.Time
-	wave          int
-	lastGood      string
-	// pushErr is the last push failure logged, "" while pushes work.
+	wave int
+	// lastGood is the commit the host runs (its last good release).
+	lastGood string
+	// pushErr is the last publication failure logged, "" while it works.
 	pushErr string
 	// keyWarned is the host.yaml status_key last warned about as not
 	// this host's.
 	keyWarned string
-	// redact is the last cycle's redaction of the host's secret values,
-	// kept for the cycles that stop before decrypting.
-	redact func(string) string
-	// rollout is the wave gate's verdict for the next document (set by
-	// the Runtime); nil when the head is through.
-	rollout *status.Rollout
 	// since is when the host became converged at sinceCommit.
 	since       time.Time
 	sinceCommit string
@@ -82,18 +62,20 @@ type Reporter struct {
 
 // applied is the commit the host runs: its last good release, remembered
 // across restarts by the local status document.
-func (r *Reporter) applied() string {
+func (r *reporter) applied() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.load()
 	return r.lastGood
 }
 
 // load reads what the last document said once, after a restart.
-func (r *Reporter) load() {
-	if r.loaded {
+func (r *reporter) load() {
+	if r.loaded || r.writer == nil {
 		return
 	}
 	r.loaded = true
-	if prev, err := status.ReadLocal(r.Store.Dir()); err == nil {
+	if prev, err := status.ReadLocal(r.writer.StateDir); err == nil {
 		r.lastGood = cmp.Or(r.lastGood, prev.AppliedCommit)
 		if prev.State == status.Converged && !prev.ConvergedSince.IsZero() {
 			r.since, r.sinceCommit = prev.ConvergedSince, prev.AppliedCommit
@@ -101,120 +83,96 @@ func (r *Reporter) load() {
 	}
 }
 
-// Report publishes the status of a cycle.
-func (r *Reporter) Report(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.enrolment(rep.Rendered)
-	if r.UnsignedCommits {
-		r.Log.Warn("commits are applied without a signature check (no allowed signers): whoever can push the branch, a deploy key read from this host's user-data included, deploys here; set allowed-signers in the host's config")
+// report publishes the status of a cycle, with the wave gate's verdict on
+// the head (nil: through).
+func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration, ro *status.Rollout) {
+	if r.writer == nil {
+		return
 	}
-	doc := r.document(ctx, head, rep, cycleErr, took)
+	if r.enrolment.UnsignedCommits {
+		r.log.Warn("commits are applied without a signature check (no allowed signers): whoever can push the branch, a deploy key read from this host's user-data included, deploys here; set allowed-signers in the host's config")
+	}
+	r.mu.Lock()
+	r.enrol(rep.Rendered)
+	doc := r.document(ctx, head, rep, cycleErr, took, ro)
 	r.last = &doc
+	r.mu.Unlock()
 	r.publish(ctx, doc)
 }
 
-// enrolment compares what main says of the host with its own status key:
-// once main enrols that key and the host's key opens its secrets (no
-// longer pending), the enrolment is done and its secret goes; a key in
-// main that is not the host's is warned about, once.
-func (r *Reporter) enrolment(rd *reconcile.Rendered) {
-	if rd == nil || rd.Host == nil || r.Writer == nil || r.Writer.Key == nil {
+// enrol compares what main says of the host with its own status key: once
+// main enrols that key and the host's key opens its secrets (no longer
+// pending), the enrolment is done and its secret goes; a key in main that
+// is not the host's is warned about, once.
+func (r *reporter) enrol(rd *reconcile.Rendered) {
+	if rd == nil || rd.Host == nil || r.writer.Key == nil {
 		return
 	}
-	own := r.Writer.Key.Public()
+	own := r.writer.Key.Public()
 	enrolled := rd.Host.StatusKey
 	switch {
 	case enrolled == "":
 	case !status.SameKey(enrolled, own):
 		if enrolled != r.keyWarned {
 			r.keyWarned = enrolled
-			r.Log.Warn("main's host.yaml enrols another status key than this host's: its status documents count as unverified for the other hosts' wave gates and `syncd status --fleet`; enroll the host again (`syncd enroll --token`) or put this host's key in status_key",
-				"file", "hosts/"+r.Host+"/host.yaml", "enrolled", status.Fingerprint(enrolled), "own", r.Writer.Key.Fingerprint())
+			r.log.Warn("main's host.yaml enrols another status key than this host's: its status documents count as unverified for the other hosts' wave gates and `syncd status --fleet`; enroll the host again (`syncd enroll --token`) or put this host's key in status_key",
+				"file", "hosts/"+r.host+"/host.yaml", "enrolled", status.Fingerprint(enrolled), "own", r.writer.Key.Fingerprint())
 		}
-	case r.EnrolmentMAC != "" && !rd.SecretsPending:
-		r.EnrolmentMAC = ""
-		r.Log.Info("enrolled: main's host.yaml names this host's status key and its key opens its secrets; the enrolment secret is no longer needed", "status_key", r.Writer.Key.Fingerprint())
-		if r.Enrolled != nil {
-			r.Enrolled()
+	case r.enrolment.MAC != "" && !rd.SecretsPending:
+		r.enrolment.MAC = ""
+		r.log.Info("enrolled: main's host.yaml names this host's status key and its key opens its secrets; the enrolment secret is no longer needed", "status_key", r.writer.Key.Fingerprint())
+		if r.enrolment.Done != nil {
+			r.enrolment.Done()
 		}
 	}
 }
 
-// Refresh publishes the last cycle's document again with the jobs' and
+// refresh publishes the last cycle's document again with the jobs' and
 // the probes' news (a job finished, a probe changed, between cycles).
-func (r *Reporter) Refresh(ctx context.Context) {
+func (r *reporter) refresh(ctx context.Context) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.last == nil {
+		r.mu.Unlock()
 		return // the first cycle's document will carry them
 	}
 	doc := *r.last
-	doc.UpdatedAt = r.Now()
-	if r.Jobs != nil {
-		doc.Jobs = r.scrubJobs(r.Jobs.Status())
+	doc.UpdatedAt = r.now()
+	if r.jobs != nil {
+		doc.Jobs = r.jobs.Status()
 	}
-	if r.Probes != nil {
-		snaps := r.Probes.Snapshots()
+	if r.probes != nil {
+		snaps := r.probes.Snapshots()
 		doc.Projects = slices.Clone(doc.Projects)
 		for i := range doc.Projects {
 			doc.Projects[i].Probes = probeStatus(snaps, doc.Projects[i].Name)
 		}
 	}
 	r.last = &doc
+	r.mu.Unlock()
 	r.publish(ctx, doc)
 }
 
-func (r *Reporter) scrubJobs(jobs []status.Job) []status.Job {
-	for i := range jobs {
-		jobs[i].Error = r.scrub(jobs[i].Error)
-	}
-	return jobs
-}
-
-func (r *Reporter) publish(ctx context.Context, doc status.Host) {
-	if r.Writer == nil || r.Now().Before(r.readOnlyUntil) {
-		if err := status.WriteLocal(r.Store.Dir(), doc); err != nil {
-			r.Log.Warn("status: write", "err", err)
-		}
-		return
-	}
-	_, err := r.Writer.Write(ctx, doc)
+// publish hands doc to the writer and logs a failing publication once per
+// spell (and when the reason changes), not at every cycle's retry.
+func (r *reporter) publish(ctx context.Context, doc status.Host) {
+	_, err := r.writer.Write(ctx, doc)
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	switch {
-	case errors.Is(err, status.ErrReadOnly):
-		r.readOnlyUntil = r.Now().Add(time.Hour)
-		r.once.Do(func() {
-			r.Log.Warn("status: the remote refuses this host's pushes; the status stays local (state/status.json)", "branch", r.Writer.Branch, "err", err)
-		})
 	case err != nil:
-		// Once per failing spell (and when the reason changes), not at
-		// every cycle's retry.
 		if msg := err.Error(); msg != r.pushErr {
-			r.Log.Warn("status: push failed; retried every cycle, logged again when the reason changes", "err", err)
+			r.log.Warn("status: publication failed; retried every cycle, logged again when the reason changes", "err", err)
 			r.pushErr = msg
 		}
-	default:
-		if r.pushErr != "" {
-			r.Log.Info("status: pushed again")
-			r.pushErr = ""
-		}
+	case r.pushErr != "":
+		r.log.Info("status: published again")
+		r.pushErr = ""
 	}
 }
 
 // document builds the status from the cycle's report, what syncd recorded
-// and one more look at the engine.
-// scrub redacts the host's secret values from text published in the status.
-func (r *Reporter) scrub(text string) string {
-	if r.redact == nil {
-		return text
-	}
-	return r.redact(text)
-}
-
-func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration) status.Host {
-	if rep.Redact != nil {
-		r.redact = rep.Redact
-	}
+// and one more look at the engine; the writer redacts it.
+func (r *reporter) document(ctx context.Context, head string, rep reconcile.Report, cycleErr error, took time.Duration, ro *status.Rollout) status.Host {
 	if len(rep.Plan.Projects) > 0 || rep.Wave != 0 {
 		r.wave = rep.Wave
 	}
@@ -222,24 +180,24 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	// wave gate let through.
 	// A host the gate holds back before it ran anything worked on none.
 	target := rep.Commit
-	if target == "" && r.rollout == nil {
+	if target == "" && ro == nil {
 		target = head
 	}
 	doc := status.Host{
-		Host: r.Host, Wave: r.wave, DesiredCommit: head, SyncdVersion: r.Version, UpdatedAt: r.Now(), AgeRecipient: r.AgeRecipient,
-		EnrolmentMAC: r.EnrolmentMAC, UnsignedCommits: r.UnsignedCommits,
+		Host: r.host, Wave: r.wave, DesiredCommit: head, SyncdVersion: r.version, UpdatedAt: r.now(), AgeRecipient: r.enrolment.AgeRecipient,
+		EnrolmentMAC: r.enrolment.MAC, UnsignedCommits: r.enrolment.UnsignedCommits,
 		Drift:     rep.Plan.Drift(),
-		LastCycle: status.Cycle{At: r.Now(), DurationMS: took.Milliseconds(), Result: "ok"},
+		LastCycle: status.Cycle{At: r.now(), DurationMS: took.Milliseconds(), Result: "ok"},
 	}
-	if r.Jobs != nil {
-		doc.Jobs = r.scrubJobs(r.Jobs.Status())
+	if r.jobs != nil {
+		doc.Jobs = r.jobs.Status()
 	}
 	if cycleErr != nil {
 		doc.LastCycle.Result = "error"
-		doc.LastCycle.Error = firstLine(cycleErr.Error())
+		doc.LastCycle.Error = abbrev.Line(cycleErr.Error())
 	}
-	records, _ := r.Store.Projects()
-	observed, obsErr := r.Engine.Observe(ctx, r.Host)
+	records, _ := r.store.Projects()
+	observed, obsErr := r.engine.Observe(ctx, r.host)
 	outcomes := map[string]reconcile.Outcome{}
 	for _, o := range rep.Outcomes {
 		outcomes[o.Project] = o
@@ -255,8 +213,8 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 		names[n] = true
 	}
 	var probes []probe.Snapshot
-	if r.Probes != nil {
-		probes = r.Probes.Snapshots()
+	if r.probes != nil {
+		probes = r.probes.Snapshots()
 	}
 	worst := status.Converged
 	failed := "" // the first project whose release of target failed, and why
@@ -270,19 +228,19 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 			// cannot confirm a guessed password against it.
 			p.ConfigHash = map[string]string{}
 			for svc, s := range rec.Services {
-				if h, err := r.Store.Keyed(s.ConfigHash); err == nil {
+				if h, err := r.store.Keyed(s.ConfigHash); err == nil {
 					p.ConfigHash[svc] = h
 				}
 			}
 			if rec.FailedCommit != "" && rec.FailedCommit == target {
 				p.State, p.LastError = status.Held, rec.FailedError
 				if failed == "" {
-					failed = name + ": " + r.scrub(rec.FailedError)
+					failed = name + ": " + rec.FailedError
 				}
 			}
 		}
 		if o, ok := outcomes[name]; ok && o.Err != nil {
-			p.LastError = firstLine(o.Err.Error())
+			p.LastError = abbrev.Line(o.Err.Error())
 			switch o.Result {
 			case reconcile.Held:
 				p.State = status.Held
@@ -298,9 +256,9 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 		if op := observed.Projects[name]; op != nil && obsErr == nil {
 			p.Health = health(op)
 			for _, c := range op.Containers {
-				p.Images = append(p.Images, status.Image{Service: c.Service, Ref: r.scrub(c.Image), ID: c.ImageID, Digest: observed.Digests[c.ImageID]})
+				p.Images = append(p.Images, status.Image{Service: c.Service, Ref: c.Image, ID: c.ImageID, Digest: observed.Digests[c.ImageID]})
 			}
-			p.Scan = r.scans(p.Images)
+			p.Scan = r.scanSummaries(p.Images)
 			if p.State == status.Converged && (p.Health == status.Unhealthy || !allRunning(op)) {
 				p.State = status.Degraded
 			}
@@ -317,7 +275,7 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	case cycleErr != nil && worst == status.Converged:
 		doc.State = status.Failed
 	case rep.SecretsPending && cycleErr == nil && worst != status.Failed:
-		doc.State, doc.Message = status.Enrolling, enrolMessage(r.Host, rep.Pending)
+		doc.State, doc.Message = status.Enrolling, enrolMessage(r.host, rep.Pending)
 	default:
 		doc.State = worst
 	}
@@ -332,6 +290,7 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 		failed = doc.LastCycle.Error
 	}
 	r.rolloutFields(&doc, target, failed)
+	doc.Rollout = ro
 	return doc
 }
 
@@ -339,10 +298,10 @@ func (r *Reporter) document(ctx context.Context, head string, rep reconcile.Repo
 // when this host is converged at what it runs (the bake time counts from
 // it, kept while it stays so), the commit that failed here, and this
 // host's own gate.
-func (r *Reporter) rolloutFields(doc *status.Host, target, failed string) {
+func (r *reporter) rolloutFields(doc *status.Host, target, failed string) {
 	if doc.State == status.Converged && doc.AppliedCommit != "" {
 		if r.sinceCommit != doc.AppliedCommit || r.since.IsZero() {
-			r.since, r.sinceCommit = r.Now(), doc.AppliedCommit
+			r.since, r.sinceCommit = r.now(), doc.AppliedCommit
 		}
 		doc.ConvergedSince = r.since
 	} else {
@@ -354,12 +313,6 @@ func (r *Reporter) rolloutFields(doc *status.Host, target, failed string) {
 	if failed != "" && target != "" {
 		doc.FailedCommit, doc.FailedError = target, failed
 	}
-	doc.Rollout = r.rollout
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }
 
 func health(op *plan.ObservedProject) status.Health {
@@ -407,8 +360,8 @@ func enrolMessage(host string, pending []string) string {
 }
 
 // scans returns the scan summary of each distinct image of images.
-func (r *Reporter) scans(images []status.Image) []status.ImageScan {
-	if r.Scans == nil {
+func (r *reporter) scanSummaries(images []status.Image) []status.ImageScan {
+	if r.scans == nil {
 		return nil
 	}
 	var out []status.ImageScan
@@ -418,7 +371,7 @@ func (r *Reporter) scans(images []status.Image) []status.ImageScan {
 			continue
 		}
 		seen[img.ID] = true
-		if s, ok := r.Scans(img.ID); ok {
+		if s, ok := r.scans(img.ID); ok {
 			s.Ref, s.ID = img.Ref, img.ID
 			out = append(out, s)
 		}
