@@ -105,15 +105,15 @@ type simHost struct {
 
 // sim is a fleet of in-process hosts on one loopback Git server.
 type sim struct {
-	tb      testing.TB
-	server  *testenv.GitServer
-	url     string
-	work    string
-	clock   *simClock
-	hosts   []*simHost
-	bake    time.Duration
-	poll    time.Duration
-	mu      sync.Mutex
+	tb       testing.TB
+	server   *testenv.GitServer
+	url      string
+	work     string
+	clock    *simClock
+	hosts    []*simHost
+	bake     time.Duration
+	poll     time.Duration
+	mu       sync.Mutex
 	pushes   map[string]int // status pushes per host
 	branches []*source.StatusBranches
 	latency  []time.Duration
