@@ -7,7 +7,7 @@ sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
 if ! command -v dockerd >/dev/null 2>&1; then
   echo "ensure-docker: installing docker.io from Debian" >&2
-  $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 fi
 if ! docker info >/dev/null 2>&1; then
   echo "ensure-docker: no Docker engine answers; starting dockerd (log: /tmp/dockerd.log)" >&2
