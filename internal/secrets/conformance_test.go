@@ -432,3 +432,79 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestRekeyAndRotateRunTheSopsCLI: updatekeys keeps the data key and the
+// values, rotate gives a new data key; both to exactly the recipients.
+func TestRekeyAndRotateRunTheSopsCLI(t *testing.T) {
+	testenv.Tool(t, "sops")
+	a, b := newCLIKey(t), newCLIKey(t)
+	for _, format := range []struct{ file, plain string }{
+		{"s.sops.yaml", "token: tok-Rekey-1234\nnested_unencrypted: 1\n"},
+		{"s.sops.json", `{"token": "tok-Rekey-1234", "n": 5}`},
+		{"s.sops.env", "TOKEN=tok-Rekey-1234\n"},
+	} {
+		t.Run(format.file, func(t *testing.T) {
+			enc := encryptCase(t, t.TempDir(), format.file, format.plain, nil, "", a.recipient)
+			want, err := Decrypt(a.id, format.file, enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			op := Operator{Identity: a.id}
+			rekeyed, err := op.Rekey(format.file, enc, []string{a.recipient, b.recipient})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := FileRecipients(format.file, rekeyed); !reflect.DeepEqual(got, []string{a.recipient, b.recipient}) {
+				t.Errorf("rekeyed to %v", got)
+			}
+			for _, k := range []cliKey{a, b} {
+				if got, err := Decrypt(k.id, format.file, rekeyed); err != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("rekeyed, read with %s: %v %v", k.recipient, got, err)
+				}
+			}
+			f0, _ := load(format.file, enc)
+			f1, _ := load(format.file, rekeyed)
+			k0, _ := dataKey(a.id, format.file, f0)
+			k1, _ := dataKey(b.id, format.file, f1)
+			if !bytes.Equal(k0, k1) {
+				t.Error("updatekeys changed the data key")
+			}
+			rotated, keys, err := op.Rotate(format.file, rekeyed, []string{a.recipient})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(keys) != len(want) {
+				t.Errorf("rotate returned the keys %v", keys)
+			}
+			if got, _ := FileRecipients(format.file, rotated); !reflect.DeepEqual(got, []string{a.recipient}) {
+				t.Errorf("rotated to %v", got)
+			}
+			if _, err := Decrypt(b.id, format.file, rotated); !errors.Is(err, ErrNotRecipient) {
+				t.Errorf("the removed recipient: %v", err)
+			}
+			if got, err := Decrypt(a.id, format.file, rotated); err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("rotated: %v %v", got, err)
+			}
+			f2, _ := load(format.file, rotated)
+			if k2, _ := dataKey(a.id, format.file, f2); bytes.Equal(k2, k0) {
+				t.Error("rotate kept the data key")
+			}
+			// A tampered file is refused before sops runs, naming it.
+			if _, _, err := op.Rotate(format.file, tamperMAC(enc), []string{a.recipient}); err == nil || !strings.Contains(err.Error(), format.file) || !strings.Contains(err.Error(), "MAC") {
+				t.Errorf("rotate of a tampered file: %v", err)
+			}
+		})
+	}
+}
+
+func tamperMAC(enc []byte) []byte {
+	s := string(enc)
+	i := strings.Index(s, "mac")
+	j := strings.Index(s[i:], "data:") + i + len("data:")
+	b := []byte(s)
+	b[j] ^= 1
+	if b[j] == '+' || b[j] == '/' || b[j] == '=' || b[j] == ',' {
+		b[j] = 'Q'
+	}
+	return b
+}
