@@ -186,7 +186,7 @@ func runVersion(_ context.Context, c *cli, args []string) int {
 	if cm := commit(); cm != "" {
 		fmt.Fprintf(c.stdout, "; commit %s", cm)
 	}
-	for _, mod := range []string{"github.com/docker/compose/v5", "github.com/compose-spec/compose-go/v2", "github.com/getsops/sops/v3", "filippo.io/age"} {
+	for _, mod := range []string{"github.com/docker/compose/v5", "github.com/compose-spec/compose-go/v2", "filippo.io/age"} {
 		if ver, ok := deps[mod]; ok {
 			fmt.Fprintf(c.stdout, "; %s %s", mod, ver)
 		}

@@ -3,26 +3,26 @@ package secrets
 // This file is the writing half of the adapter: a host's own age key, the
 // operator's key as sops finds it, the recipients .sops.yaml gives a file,
 // and re-encryption (`sops updatekeys`) and data-key rotation (`sops
-// rotate`) in-process. Like the reading half, no error quotes a value.
+// rotate`) by the sops CLI. Like the reading half, no error quotes a value.
 
 import (
-	"crypto/rand"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"filippo.io/age"
-	"github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
-	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/config"
+	"gopkg.in/yaml.v3"
 
 	"github.com/syncd-dev/syncd/internal/atomicfile"
+	"github.com/syncd-dev/syncd/internal/proc"
 )
 
 // GenerateIdentityFile makes a new age X25519 identity and writes it to
@@ -97,162 +97,321 @@ func OperatorIdentity(getenv func(string) string) (*Identity, error) {
 
 // RuleRecipients returns the age recipients the creation rules in
 // sopsConfig (the content of a .sops.yaml) give file, a slash path relative
-// to the repository, using sops's own rule matching (the first rule whose
-// path_regex matches wins). It errors when no rule matches or the rule
-// names something other than age recipients in one key group.
+// to the repository, as sops's config.LoadCreationRuleForFile decides: the
+// first rule without a path_regex, or whose path_regex matches, wins. It
+// errors when no rule matches or the rule names something other than age
+// recipients in one key group.
 func RuleRecipients(sopsConfig []byte, file string) ([]string, error) {
-	dir, err := os.MkdirTemp("", "syncd-sops-config-")
-	if err != nil {
-		return nil, err
+	var conf struct {
+		CreationRules []struct {
+			PathRegex string `yaml:"path_regex"`
+			Age       any    `yaml:"age"`
+			KeyGroups []struct {
+				Age   []string       `yaml:"age"`
+				Merge []any          `yaml:"merge"`
+				Other map[string]any `yaml:",inline"`
+			} `yaml:"key_groups"`
+			Rest map[string]any `yaml:",inline"`
+		} `yaml:"creation_rules"`
 	}
-	defer os.RemoveAll(dir)
-	conf := filepath.Join(dir, ".sops.yaml")
-	if err := os.WriteFile(conf, sopsConfig, 0o600); err != nil {
-		return nil, err
+	if err := yaml.Unmarshal(sopsConfig, &conf); err != nil {
+		return nil, fmt.Errorf(".sops.yaml: not valid: %s", yamlErr(err))
 	}
-	c, err := config.LoadCreationRuleForFile(conf, file, nil)
-	if err != nil {
-		return nil, fmt.Errorf(".sops.yaml: %s: %v", file, strings.ReplaceAll(err.Error(), conf, ".sops.yaml"))
-	}
-	if c == nil {
+	if conf.CreationRules == nil {
 		return nil, fmt.Errorf(".sops.yaml has no creation_rules; add one for %s", file)
 	}
-	if len(c.KeyGroups) != 1 {
-		return nil, fmt.Errorf(".sops.yaml: the rule for %s has %d key groups; syncd uses one", file, len(c.KeyGroups))
-	}
-	var out []string
-	for _, k := range c.KeyGroups[0] {
-		mk, ok := k.(*sopsage.MasterKey)
-		if !ok {
-			return nil, fmt.Errorf(".sops.yaml: the rule for %s names a %s key; syncd encrypts to age recipients only", file, k.TypeToIdentifier())
+	n := -1
+	for i, r := range conf.CreationRules {
+		if r.PathRegex == "" {
+			n = i
+			break
 		}
-		out = append(out, mk.Recipient)
+		re, err := regexp.Compile(r.PathRegex)
+		if err != nil {
+			return nil, fmt.Errorf(".sops.yaml: creation rule %d: path_regex %q does not compile: %v", i+1, r.PathRegex, err)
+		}
+		if re.MatchString(file) {
+			n = i
+			break
+		}
+	}
+	if n < 0 {
+		return nil, fmt.Errorf(".sops.yaml: %s: error loading config: no matching creation rules found", file)
+	}
+	rule := conf.CreationRules[n]
+	var out []string
+	add := func(list string) error {
+		for _, r := range strings.Split(list, ",") {
+			if r = strings.TrimSpace(r); r == "" {
+				continue
+			}
+			if _, err := ParseRecipient(r); err != nil {
+				return fmt.Errorf(".sops.yaml: the rule for %s: %v", file, err)
+			}
+			if !slices.Contains(out, r) {
+				out = append(out, r)
+			}
+		}
+		return nil
+	}
+	if len(rule.KeyGroups) > 0 {
+		if len(rule.KeyGroups) != 1 {
+			return nil, fmt.Errorf(".sops.yaml: the rule for %s has %d key groups; syncd uses one", file, len(rule.KeyGroups))
+		}
+		g := rule.KeyGroups[0]
+		if len(g.Merge) > 0 || len(g.Other) > 0 {
+			return nil, fmt.Errorf(".sops.yaml: the rule for %s names keys other than age recipients; syncd encrypts to age recipients only", file)
+		}
+		for _, a := range g.Age {
+			if err := add(a); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	for _, kind := range []string{"kms", "pgp", "gcp_kms", "hckms", "azure_keyvault", "hc_vault_transit_uri"} {
+		if v, ok := rule.Rest[kind]; ok && v != nil && v != "" {
+			return nil, fmt.Errorf(".sops.yaml: the rule for %s names a %s key; syncd encrypts to age recipients only", file, kind)
+		}
+	}
+	switch a := rule.Age.(type) {
+	case nil:
+	case string:
+		if err := add(a); err != nil {
+			return nil, err
+		}
+	case []any:
+		for _, x := range a {
+			s, ok := x.(string)
+			if !ok {
+				return nil, fmt.Errorf(".sops.yaml: the rule for %s: invalid age key configuration: expected string in list", file)
+			}
+			if err := add(s); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf(".sops.yaml: the rule for %s: invalid age key configuration: expected a string or a list", file)
 	}
 	return out, nil
 }
 
 // FileRecipients returns the age recipients a SOPS file is encrypted to.
 func FileRecipients(name string, data []byte) (recipients []string, err error) {
-	defer recoverSops(name, &err)
-	tree, err := load(name, data)
+	defer recoverReader(name, &err)
+	f, err := load(name, data)
 	if err != nil {
 		return nil, err
 	}
-	for _, g := range tree.Metadata.KeyGroups {
-		for _, k := range g {
-			if mk, ok := k.(*sopsage.MasterKey); ok {
-				recipients = append(recipients, mk.Recipient)
-			}
+	for _, g := range f.meta.groups {
+		for _, k := range g.age {
+			recipients = append(recipients, k.recipient)
 		}
 	}
 	return recipients, nil
 }
 
-// Rekey re-encrypts a SOPS file's data key to recipients, as `sops
-// updatekeys` does: the values and the MAC stay as they are. id must be one
-// of the file's recipients.
-func Rekey(id *Identity, name string, data []byte, recipients []string) (out []byte, err error) {
-	defer recoverSops(name, &err)
-	tree, err := load(name, data)
+// sopsTimeout bounds one run of the sops CLI.
+const sopsTimeout = 2 * time.Minute
+
+// Rekey re-encrypts a SOPS file's data key to recipients with `sops
+// updatekeys`: the values and the MAC stay as they are. id must be one of
+// the file's recipients.
+func (o Operator) Rekey(name string, data []byte, recipients []string) ([]byte, error) {
+	f, err := load(name, data)
 	if err != nil {
 		return nil, err
 	}
-	key, err := dataKey(id, name, tree)
+	key, err := dataKey(o.Identity, name, f)
 	if err != nil {
 		return nil, err
 	}
-	if err := setRecipients(name, &tree, key, recipients); err != nil {
+	recipients, err = checkRecipients(name, recipients)
+	if err != nil {
 		return nil, err
 	}
-	return emit(name, tree)
+	// updatekeys takes the recipients from a creation rule: one, for
+	// every file, in a config of its own.
+	rule, err := yaml.Marshal(map[string]any{"creation_rules": []map[string]string{{"age": strings.Join(recipients, ",")}}})
+	if err != nil {
+		return nil, err
+	}
+	return o.runSops(name, data, rule, knownValues(f, key), "updatekeys", "--yes")
 }
 
 // Rotate gives a SOPS file a new data key, encrypted to recipients, and
-// encrypts every value again with it, as `sops rotate` does; the MAC is
+// encrypts every value again with it, with `sops rotate`; the MAC is
 // verified first. It returns the file's key names: the values someone who
 // had the old data key knows.
-func Rotate(id *Identity, name string, data []byte, recipients []string) (out []byte, keys []string, err error) {
-	defer recoverSops(name, &err)
-	tree, err := load(name, data)
+func (o Operator) Rotate(name string, data []byte, recipients []string) ([]byte, []string, error) {
+	f, err := load(name, data)
 	if err != nil {
 		return nil, nil, err
 	}
-	if keys, err = checkLeaves(name, tree); err != nil {
-		return nil, nil, err
-	}
-	key, err := dataKey(id, name, tree)
+	keys, err := checkLeaves(name, f)
 	if err != nil {
 		return nil, nil, err
 	}
-	cipher := aes.NewCipher()
-	mac, err := tree.Decrypt(key, cipher)
+	key, err := dataKey(o.Identity, name, f)
 	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := f.decryptTree(key); err != nil {
+		if errors.Is(err, errMAC) {
+			return nil, nil, fmt.Errorf("%s: MAC mismatch: the file was changed without sops; restore it from Git before rotating", name)
+		}
 		return nil, nil, fmt.Errorf("%s: a value cannot be decrypted (the file was edited by hand or damaged); restore it from Git", name)
 	}
-	stored, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, key, tree.Metadata.LastModified.Format(time.RFC3339))
-	if err != nil || stored != mac {
-		return nil, nil, fmt.Errorf("%s: MAC mismatch: the file was changed without sops; restore it from Git before rotating", name)
-	}
-	newKey := make([]byte, 32)
-	if _, err := rand.Read(newKey); err != nil {
-		return nil, nil, fmt.Errorf("%s: new data key: %v", name, err)
-	}
-	if err := setRecipients(name, &tree, newKey, recipients); err != nil {
+	recipients, err = checkRecipients(name, recipients)
+	if err != nil {
 		return nil, nil, err
 	}
-	if mac, err = tree.Encrypt(newKey, cipher); err != nil {
-		return nil, nil, fmt.Errorf("%s: encrypt with the new data key failed", name)
+	var have []string
+	for _, k := range f.meta.groups[0].age {
+		have = append(have, k.recipient)
 	}
-	tree.Metadata.LastModified = time.Now().UTC()
-	if tree.Metadata.MessageAuthenticationCode, err = cipher.Encrypt(mac, newKey, tree.Metadata.LastModified.Format(time.RFC3339)); err != nil {
-		return nil, nil, fmt.Errorf("%s: encrypt the MAC failed", name)
+	args := []string{"rotate"}
+	if add := without(recipients, have); len(add) > 0 {
+		args = append(args, "--add-age", strings.Join(add, ","))
 	}
-	out, err = emit(name, tree)
-	return out, keys, err
+	if rm := without(have, recipients); len(rm) > 0 {
+		args = append(args, "--rm-age", strings.Join(rm, ","))
+	}
+	out, err := o.runSops(name, data, nil, knownValues(f, key), append(args, "--in-place")...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, keys, nil
 }
 
-// setRecipients replaces the file's one key group by recipients, each
-// holding key.
-func setRecipients(name string, tree *sops.Tree, key []byte, recipients []string) error {
+func checkRecipients(name string, recipients []string) ([]string, error) {
 	if len(recipients) == 0 {
-		return fmt.Errorf("%s: no recipient left to encrypt it to", name)
+		return nil, fmt.Errorf("%s: no recipient left to encrypt it to", name)
 	}
-	group := make(sops.KeyGroup, 0, len(recipients))
-	for _, r := range slices.Compact(slices.Clone(recipients)) {
-		mk, err := sopsage.MasterKeyFromRecipient(r)
-		if err != nil {
-			return fmt.Errorf("%s: recipient %q is not an age recipient", name, r)
+	var out []string
+	for _, r := range recipients {
+		if _, err := ParseRecipient(r); err != nil {
+			return nil, fmt.Errorf("%s: recipient %q is not an age recipient", name, r)
 		}
-		if err := mk.Encrypt(key); err != nil {
-			return fmt.Errorf("%s: encrypt the data key to %s failed", name, r)
+		if !slices.Contains(out, r) {
+			out = append(out, r)
 		}
-		group = append(group, mk)
-	}
-	tree.Metadata.KeyGroups = []sops.KeyGroup{group}
-	return nil
-}
-
-func emit(name string, tree sops.Tree) ([]byte, error) {
-	st, err := storeFor(name)
-	if err != nil {
-		return nil, err
-	}
-	out, err := st.EmitEncryptedFile(tree)
-	if err != nil {
-		return nil, fmt.Errorf("%s: write the encrypted file failed", name)
 	}
 	return out, nil
 }
 
-func recoverSops(name string, err *error) {
-	if r := recover(); r != nil {
-		*err = fmt.Errorf("%s: the sops library failed on it; check that it is a valid sops file", name)
+func without(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
 	}
+	return out
+}
+
+// knownValues are the file's plaintext values, so that none of them passes
+// from the sops CLI's error output into an error; nil when they cannot be
+// read (the output is withheld then).
+func knownValues(f *sopsFile, key []byte) []string {
+	plain, err := f.decryptTree(key)
+	if err != nil {
+		return nil
+	}
+	out := []string{}
+	for _, b := range plain {
+		walkBranch(b, nil, nil, func(v any, _ []string, _ [][]string) (any, error) {
+			if _, isComment := v.(comment); !isComment {
+				if s := scalarString(v); len(s) >= 3 {
+					out = append(out, s)
+				}
+			}
+			return v, nil
+		}, 0)
+	}
+	return out
+}
+
+// runSops runs the sops CLI on a copy of the file in a private directory,
+// with the operator's key file in SOPS_AGE_KEY_FILE (never on the command
+// line), config (when not nil) as its .sops.yaml and no other key or
+// configuration of the user's, and returns the file as sops left it.
+func (o Operator) runSops(name string, data, config []byte, values []string, args ...string) ([]byte, error) {
+	bin := o.Sops
+	if bin == "" {
+		bin = "sops"
+	}
+	dir, err := os.MkdirTemp("", "syncd-sops-")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, filepath.Base(name))
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if config == nil {
+		config = []byte("{}\n")
+	}
+	conf := filepath.Join(dir, ".sops.yaml")
+	if err := os.WriteFile(conf, config, 0o600); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	format, err := formatOf(name)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sopsTimeout)
+	defer cancel()
+	argv := append([]string{"--config", conf, "--input-type", format, "--output-type", format}, args...)
+	cmd := proc.Command(ctx, 0, bin, append(argv, file)...)
+	cmd.Dir = dir
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + dir,
+		"SOPS_AGE_KEY_FILE=" + o.Identity.path,
+		"SOPS_DISABLE_VERSION_CHECK=1",
+	}
+	if err := cmd.Run(); err != nil {
+		what := args[0]
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, fmt.Errorf("%s: sops %s: the sops CLI is not on PATH; install sops (https://github.com/getsops/sops) to enrol or remove a host", name, what)
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: sops %s did not finish in %s", name, what, sopsTimeout)
+		}
+		return nil, fmt.Errorf("%s: sops %s failed (%v): %s; nothing was changed", name, what, err, sopsMessage(cmd.Stderr, file, name, values))
+	}
+	out, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return out, nil
+}
+
+// sopsMessage is the last lines of sops's error output, when they quote
+// nothing of the file: sops's own errors may quote a value ("Input string
+// %s does not match").
+func sopsMessage(stderr *proc.Buffer, file, name string, values []string) string {
+	msg := strings.ReplaceAll(stderr.LastLines(3), file, name)
+	if values == nil || strings.Contains(msg, "ENC[") {
+		return "its message is withheld, as it may quote the file"
+	}
+	for _, v := range values {
+		if strings.Contains(msg, v) {
+			return "its message is withheld, as it quotes a value of the file"
+		}
+	}
+	return msg
 }
 
 // Operator is the operator's key bound to the re-encryption calls, as
-// enrolment needs them.
-type Operator struct{ Identity *Identity }
+// enrolment needs them; they run the sops CLI.
+type Operator struct {
+	Identity *Identity
+	// Sops is the sops CLI to run; "" is sops on PATH.
+	Sops string
+}
 
 // Operator returns the recipients of the operator's key.
 func (o Operator) Operator() []string { return o.Identity.Recipients() }
@@ -265,14 +424,4 @@ func (Operator) RuleRecipients(config []byte, file string) ([]string, error) {
 // FileRecipients is the package function FileRecipients.
 func (Operator) FileRecipients(name string, data []byte) ([]string, error) {
 	return FileRecipients(name, data)
-}
-
-// Rekey re-encrypts with the operator's key; see the package function.
-func (o Operator) Rekey(name string, data []byte, recipients []string) ([]byte, error) {
-	return Rekey(o.Identity, name, data, recipients)
-}
-
-// Rotate rotates with the operator's key; see the package function.
-func (o Operator) Rotate(name string, data []byte, recipients []string) ([]byte, []string, error) {
-	return Rotate(o.Identity, name, data, recipients)
 }

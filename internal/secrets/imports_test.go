@@ -7,7 +7,9 @@ import (
 )
 
 // TestImports: callers hand secrets bytes and get values back; of syncd it
-// imports only the leaves atomicfile (for the key it writes) and abbrev.
+// imports only the leaves atomicfile (for the key it writes), proc (for the
+// sops CLI) and abbrev; and no sops library: it reads the format itself.
 func TestImports(t *testing.T) {
-	testenv.AllowImports(t, "internal/atomicfile", "internal/abbrev")
+	testenv.CheckImports(t, "github.com/getsops/")
+	testenv.AllowImports(t, "internal/atomicfile", "internal/proc", "internal/abbrev")
 }

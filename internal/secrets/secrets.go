@@ -1,11 +1,15 @@
 // Package secrets decrypts a host's SOPS file in-process with the host's
 // age identity, and reads the key names of a SOPS file without any key.
 //
-// It is the adapter over sops and age: the only package that imports them.
-// Every error it returns names the file and, where it matters, the key, and
-// never a value; panics inside the sops library are recovered. It must not
-// import the other syncd packages (but the leaf atomicfile, which writes
-// the key it makes): callers hand it bytes and get a map back.
+// It is the adapter over sops and age: the only package that imports age,
+// and that runs the sops CLI. It reads the SOPS format itself (sopsfile.go,
+// sopscrypt.go: the data key through age, the values and the MAC as sops
+// computes them), so syncd links none of sops's key services; what writes
+// a SOPS file (re-encryption, rotation) runs the sops CLI. Every error it
+// returns names the file and, where it matters, the key, and never a value.
+// It must not import the other syncd packages but the leaves atomicfile
+// (the key it makes) and proc (the sops CLI): callers hand it bytes and get
+// a map back.
 package secrets
 
 import (
@@ -14,23 +18,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"filippo.io/age"
-	"github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
-	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/config"
-	"github.com/getsops/sops/v3/stores/dotenv"
-	"github.com/getsops/sops/v3/stores/json"
-	"github.com/getsops/sops/v3/stores/yaml"
-
-	"github.com/syncd-dev/syncd/internal/abbrev"
 )
 
 // MaxFileSize caps a secrets file; a larger one is refused before parsing.
@@ -121,38 +114,30 @@ func (id *Identity) Recipients() []string {
 // .json or .env), verifies its MAC and returns its values by key. The file
 // must be a flat map of keys to scalar values.
 func Decrypt(id *Identity, name string, data []byte) (values map[string]string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			values, err = nil, fmt.Errorf("%s: the sops library failed while decrypting it; check that it is a valid sops file", name)
-		}
-	}()
-	tree, err := load(name, data)
+	defer recoverReader(name, &err)
+	f, err := load(name, data)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := checkLeaves(name, tree); err != nil {
+	if _, err := checkLeaves(name, f); err != nil {
 		return nil, err
 	}
-	dataKey, err := dataKey(id, name, tree)
+	dataKey, err := dataKey(id, name, f)
 	if err != nil {
 		return nil, err
 	}
-	cipher := aes.NewCipher()
-	if err := authenticateLeaves(name, tree, dataKey, cipher); err != nil {
+	if err := authenticateLeaves(name, f, dataKey); err != nil {
 		return nil, err
 	}
-	// The library's errors may quote a value (aes: "Input string %s does
-	// not match"), so none of their text is passed on.
-	mac, err := tree.Decrypt(dataKey, cipher)
-	if err != nil {
-		return nil, fmt.Errorf("%s: a value cannot be decrypted (the file was edited by hand or damaged); restore it from Git or re-create it with `sops edit %s`", name, name)
-	}
-	stored, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
-	if err != nil || stored != mac {
+	plain, err := f.decryptTree(dataKey)
+	switch {
+	case errors.Is(err, errMAC):
 		return nil, fmt.Errorf("%s: MAC mismatch: the file was changed without sops (tampered or hand-edited); restore it from Git or re-create it with `sops edit %s`", name, name)
+	case err != nil:
+		return nil, fmt.Errorf("%s: a value cannot be decrypted (the file was edited by hand or damaged): %v; restore it from Git or re-create it with `sops edit %s`", name, err, name)
 	}
 	values = map[string]string{}
-	err = walkLeaves(name, tree, func(key string, v any) error {
+	err = walkLeaves(name, &sopsFile{branches: plain, meta: f.meta}, func(key string, v any, _ bool) error {
 		values[key] = scalarString(v)
 		return nil
 	})
@@ -166,30 +151,34 @@ func Decrypt(id *Identity, name string, data []byte) (values map[string]string, 
 // an error when the file is not really encrypted: no sops metadata, or a
 // value in plaintext that the file's own rules say must be encrypted.
 func Inspect(name string, data []byte) (keys []string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			keys, err = nil, fmt.Errorf("%s: the sops library failed while reading it; check that it is a valid sops file", name)
-		}
-	}()
-	tree, err := load(name, data)
+	defer recoverReader(name, &err)
+	f, err := load(name, data)
 	if err != nil {
 		return nil, err
 	}
-	return checkLeaves(name, tree)
+	return checkLeaves(name, f)
 }
 
-// checkLeaves returns the sorted key names of tree, and an error naming
+// recoverReader turns a panic of the reader (a bug; hostile input must
+// never cause one) into an error naming the file.
+func recoverReader(name string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: syncd's sops reader failed on it (a bug: please report it); check that it is a valid sops file with `sops decrypt %s`", name, name)
+	}
+}
+
+// checkLeaves returns the sorted key names of f, and an error naming
 // every key whose value is not what sops writes where the file's own rules
 // say it must be encrypted: a plaintext value, or a damaged ENC[...] one.
 // Empty and null values are what sops leaves unencrypted.
-func checkLeaves(name string, tree sops.Tree) ([]string, error) {
+func checkLeaves(name string, f *sopsFile) ([]string, error) {
 	var keys []string
 	var errs []error
-	err := walkLeaves(name, tree, func(key string, v any) error {
+	err := walkLeaves(name, f, func(key string, v any, encrypted bool) error {
 		keys = append(keys, key)
 		s, isString := v.(string)
 		switch {
-		case !mustBeEncrypted(tree.Metadata, key), v == nil, isString && s == "":
+		case !encrypted, v == nil, isString && s == "":
 		case !isString || !strings.HasPrefix(s, "ENC["):
 			// `sops encrypt --in-place` refuses a file that is already
 			// encrypted, and `sops edit` cannot open one with a plaintext
@@ -211,14 +200,14 @@ func checkLeaves(name string, tree sops.Tree) ([]string, error) {
 // its key name (sops binds a value to its path): a value swapped with
 // another key's, or copied from another file, fails here, and the error can
 // name the key without quoting anything of the file.
-func authenticateLeaves(name string, tree sops.Tree, dataKey []byte, cipher sops.Cipher) error {
+func authenticateLeaves(name string, f *sopsFile, dataKey []byte) error {
 	var errs []error
-	err := walkLeaves(name, tree, func(key string, v any) error {
+	err := walkLeaves(name, f, func(key string, v any, encrypted bool) error {
 		s, _ := v.(string)
-		if s == "" || !mustBeEncrypted(tree.Metadata, key) {
+		if s == "" || !encrypted {
 			return nil
 		}
-		if _, err := cipher.Decrypt(s, dataKey, key+":"); err != nil {
+		if _, err := decryptValue(s, dataKey, key+":"); err != nil {
 			errs = append(errs, fmt.Errorf("%s: the value of key %q does not belong to this file (moved from another key or file, or damaged); restore it from Git or set it again with `sops edit %s`", name, key, name))
 		}
 		return nil
@@ -229,57 +218,36 @@ func authenticateLeaves(name string, tree sops.Tree, dataKey []byte, cipher sops
 	return errors.Join(errs...)
 }
 
-var encRE = regexp.MustCompile(`^ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:(str|int|float|bool|bytes|comment)\]$`)
+var encRE = regexp.MustCompile(`^ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:(str|int|float|bool|bytes|time|comment)\]$`)
 
-// storeFor returns the sops store of a secrets file's format, told by the
-// ending of its name.
-func storeFor(name string) (sops.Store, error) {
-	switch path.Ext(name) {
-	case ".yaml", ".yml":
-		return yaml.NewStore(&config.YAMLStoreConfig{}), nil
-	case ".json":
-		return json.NewStore(&config.JSONStoreConfig{}), nil
-	case ".env":
-		return dotenv.NewStore(&config.DotenvStoreConfig{}), nil
-	}
-	return nil, fmt.Errorf("%s: unknown secrets format; name it secrets.sops.yaml, .json or .env", name)
-}
-
-func load(name string, data []byte) (sops.Tree, error) {
+func load(name string, data []byte) (*sopsFile, error) {
 	if len(data) > MaxFileSize {
-		return sops.Tree{}, fmt.Errorf("%s is %d bytes; syncd reads secrets files of at most %d", name, len(data), MaxFileSize)
+		return nil, fmt.Errorf("%s is %d bytes; syncd reads secrets files of at most %d", name, len(data), MaxFileSize)
 	}
-	store, err := storeFor(name)
+	format, err := formatOf(name)
 	if err != nil {
-		return sops.Tree{}, err
+		return nil, err
 	}
-	tree, err := store.LoadEncryptedFile(data)
+	f, err := parseSops(format, data)
+	if errors.Is(err, errNoMetadata) {
+		return nil, fmt.Errorf("%s is not encrypted with sops (it has no sops metadata); encrypt it with `sops encrypt --in-place %s` and rotate every value in it", name, name)
+	}
 	if err != nil {
-		if errors.Is(err, sops.MetadataNotFound) {
-			return sops.Tree{}, fmt.Errorf("%s is not encrypted with sops (it has no sops metadata); encrypt it with `sops encrypt --in-place %s` and rotate every value in it", name, name)
-		}
-		return sops.Tree{}, fmt.Errorf("%s: not a valid sops file: %s", name, parseError(err, data))
+		return nil, fmt.Errorf("%s: not a valid sops file: %v", name, err)
 	}
-	return tree, nil
+	return f, nil
 }
 
 // dataKey recovers the file's data key with the host's identity, from the
 // age recipients of its (single) key group.
-func dataKey(id *Identity, name string, tree sops.Tree) ([]byte, error) {
-	if len(tree.Metadata.KeyGroups) != 1 {
-		return nil, fmt.Errorf("%s uses %d sops key groups (Shamir); syncd decrypts files with one key group", name, len(tree.Metadata.KeyGroups))
+func dataKey(id *Identity, name string, f *sopsFile) ([]byte, error) {
+	if len(f.meta.groups) != 1 {
+		return nil, fmt.Errorf("%s uses %d sops key groups (Shamir); syncd decrypts files with one key group", name, len(f.meta.groups))
 	}
 	var recipients []string
-	for _, k := range tree.Metadata.KeyGroups[0] {
-		mk, ok := k.(*sopsage.MasterKey)
-		if !ok {
-			continue
-		}
-		recipients = append(recipients, mk.Recipient)
-		parsed := make(sopsage.ParsedIdentities, 0, len(id.identities))
-		parsed = append(parsed, id.identities...)
-		parsed.ApplyToMasterKey(mk)
-		if key, err := mk.Decrypt(); err == nil {
+	for _, k := range f.meta.groups[0].age {
+		recipients = append(recipients, k.recipient)
+		if key, err := decryptDataKey(k.enc, id.identities); err == nil {
 			return key, nil
 		}
 	}
@@ -290,43 +258,33 @@ func dataKey(id *Identity, name string, tree sops.Tree) ([]byte, error) {
 		name, id.path, strings.Join(id.Recipients(), ", "), ErrNotRecipient, strings.Join(recipients, ", "), name)
 }
 
-// walkLeaves calls fn for each top-level key and its value. Secrets files
-// are flat: a nested map or list is refused, naming the key.
-func walkLeaves(name string, tree sops.Tree, fn func(key string, v any) error) error {
-	for _, branch := range tree.Branches {
-		for _, item := range branch {
-			if _, isComment := item.Key.(sops.Comment); isComment {
+// walkLeaves calls fn for each top-level key, its value and whether the
+// file's rules say it is encrypted. Secrets files are flat: a nested map
+// or list is refused, naming the key.
+func walkLeaves(name string, f *sopsFile, fn func(key string, v any, encrypted bool) error) error {
+	for _, b := range f.branches {
+		var comments []string
+		for _, it := range b {
+			if c, isComment := it.key.(comment); isComment {
+				comments = append(comments, c.value)
 				continue
 			}
-			key := fmt.Sprint(item.Key)
-			switch item.Value.(type) {
-			case sops.TreeBranch, []any:
+			key, ok := it.key.(string)
+			if !ok {
+				return fmt.Errorf("%s: a key is not a string (a number, a bool or null as a key); a secrets file is a flat map of NAME: value", name)
+			}
+			switch it.value.(type) {
+			case branch, []any:
 				return fmt.Errorf("%s: key %q holds a map or a list; a secrets file is a flat map of NAME: value", name, key)
 			}
-			if err := fn(key, item.Value); err != nil {
+			encrypted := f.meta.shouldBeEncrypted([]string{key}, [][]string{comments}, false)
+			if err := fn(key, it.value, encrypted); err != nil {
 				return err
 			}
+			comments = nil
 		}
 	}
 	return nil
-}
-
-// mustBeEncrypted applies the file's own sops rules (unencrypted_suffix,
-// encrypted_suffix, unencrypted_regex, encrypted_regex) to one key.
-func mustBeEncrypted(m sops.Metadata, key string) bool {
-	switch {
-	case m.UnencryptedSuffix != "":
-		return !strings.HasSuffix(key, m.UnencryptedSuffix)
-	case m.EncryptedSuffix != "":
-		return strings.HasSuffix(key, m.EncryptedSuffix)
-	case m.UnencryptedRegex != "":
-		ok, _ := regexp.MatchString(m.UnencryptedRegex, key)
-		return !ok
-	case m.EncryptedRegex != "":
-		ok, _ := regexp.MatchString(m.EncryptedRegex, key)
-		return ok
-	}
-	return true
 }
 
 func scalarString(v any) string {
@@ -342,31 +300,6 @@ func scalarString(v any) string {
 	default:
 		return fmt.Sprint(x)
 	}
-}
-
-// parseError says what a store's parse error says, without the text of the
-// file it may quote: the dotenv store, for one, quotes a whole line, which
-// may be a secret value.
-func parseError(err error, data []byte) string {
-	msg := abbrev.Line(err.Error())
-	if strings.HasPrefix(msg, "invalid dotenv input line") {
-		for i, line := range strings.Split(string(data), "\n") {
-			if line != "" && line[0] != '#' && !strings.Contains(line, "=") {
-				return fmt.Sprintf("line %d is not NAME=value", i+1)
-			}
-		}
-		return "a line is not NAME=value"
-	}
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		_, value, _ := strings.Cut(line, ":")
-		for _, text := range []string{line, strings.TrimSpace(value)} {
-			if len(text) >= 4 && strings.Contains(msg, text) {
-				msg = strings.ReplaceAll(msg, text, fmt.Sprintf("<text of line %d>", i+1))
-			}
-		}
-	}
-	return msg
 }
 
 func unwrapPathErr(err error) error {

@@ -1,27 +1,24 @@
-// Package secretstest makes age identities and SOPS files in-process, with
-// the sops library itself, so tests of any package can build a desired-state
-// repository with real encrypted secrets without the sops CLI.
+// Package secretstest makes age identities in-process and SOPS files with
+// the real sops CLI (the pinned build of scripts/tools.sh), so tests of any
+// package can build a desired-state repository with real encrypted secrets.
 //
-// It is for tests only. Like package secrets it may import sops and age; it
-// must not import other syncd packages.
+// It is for tests only. Like package secrets it may import age; of syncd it
+// imports only testenv, to find the sops binary.
 package secretstest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"filippo.io/age"
-	"github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
-	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/config"
-	"github.com/getsops/sops/v3/stores/dotenv"
-	"github.com/getsops/sops/v3/stores/json"
-	"github.com/getsops/sops/v3/stores/yaml"
+
+	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
 // NewKey generates an age X25519 identity, writes it in age-keygen's format
@@ -78,6 +75,7 @@ func EncryptBytes(t testing.TB, recipient, format string, plaintext []byte) []by
 // EncryptBytesOpts is EncryptBytes with creation-rule options.
 func EncryptBytesOpts(t testing.TB, recipient, format string, plaintext []byte, opts Options) []byte {
 	t.Helper()
+	testenv.Tool(t, "sops")
 	out, err := encrypt(recipient, format, plaintext, opts)
 	if err != nil {
 		t.Fatalf("secretstest: %v", err)
@@ -105,83 +103,50 @@ func FormatOf(name string) string {
 	return "yaml"
 }
 
-// sopsVersion is written into the metadata as sops writes its own version.
-// The sops version package is not imported: it pulls CLI-only modules.
-const sopsVersion = "3.13.3"
-
-type store interface {
-	sops.PlainFileLoader
-	sops.EncryptedFileEmitter
-}
-
-func storeFor(format string) (store, error) {
-	switch format {
-	case "yaml":
-		return yaml.NewStore(&config.YAMLStoreConfig{}), nil
-	case "json":
-		return json.NewStore(&config.JSONStoreConfig{}), nil
-	case "dotenv":
-		return dotenv.NewStore(&config.DotenvStoreConfig{}), nil
-	}
-	return nil, fmt.Errorf("unknown format %q; use yaml, json or dotenv", format)
-}
-
 func encrypt(recipients, format string, plaintext []byte, opts Options) ([]byte, error) {
-	st, err := storeFor(format)
+	switch format {
+	case "yaml", "json", "dotenv":
+	default:
+		return nil, fmt.Errorf("unknown format %q; use yaml, json or dotenv", format)
+	}
+	bin := testenv.LookTool("sops")
+	if bin == "" {
+		return nil, fmt.Errorf("the sops binary is on neither PATH nor %s; build it with `make tools` (scripts/tools.sh)", testenv.ToolsDir())
+	}
+	recipients = strings.Join(strings.Fields(strings.ReplaceAll(recipients, ",", " ")), ",")
+	if recipients == "" {
+		return nil, fmt.Errorf("no recipient")
+	}
+	dir, err := os.MkdirTemp("", "secretstest-")
 	if err != nil {
 		return nil, err
 	}
-	branches, err := st.LoadPlainFile(plaintext)
+	defer os.RemoveAll(dir)
+	in := filepath.Join(dir, "plain")
+	conf := filepath.Join(dir, ".sops.yaml")
+	if err := os.WriteFile(in, plaintext, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(conf, []byte("{}\n"), 0o600); err != nil {
+		return nil, err
+	}
+	args := []string{"--config", conf, "encrypt", "--input-type", format, "--output-type", format, "--age", recipients}
+	for flag, v := range map[string]string{
+		"--unencrypted-suffix": opts.UnencryptedSuffix, "--encrypted-suffix": opts.EncryptedSuffix,
+		"--unencrypted-regex": opts.UnencryptedRegex, "--encrypted-regex": opts.EncryptedRegex,
+	} {
+		if v != "" {
+			args = append(args, flag, v)
+		}
+	}
+	cmd := exec.Command(bin, append(args, in)...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "SOPS_DISABLE_VERSION_CHECK=1"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("load plaintext %s: %v", format, err)
-	}
-	if len(branches) == 0 {
-		return nil, fmt.Errorf("empty %s document", format)
-	}
-	if opts == (Options{}) {
-		opts.UnencryptedSuffix = "_unencrypted"
-	}
-	mks, err := sopsage.MasterKeysFromRecipients(strings.TrimSpace(recipients))
-	if err != nil {
-		return nil, fmt.Errorf("recipient %q: %v", recipients, err)
-	}
-	if len(mks) == 0 {
-		return nil, fmt.Errorf("no recipient")
-	}
-	group := make(sops.KeyGroup, 0, len(mks))
-	for _, mk := range mks {
-		group = append(group, mk)
-	}
-	tree := sops.Tree{
-		Branches: branches,
-		Metadata: sops.Metadata{
-			KeyGroups:         []sops.KeyGroup{group},
-			UnencryptedSuffix: opts.UnencryptedSuffix,
-			EncryptedSuffix:   opts.EncryptedSuffix,
-			UnencryptedRegex:  opts.UnencryptedRegex,
-			EncryptedRegex:    opts.EncryptedRegex,
-			Version:           sopsVersion,
-		},
-	}
-	dataKey, errs := tree.GenerateDataKey()
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("generate data key: %v", errs)
-	}
-	// What `sops encrypt` does (cmd/sops/common.EncryptTree): encrypt the
-	// values, then store the MAC encrypted with the time as additional data.
-	cipher := aes.NewCipher()
-	mac, err := tree.Encrypt(dataKey, cipher)
-	if err != nil {
-		return nil, fmt.Errorf("encrypt tree: %v", err)
-	}
-	tree.Metadata.LastModified = time.Now().UTC()
-	tree.Metadata.MessageAuthenticationCode, err = cipher.Encrypt(mac, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
-	if err != nil {
-		return nil, fmt.Errorf("encrypt MAC: %v", err)
-	}
-	out, err := st.EmitEncryptedFile(tree)
-	if err != nil {
-		return nil, fmt.Errorf("emit %s: %v", format, err)
+		return nil, fmt.Errorf("sops encrypt (%s): %v: %s", format, err, strings.TrimSpace(stderr.String()))
 	}
 	return out, nil
 }
