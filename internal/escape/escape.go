@@ -165,19 +165,31 @@ func longestRun(s string, c byte) int {
 // downstream (a terminal, a log, JSON, a page) meets its control
 // characters. v must be a non-nil pointer.
 func Strings(v any) {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		panic("escape.Strings: not a non-nil pointer")
-	}
-	walk(rv.Elem())
+	Map(v, func(s string) string {
+		if clean(s, false) {
+			return s
+		}
+		return Text(s)
+	})
 }
 
-func walk(v reflect.Value) {
+// Map replaces every string that v points to (as Strings walks them) with
+// f of it: the one walker of a document's strings, for escaping and for
+// redaction alike. v must be a non-nil pointer.
+func Map(v any, f func(string) string) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		panic("escape.Map: not a non-nil pointer")
+	}
+	walk(rv.Elem(), f)
+}
+
+func walk(v reflect.Value, f func(string) string) {
 	switch v.Kind() {
 	case reflect.String:
 		if v.CanSet() {
-			if s := v.String(); !clean(s, false) {
-				v.SetString(Text(s))
+			if s, t := v.String(), f(v.String()); t != s {
+				v.SetString(t)
 			}
 		}
 	case reflect.Pointer, reflect.Interface:
@@ -190,22 +202,22 @@ func walk(v reflect.Value) {
 			inner := v.Elem()
 			cp := reflect.New(inner.Type()).Elem()
 			cp.Set(inner)
-			walk(cp)
+			walk(cp, f)
 			if v.CanSet() {
 				v.Set(cp)
 			}
 			return
 		}
-		walk(v.Elem())
+		walk(v.Elem(), f)
 	case reflect.Struct:
 		for i := range v.NumField() {
 			if v.Type().Field(i).IsExported() {
-				walk(v.Field(i))
+				walk(v.Field(i), f)
 			}
 		}
 	case reflect.Slice, reflect.Array:
 		for i := range v.Len() {
-			walk(v.Index(i))
+			walk(v.Index(i), f)
 		}
 	case reflect.Map:
 		if v.IsNil() {
@@ -224,8 +236,8 @@ func walk(v reflect.Value) {
 		for _, e := range entries {
 			old := reflect.New(e.k.Type()).Elem()
 			old.Set(e.k)
-			walk(e.k)
-			walk(e.v)
+			walk(e.k, f)
+			walk(e.v, f)
 			if !e.k.Equal(old) {
 				v.SetMapIndex(old, reflect.Value{})
 			}

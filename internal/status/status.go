@@ -19,7 +19,7 @@
 // engine, reconcile, plan or the agent.
 //
 // Never a secret value: Writer.Redact, the document's one redaction, runs
-// over every error string before the document is written anywhere.
+// over every string of it before the document is written anywhere.
 package status
 
 import (
@@ -36,6 +36,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/state"
 )
 
@@ -270,32 +271,28 @@ func redacted(h Host, redact func(string) string) Host {
 	if redact == nil {
 		return h
 	}
-	if h.LastCycle.Error != "" {
-		h.LastCycle.Error = redact(h.LastCycle.Error)
+	// Every string of the document, not a list of fields that might hold
+	// a secret: an image reference, a probe target or a job's detail can
+	// be made of one. The copy leaves the caller's document as it was.
+	cp, err := deepCopy(h)
+	if err != nil {
+		return Host{Host: h.Host, State: h.State} // cannot happen: Host is plain data
 	}
-	if h.FailedError != "" {
-		h.FailedError = redact(h.FailedError)
+	escape.Map(&cp, redact)
+	cp.Trust, cp.Why = h.Trust, h.Why
+	return cp
+}
+
+// deepCopy copies a document through JSON, so no slice, map or pointer is
+// shared with the original.
+func deepCopy(h Host) (Host, error) {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return Host{}, err
 	}
-	if h.Rollout != nil {
-		ro := *h.Rollout
-		ro.Hosts = slices.Clone(ro.Hosts)
-		for i := range ro.Hosts {
-			ro.Hosts[i].Reason = redact(ro.Hosts[i].Reason)
-		}
-		h.Rollout = &ro
-	}
-	for i := range h.Projects {
-		if h.Projects[i].LastError != "" {
-			h.Projects[i].LastError = redact(h.Projects[i].LastError)
-		}
-		redactProbes(h.Projects[i].Probes, redact)
-	}
-	for i := range h.Jobs {
-		if h.Jobs[i].Error != "" {
-			h.Jobs[i].Error = redact(h.Jobs[i].Error)
-		}
-	}
-	return h
+	var cp Host
+	err = json.Unmarshal(b, &cp)
+	return cp, err
 }
 
 func marshal(h Host) ([]byte, error) {

@@ -86,10 +86,14 @@ func TestEqual(t *testing.T) {
 
 func TestNormaliseCopies(t *testing.T) {
 	h := sample("alpha")
-	n := redacted(normalise(h), func(string) string { return "x" })
+	h.Projects[1].Images[0].Ref = "postgres:17-hunter2"
+	n := redacted(normalise(h), func(s string) string { return strings.ReplaceAll(s, "hunter2", "<redacted>") })
+	if n.Projects[0].Images[0].Ref != "postgres:17-<redacted>" {
+		t.Errorf("an image reference made of a secret is written as %q", n.Projects[0].Images[0].Ref)
+	}
 	n.Projects[0].ConfigHash["db"] = "changed"
 	n.Projects[0].Images[0].Ref = "changed"
-	if h.Projects[1].ConfigHash["db"] != "dd22" || h.Projects[1].Images[0].Ref != "postgres:17" {
+	if h.Projects[1].ConfigHash["db"] != "dd22" || h.Projects[1].Images[0].Ref != "postgres:17-hunter2" {
 		t.Error("normalise shares memory with the caller's document")
 	}
 	if n.Projects[0].Name != "db" || h.Projects[0].Name != "web" {
