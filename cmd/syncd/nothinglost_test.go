@@ -216,10 +216,10 @@ func TestValidateRefusesPathsOutOfTheRepositoryAndSpecialFiles(t *testing.T) {
 			setup:   func(dir string) { syscall.Mkfifo(filepath.Join(dir, "apps/web/fifo.env"), 0o644) },
 			message: `apps/web/compose.yaml:4: error: env_file: fifo.env: is a named pipe, not a regular file`},
 		"config absolute": {files: map[string]string{"apps/web/compose.yaml": "services:\n  web:\n    image: nginx:1.27.3\n    configs: [c]\nconfigs:\n  c:\n    file: /dev/zero\n"},
-			message: `apps/web/compose.yaml:2: error: config c reads /dev/zero, outside the repository`},
+			message: `apps/web/compose.yaml:7: error: config c reads /dev/zero, outside the repository`},
 		"config FIFO": {files: map[string]string{"apps/web/compose.yaml": "services:\n  web:\n    image: nginx:1.27.3\n    configs: [c]\nconfigs:\n  c:\n    file: ./c.conf\n"},
 			setup:   func(dir string) { syscall.Mkfifo(filepath.Join(dir, "apps/web/c.conf"), 0o644) },
-			message: `apps/web/compose.yaml:2: error: config c apps/web/c.conf is a named pipe in the repository`},
+			message: `apps/web/compose.yaml:7: error: config c apps/web/c.conf is a named pipe in the repository`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -361,6 +361,12 @@ func (o Operator) runSops(name string, data, config []byte, values []string, arg
 	if err != nil {
 		return nil, err
 	}
+	// sops runs in its own directory: a key file given relative to ours
+	// (SOPS_AGE_KEY_FILE=operator.agekey) must still be found.
+	keyFile, err := filepath.Abs(o.Identity.path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), sopsTimeout)
 	defer cancel()
 	argv := append([]string{"--config", conf, "--input-type", format, "--output-type", format}, args...)
@@ -369,7 +375,7 @@ func (o Operator) runSops(name string, data, config []byte, values []string, arg
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + dir,
-		"SOPS_AGE_KEY_FILE=" + o.Identity.path,
+		"SOPS_AGE_KEY_FILE=" + keyFile,
 		"SOPS_DISABLE_VERSION_CHECK=1",
 	}
 	if err := cmd.Run(); err != nil {
