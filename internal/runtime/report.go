@@ -66,7 +66,7 @@ type reporter struct {
 	// bake ended: kept while it stays converged at it since since.
 	baked   string
 	bakedAt time.Time
-	loaded      bool // lastGood and since were read from the last document
+	loaded  bool // lastGood and since were read from the last document
 }
 
 // applied is the commit the host runs: its last good release, remembered
