@@ -92,6 +92,10 @@ func TestWaveE2ETwoHostsOrderBakeHaltResume(t *testing.T) {
 		t.Fatalf("client during the bake time: exit %d\n%s", code, out)
 	}
 	clock.Add(31 * time.Minute)
+	// The canary's bake has ended: its next cycle (a poll of the agent's
+	// at the bake's end, here a sync) writes the document attesting it,
+	// the only one that lets wave 1 go.
+	sync(canary)
 	code, out = sync(client)
 	if code != 0 || !strings.Contains(out, clientApp+": applied") || !strings.Contains(out, "converged to "+c1) {
 		t.Fatalf("client after the bake time: exit %d\n%s", code, out)
@@ -151,6 +155,7 @@ func TestWaveE2ETwoHostsOrderBakeHaltResume(t *testing.T) {
 		t.Fatalf("canary on the fix: exit %d\n%s", code, out)
 	}
 	clock.Add(61 * time.Minute)
+	sync(canary)
 	code, out = sync(client)
 	if code != 0 || !strings.Contains(out, clientApp+": applied") || !strings.Contains(out, "converged to "+c3) {
 		t.Fatalf("client on the fix: exit %d\n%s", code, out)

@@ -11,6 +11,9 @@
 //     exactly C, converged and healthy, for at least the bake time, in a
 //     document no older than twice the heartbeat; a missing, stale or other
 //     commit's document does not count;
+//   - and that report must be one the host wrote after its bake ended,
+//     attesting the bake of C (Report.Baked): a document written before,
+//     kept or pushed again once the host stopped mid-bake, does not count;
 //   - a lower-wave host that reports C failed (rolled back, refused, held)
 //     halts C for every higher wave;
 //   - a document that does not count (Report.Untrusted: forged, signed by
@@ -19,8 +22,8 @@
 //   - a document dated more than MaxSkew ahead of the clock is not fresh;
 //   - hosts listed in waves.skip are passed over, and named.
 //
-// It imports nothing of syncd: callers turn status documents into
-// Reports.
+// It imports nothing of syncd but abbrev (how a commit is shortened):
+// callers turn status documents into Reports.
 package rollout
 
 import (
@@ -44,6 +47,13 @@ type Report struct {
 	Converged bool
 	// Since is when the host became converged and healthy at Applied.
 	Since time.Time
+	// Baked is the commit whose bake the host attests in this document
+	// (baked_commit): it ran it converged and healthy from Since for the
+	// bake time. Only a document that attests the commit gated and was
+	// written (UpdatedAt) after Since plus the bake time lets a higher
+	// wave go: one written before, kept or pushed again after the host
+	// stopped mid-bake, says nothing of the rest of the bake.
+	Baked string
 	// Failed is the commit that failed on the host (rolled back, refused,
 	// held), with why; "" for none.
 	Failed, FailedError string
@@ -158,6 +168,14 @@ func Gate(in Input) Verdict {
 			if until.After(v.Until) {
 				v.Until = until
 			}
+		case r.UpdatedAt.Before(r.Since.Add(in.BakeTime)):
+			block("its last report was written %s, before its bake ended (%s): waiting for a report written after it (a host writes one when its bake ends; one that stopped mid-bake never does)",
+				r.UpdatedAt.UTC().Format(time.RFC3339), r.Since.Add(in.BakeTime).UTC().Format(time.RFC3339))
+			baking = false
+		case r.Baked != in.Commit:
+			block("its report does not attest the bake of %s (baked_commit %s): waiting for one that does",
+				abbrev.Commit(in.Commit), cmp.Or(abbrev.Commit(r.Baked), "none"))
+			baking = false
 		}
 	}
 	switch {

@@ -30,8 +30,8 @@ func base() Input {
 		Heartbeat: time.Hour,
 		Now:       now,
 		Reports: map[string]Report{
-			"canary-1": {Host: "canary-1", Applied: c2, Converged: true, Since: now.Add(-time.Hour), UpdatedAt: now.Add(-time.Minute)},
-			"canary-2": {Host: "canary-2", Applied: c2, Converged: true, Since: now.Add(-2 * time.Hour), UpdatedAt: now.Add(-10 * time.Minute)},
+			"canary-1": {Host: "canary-1", Applied: c2, Converged: true, Since: now.Add(-time.Hour), Baked: c2, UpdatedAt: now.Add(-time.Minute)},
+			"canary-2": {Host: "canary-2", Applied: c2, Converged: true, Since: now.Add(-2 * time.Hour), Baked: c2, UpdatedAt: now.Add(-10 * time.Minute)},
 		},
 	}
 }
@@ -98,6 +98,21 @@ var cases = map[string]struct {
 	"within_the_clock_skew": {in: with(func(in *Input) {
 		report(in, "canary-2", func(r *Report) { r.UpdatedAt = now.Add(4 * time.Minute) })
 	})},
+	// The canary's genuine document, written right after it applied C
+	// and before its bake ended (it stopped mid-bake, or an attacker
+	// pushed that document again): the bake time has passed by the clock,
+	// yet nothing the canary wrote says it baked.
+	"report_written_before_the_bake_ended": {in: with(func(in *Input) {
+		report(in, "canary-1", func(r *Report) { r.UpdatedAt, r.Baked = r.Since.Add(time.Minute), "" })
+	})},
+	// Written after the bake would have ended, yet not attesting it (an
+	// older syncd, or a host that was not healthy throughout).
+	"bake_not_attested": {in: with(func(in *Input) {
+		report(in, "canary-1", func(r *Report) { r.Baked = "" })
+	})},
+	"bake_attested_for_another_commit": {in: with(func(in *Input) {
+		report(in, "canary-2", func(r *Report) { r.Baked = c1 })
+	})},
 	"canary_failed_halts": {in: with(func(in *Input) {
 		report(in, "canary-1", func(r *Report) {
 			r.Applied, r.Converged, r.Failed, r.FailedError = c1, true, c2, "project web not healthy: service app unhealthy; rolled back to c1"
@@ -122,7 +137,7 @@ var cases = map[string]struct {
 	// gated host applies that one.
 	"newest_that_passed_is_older_than_head": {candidates: []string{c2, c1}, in: with(func(in *Input) {
 		for _, h := range []string{"canary-1", "canary-2"} {
-			report(in, h, func(r *Report) { r.Applied = c1 })
+			report(in, h, func(r *Report) { r.Applied, r.Baked = c1, c1 })
 		}
 	})},
 	"newest_is_head": {candidates: []string{c2, c1}, in: base()},
@@ -180,6 +195,9 @@ func TestGateRules(t *testing.T) {
 		"forged_failure_does_not_halt":               Wait,
 		"document_dated_in_the_future":               Wait,
 		"within_the_clock_skew":                      Apply,
+		"report_written_before_the_bake_ended":       Wait,
+		"bake_not_attested":                          Wait,
+		"bake_attested_for_another_commit":           Wait,
 	}
 	for name, d := range want {
 		if got := Gate(cases[name].in).Decision; got != d {
@@ -197,6 +215,9 @@ func TestGateRules(t *testing.T) {
 	}
 	if v := Gate(cases["forged_failure_does_not_halt"].in); len(v.Halted) != 0 || len(v.Waiting) != 1 || !strings.Contains(v.Waiting[0].Reason, "does not count") {
 		t.Errorf("a forged failure: %+v", v)
+	}
+	if v := Gate(cases["report_written_before_the_bake_ended"].in); len(v.Waiting) != 1 || v.Waiting[0].Host != "canary-1" || !strings.Contains(v.Waiting[0].Reason, "before its bake ended") {
+		t.Errorf("a report written before the bake ended: %+v", v)
 	}
 	if got, _ := Newest(cases["newest_that_passed_is_older_than_head"].in, cases["newest_that_passed_is_older_than_head"].candidates); got != c1 {
 		t.Errorf("newest that passed: %q, want the older commit", got)

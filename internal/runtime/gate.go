@@ -140,7 +140,7 @@ func reportOf(d status.Host) rollout.Report {
 		return rollout.Report{Host: d.Host, Untrusted: cmp.Or(d.Why, string(d.Trust))}
 	}
 	return rollout.Report{Host: d.Host, Applied: d.AppliedCommit, Converged: d.State == status.Converged,
-		Since: d.ConvergedSince, Failed: d.FailedCommit, FailedError: d.FailedError, UpdatedAt: d.UpdatedAt}
+		Since: d.ConvergedSince, Baked: d.BakedCommit, Failed: d.FailedCommit, FailedError: d.FailedError, UpdatedAt: d.UpdatedAt}
 }
 
 // document is the verdict as the status document says it; nil once the

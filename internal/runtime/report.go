@@ -57,7 +57,16 @@ type reporter struct {
 	// since is when the host became converged at sinceCommit.
 	since       time.Time
 	sinceCommit string
-	loaded      bool // lastGood and since were read from the last document
+	// bake is the fleet's bake time (waves.bake_time) and waited whether
+	// a host of a higher wave waits for this one's bake, both as the last
+	// rendered commit says (bakeKnown: one was rendered).
+	bake              time.Duration
+	waited, bakeKnown bool
+	// baked is the commit whose bake this host attests, bakedAt when that
+	// bake ended: kept while it stays converged at it since since.
+	baked   string
+	bakedAt time.Time
+	loaded  bool // lastGood and since were read from the last document
 }
 
 // applied is the commit the host runs: its last good release, remembered
@@ -79,6 +88,9 @@ func (r *reporter) load() {
 		r.lastGood = cmp.Or(r.lastGood, prev.AppliedCommit)
 		if prev.State == status.Converged && !prev.ConvergedSince.IsZero() {
 			r.since, r.sinceCommit = prev.ConvergedSince, prev.AppliedCommit
+			if prev.BakedCommit == prev.AppliedCommit {
+				r.baked, r.bakedAt = prev.BakedCommit, prev.BakedAt
+			}
 		}
 	}
 }
@@ -94,6 +106,7 @@ func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report
 	}
 	r.mu.Lock()
 	r.enrol(rep.Rendered)
+	r.waves(rep.Rendered)
 	doc := r.document(ctx, head, rep, cycleErr, took, ro)
 	r.last = &doc
 	r.mu.Unlock()
@@ -125,6 +138,38 @@ func (r *reporter) enrol(rd *reconcile.Rendered) {
 			r.enrolment.Done()
 		}
 	}
+}
+
+// waves keeps what the bake attestation needs of the rendered commit: its
+// bake time, and whether a host of a higher wave waits for this one.
+func (r *reporter) waves(rd *reconcile.Rendered) {
+	if rd == nil || rd.Repo == nil || rd.Host == nil {
+		return
+	}
+	r.bake, r.bakeKnown, r.waited = rd.Fleet.Waves.BakeTime, true, false
+	for name, h := range rd.Repo.Hosts {
+		if h.Wave > rd.Host.Wave && !slices.Contains(rd.Fleet.Waves.Skip, name) {
+			r.waited = true
+			break
+		}
+	}
+}
+
+// bakeDue reports whether the bake of what the host runs has ended since
+// its last document, which does not attest it yet, and a higher wave
+// waits for that attestation: the next poll is then a full cycle, which
+// looks at the host again and publishes the attestation when it is still
+// converged and healthy. Without it a healthy rollout would wait for the
+// next commit or the heartbeat.
+func (r *reporter) bakeDue() bool {
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last != nil && r.waited && r.bakeKnown && r.last.State == status.Converged && r.last.AppliedCommit != "" &&
+		r.last.BakedCommit != r.last.AppliedCommit && r.sinceCommit == r.last.AppliedCommit &&
+		!r.now().Before(r.since.Add(r.bake))
 }
 
 // refresh publishes the last cycle's document again with the jobs' and
@@ -304,8 +349,19 @@ func (r *reporter) rolloutFields(doc *status.Host, target, failed string) {
 			r.since, r.sinceCommit = r.now(), doc.AppliedCommit
 		}
 		doc.ConvergedSince = r.since
+		// The attestation the higher waves' gates need: written in a
+		// document only once the bake has ended with the host converged
+		// and healthy at this commit throughout (since is reset on any
+		// cycle that finds it otherwise).
+		if r.baked != r.sinceCommit && r.bakeKnown && !r.now().Before(r.since.Add(r.bake)) {
+			r.baked, r.bakedAt = r.sinceCommit, r.since.Add(r.bake)
+		}
+		if r.baked == r.sinceCommit {
+			doc.BakedCommit, doc.BakedAt = r.baked, r.bakedAt
+		}
 	} else {
 		r.since, r.sinceCommit = time.Time{}, ""
+		r.baked, r.bakedAt = "", time.Time{}
 	}
 	// Only a release that failed (rolled back and held) or a commit the
 	// host refused as invalid halts the higher waves: an engine or network

@@ -172,7 +172,10 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 	if err != nil {
 		return fail("", err)
 	}
-	if reason == agent.ReasonPoll && head == r.lastHead && !r.failed {
+	// A poll at which this host's bake has ended is a full cycle: it
+	// looks at the host and writes the attestation the next wave waits
+	// for.
+	if reason == agent.ReasonPoll && head == r.lastHead && !r.failed && !r.reporter.bakeDue() {
 		return agent.Result{Quiet: true, Commit: head}, nil
 	}
 	applied := r.appliedCommit()
@@ -195,7 +198,9 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 		changed := v.textOr() != r.verdict || r.rollout != was
 		r.verdict = v.textOr()
 		if reason == agent.ReasonPoll || applied == "" {
-			if changed || r.failed {
+			// The document looks at the engine again: the attestation
+			// of a bake that ended meanwhile is written too.
+			if changed || r.failed || r.reporter.bakeDue() {
 				publish(head, reconcile.Report{Commit: applied, Wave: r.waves.wave}, nil)
 			}
 			r.failed = false

@@ -101,6 +101,10 @@ func (f *trustFleet) report(w *status.Writer, commit string, st status.State, si
 	doc := status.Host{Host: "canary", Wave: 0, DesiredCommit: commit, AppliedCommit: commit, State: st, FailedCommit: failed}
 	if st == status.Converged {
 		doc.ConvergedSince = since
+		// The canary attests its bake (10m, commit's) once it has ended.
+		if end := since.Add(10 * time.Minute); !end.After(f.clock.Now()) {
+			doc.BakedCommit, doc.BakedAt = commit, end
+		}
 	}
 	if failed != "" {
 		doc.FailedError = "web: rolled back"

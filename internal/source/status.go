@@ -74,6 +74,8 @@ type StatusBranches struct {
 	// Rejected counts the pushes refused because the branch had moved
 	// (someone else wrote this host's branch), each retried.
 	Rejected atomic.Int64
+	// Limits bound every fetch of the branches (zero: the defaults).
+	Limits Limits
 }
 
 func (b *StatusBranches) name() string {
@@ -118,14 +120,37 @@ func (b *StatusBranches) Read(ctx context.Context) ([]StatusFile, error) {
 	if len(specs) == 0 {
 		return nil, ErrNoStatus
 	}
-	err = remote.FetchContext(ctx, &gogit.FetchOptions{RemoteName: "origin", RefSpecs: specs, Depth: 1, Auth: auth, Tags: gogit.NoTags})
+	var errs []error
+	skipped := map[plumbing.ReferenceName]bool{}
+	err = b.fetch(ctx, st, auth, specs)
+	var le *LimitError
+	if errors.As(err, &le) {
+		// Some branch is over a limit (every host may push any of them):
+		// each is fetched alone, and those over one are skipped, named,
+		// so that the others' documents are still read.
+		st = memory.NewStorage()
+		for _, spec := range specs {
+			name := plumbing.ReferenceName(spec.Dst(""))
+			err := b.fetch(ctx, st, auth, []config.RefSpec{spec})
+			switch {
+			case errors.As(err, &le):
+				skipped[name] = true
+				errs = append(errs, fmt.Errorf("status branch %s skipped: %s, more than a status branch can hold (someone pushed it; once its host is fixed, delete it: git push origin :%s)", name.Short(), le, name.Short()))
+			case err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) && !errors.Is(err, gogit.NoMatchingRefSpecError{}):
+				return nil, fmt.Errorf("fetch %s of %s: %w", name.Short(), b.Git.displayURL(), b.Git.redact(err))
+			}
+		}
+		err = nil
+	}
 	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 		return nil, fmt.Errorf("fetch the status branches of %s: %w", b.Git.displayURL(), b.Git.redact(err))
 	}
 	byHost := map[string]StatusFile{}
-	var errs []error
 	for _, spec := range specs {
 		name := plumbing.ReferenceName(spec.Dst(""))
+		if skipped[name] {
+			continue
+		}
 		ref, err := st.Reference(name)
 		if err != nil {
 			continue // listed, then gone before the fetch
@@ -164,6 +189,11 @@ func (b *StatusBranches) Read(ctx context.Context) ([]StatusFile, error) {
 	}
 	slices.SortFunc(out, func(a, b StatusFile) int { return strings.Compare(a.Host, b.Host) })
 	return out, errors.Join(errs...)
+}
+
+// fetch fetches specs into st within b.Limits.
+func (b *StatusBranches) fetch(ctx context.Context, st *memory.Storage, auth transport.AuthMethod, specs []config.RefSpec) error {
+	return fetchBounded(ctx, st, b.Git.URL, auth, specs, b.Limits)
 }
 
 // readHostsTree reads hosts/<host>.yaml (and .sig) of a status tree: only
@@ -294,9 +324,16 @@ func (b *StatusBranches) publishOnce(ctx context.Context, auth transport.AuthMet
 	remote := gogit.NewRemote(st, &config.RemoteConfig{Name: "origin", URLs: []string{b.Git.URL}})
 	var parents []plumbing.Hash
 	var base *object.Tree
-	err := remote.FetchContext(ctx, &gogit.FetchOptions{RemoteName: "origin", Depth: 1, Auth: auth, Tags: gogit.NoTags,
-		RefSpecs: []config.RefSpec{config.RefSpec("+" + branch + ":" + branch)}})
+	force := false
+	err := b.fetch(ctx, st, auth, []config.RefSpec{config.RefSpec("+" + branch + ":" + branch)})
+	var le *LimitError
 	switch {
+	case errors.As(err, &le):
+		// Someone pushed this host's branch over a limit: it is
+		// replaced by a new branch of the one document, not read.
+		st = memory.NewStorage()
+		remote = gogit.NewRemote(st, &config.RemoteConfig{Name: "origin", URLs: []string{b.Git.URL}})
+		force = true
 	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate):
 		ref, err := st.Reference(branch)
 		if err != nil {
@@ -351,8 +388,11 @@ func (b *StatusBranches) publishOnce(ctx context.Context, auth transport.AuthMet
 	if err := st.SetReference(plumbing.NewHashReference(branch, commit)); err != nil {
 		return false, err
 	}
-	err = remote.PushContext(ctx, &gogit.PushOptions{RemoteName: "origin", Auth: auth,
-		RefSpecs: []config.RefSpec{config.RefSpec(branch + ":" + branch)}})
+	spec := config.RefSpec(branch + ":" + branch)
+	if force {
+		spec = "+" + spec
+	}
+	err = remote.PushContext(ctx, &gogit.PushOptions{RemoteName: "origin", Auth: auth, RefSpecs: []config.RefSpec{spec}})
 	if err != nil {
 		return false, classifyPush(err)
 	}

@@ -105,6 +105,15 @@ type Host struct {
 	// AppliedCommit (kept while it stays so): the wave gate's bake time
 	// counts from it.
 	ConvergedSince time.Time `yaml:"converged_since,omitempty" json:"converged_since,omitzero"`
+	// BakedCommit is this host's attestation, in its signed document,
+	// that it ran that commit converged and healthy from ConvergedSince
+	// for the bake time (syncd.yaml waves.bake_time), which ended at
+	// BakedAt. The wave gate lets the next wave go only on a document that
+	// attests the commit gated and was written after its bake ended: the
+	// document written right after the apply, kept or pushed again once
+	// the host stopped mid-bake, never does.
+	BakedCommit string    `yaml:"baked_commit,omitempty" json:"baked_commit,omitempty"`
+	BakedAt     time.Time `yaml:"baked_at,omitempty" json:"baked_at,omitzero"`
 	// FailedCommit is a commit whose release failed on this host (rolled
 	// back, refused, held, invalid), with FailedError (redacted): it halts
 	// that commit's rollout for the higher waves.
@@ -231,6 +240,7 @@ func normalise(h Host) Host {
 	h.UpdatedAt = h.UpdatedAt.UTC().Truncate(time.Second)
 	h.LastCycle.At = h.LastCycle.At.UTC().Truncate(time.Second)
 	h.ConvergedSince = h.ConvergedSince.UTC().Truncate(time.Second)
+	h.BakedAt = h.BakedAt.UTC().Truncate(time.Second)
 	if h.Rollout != nil {
 		ro := *h.Rollout
 		ro.Until = ro.Until.UTC().Truncate(time.Second)
