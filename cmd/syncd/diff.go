@@ -125,10 +125,6 @@ func runDiff(ctx context.Context, c *cli, args []string) int {
 	return exitOK
 }
 
-// exitChanges is plan's and diff's "there are changes" with
-// --detailed-exitcode (the same code as exitUsage, as Terraform does).
-const exitChanges = 2
-
 // postComment publishes the markdown where the CI job shows it: as the pull
 // request's one syncd comment when the job has a token, and in the job's
 // step summary ($GITHUB_STEP_SUMMARY) when there is one; with neither, on

@@ -16,13 +16,15 @@ import (
 	"github.com/syncd-dev/syncd/internal/redact"
 )
 
-// Exit codes, documented in README.md.
+// Exit codes, documented in README.md (one table). 2 means only "there are
+// changes", never a bad flag: usage is 64 (EX_USAGE of sysexits.h).
 const (
 	exitOK      = 0
-	exitFailure = 1 // the repository is invalid or the work failed
-	exitUsage   = 2 // bad flags, or a command not built yet
-	exitHeld    = 3 // sync: some projects are held at their last good release (their commit failed before)
-	exitHalted  = 4 // sync: the wave gate halted the head: a host of a lower wave failed it
+	exitFailure = 1  // the repository is invalid or the work failed
+	exitChanges = 2  // plan and diff with --detailed-exitcode: there are changes
+	exitHeld    = 3  // sync: some projects are held at their last good release (their commit failed before)
+	exitHalted  = 4  // sync: the wave gate halted the head: a host of a lower wave failed it
+	exitUsage   = 64 // bad flags or arguments, an unknown command
 )
 
 func main() {

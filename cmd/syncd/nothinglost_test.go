@@ -292,7 +292,7 @@ func TestSyncE2ETwoSyncdsForOneHostRefused(t *testing.T) {
 }
 
 // TestBadFlagsAreUsageErrors: a host name that is a path, and a poll that
-// would hammer the Git server or is negative, are bad flags (exit 2),
+// would hammer the Git server or is negative, are bad flags (exit 64),
 // before anything is read.
 func TestBadFlagsAreUsageErrors(t *testing.T) {
 	t.Parallel()

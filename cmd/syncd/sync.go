@@ -218,7 +218,7 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 	fs := newFlags(c, "plan", "--repo DIR|URL --host NAME [--age-key FILE] [--state-dir DIR] [--detailed-exitcode]")
 	f.register(fs)
 	g.register(fs)
-	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when there is nothing to do, 2 when there are changes, 1 on error")
+	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when there is nothing to do, 2 when there are changes, 1 on error or when a project is held, refused or guarded")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -245,8 +245,16 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 		return exitFailure
 	}
 	prep.Plan.Write(c.stdout)
-	if *detailed && prep.Plan.Changes() {
-		return exitUsage // 2: changes
+	if !*detailed {
+		return exitOK
+	}
+	if blocked := prep.Plan.Blocked(); len(blocked) > 0 {
+		// sync would not converge on this plan: a check in CI must not pass.
+		fmt.Fprintf(c.stderr, "syncd plan: %d project(s) would not be applied (held, refused or guarded; see above)\n", len(blocked))
+		return exitFailure
+	}
+	if prep.Plan.Changes() {
+		return exitChanges
 	}
 	return exitOK
 }

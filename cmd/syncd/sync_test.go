@@ -400,6 +400,12 @@ func TestSyncE2EUnmanagedContainersUntouched(t *testing.T) {
 	f.write("apps/"+collide+"/compose.yaml", "services:\n  x:\n    image: "+demoImage+"\n")
 	f.commit()
 	before := containers(t, other, collide)
+	// plan shows the refusal with its reason, and --detailed-exitcode fails
+	// as sync will: a CI check must not pass a plan that does not converge.
+	if code, out := f.syncd("plan", "--detailed-exitcode"); code != 1 || !strings.Contains(out, collide+": refuse (a Compose project named") ||
+		!strings.Contains(out, "1 project(s) held, refused or guarded") {
+		t.Errorf("plan of a name collision: exit %d, want 1 with the refusal\n%s", code, out)
+	}
 	code, out := f.syncd("sync")
 	if code != 1 || !strings.Contains(out, "syncd did not create it") {
 		t.Errorf("name collision: exit %d\n%s", code, out)

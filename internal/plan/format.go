@@ -32,11 +32,21 @@ func (p Plan) Write(w io.Writer) {
 			changes++
 		}
 	}
-	if changes == 0 {
+	// A plan that changes nothing is not "nothing to do" while a project
+	// stays off its desired state: say how many, next to the count.
+	suffix := ""
+	if n := len(p.Blocked()); n > 0 {
+		suffix = fmt.Sprintf("; %d project(s) held, refused or guarded (see above)", n)
+	}
+	switch {
+	case changes == 0 && suffix == "":
 		fmt.Fprintf(w, "nothing to do at %s\n", abbrev.Commit(p.Commit))
 		return
+	case changes == 0:
+		fmt.Fprintf(w, "nothing to apply at %s%s\n", abbrev.Commit(p.Commit), suffix)
+		return
 	}
-	fmt.Fprintf(w, "%d project(s) to change at %s\n", changes, abbrev.Commit(p.Commit))
+	fmt.Fprintf(w, "%d project(s) to change at %s%s\n", changes, abbrev.Commit(p.Commit), suffix)
 }
 
 // String is Write into a string.

@@ -133,6 +133,19 @@ func (p Plan) Changes() bool {
 	return false
 }
 
+// Blocked lists the projects a cycle would not converge: held at their last
+// good release, refused (not syncd's) or guarded (a removal the prune guard
+// stopped). Each carries its reason.
+func (p Plan) Blocked() []Project {
+	var out []Project
+	for _, pr := range p.Projects {
+		if pr.Action == Hold || pr.Action == Refuse || pr.Action == Guarded {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
 // Drift counts the service changes made outside syncd, healed or reported.
 func (p Plan) Drift() int {
 	n := 0
