@@ -15,6 +15,7 @@ import (
 	"github.com/docker/compose/v5/pkg/api"
 	"github.com/docker/compose/v5/pkg/compose"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/syncd-dev/syncd/internal/plan"
@@ -293,7 +294,7 @@ func raced(err error) bool {
 		return true
 	}
 	return strings.Contains(msg, "No such container") || strings.Contains(msg, "is already in use by container") ||
-		strings.Contains(msg, "is already in progress")
+		strings.Contains(msg, "is already in progress") || strings.Contains(msg, "is ambiguous")
 }
 
 // interruptedName is the name Compose gives a container it is replacing
@@ -301,11 +302,16 @@ func raced(err error) bool {
 // one removed.
 var interruptedName = regexp.MustCompile(`^/?[0-9a-f]{12}_`)
 
-// removeInterrupted removes the containers of project that a recreate
-// interrupted (syncd killed, the engine lost) left under their temporary
-// name: Compose would remove them next, and while they hold that name it
-// cannot recreate the service again.
+// removeInterrupted removes what an interrupted run (syncd killed, the
+// engine lost) left that blocks the next one: containers a recreate left
+// under their temporary name (while they hold it, Compose cannot recreate
+// the service again), and a second network of the same name, created when
+// the next run listed the networks before the engine had finished the
+// killed run's create (Compose then fails: "network ... is ambiguous").
 func (e *Engine) removeInterrupted(ctx context.Context, project string) error {
+	if err := e.removeDuplicateNetworks(ctx, project); err != nil {
+		return err
+	}
 	res, err := e.api.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
 		Filters: make(client.Filters).Add("label", api.ProjectLabel+"="+project),
@@ -320,6 +326,37 @@ func (e *Engine) removeInterrupted(ctx context.Context, project string) error {
 		e.log.Info("removing a container an interrupted recreate left", "project", project, "container", strings.TrimPrefix(c.Names[0], "/"))
 		if _, err := e.api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// removeDuplicateNetworks leaves one network per name among project's: of
+// each group it removes the newest first, and a network still in use
+// refuses removal and is the one kept.
+func (e *Engine) removeDuplicateNetworks(ctx context.Context, project string) error {
+	res, err := e.api.NetworkList(ctx, client.NetworkListOptions{
+		Filters: make(client.Filters).Add("label", api.ProjectLabel+"="+project),
+	})
+	if err != nil {
+		return err
+	}
+	byName := map[string][]network.Summary{}
+	for _, n := range res.Items {
+		byName[n.Name] = append(byName[n.Name], n)
+	}
+	for name, group := range byName {
+		slices.SortFunc(group, func(a, b network.Summary) int { return b.Created.Compare(a.Created) })
+		left := len(group)
+		for _, n := range group {
+			if left == 1 {
+				break
+			}
+			if _, err := e.api.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil {
+				continue // in use: the one to keep
+			}
+			left--
+			e.log.Info("removed a duplicate network an interrupted run left", "project", project, "network", name)
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -524,5 +525,44 @@ services:
 	got := observe(t, e, name)
 	if len(got.Containers) != 1 || got.Containers[0].ID == old.ID || got.Containers[0].State != "running" {
 		t.Fatalf("after the interrupted recreate: %+v", got.Containers)
+	}
+}
+
+// TestApplyAfterADuplicateNetwork: killed while the engine still creates a
+// project's network, syncd's next run lists no network and creates a second
+// one of the same name; the engine then finishes both, and Compose refuses
+// the project ("network ... is ambiguous"). Apply must get past it and leave
+// one network.
+func TestApplyAfterADuplicateNetwork(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	testenv.DemoImage(t, healthyImage, false)
+	name := testenv.ProjectName(t)
+	compose := `
+services:
+  web:
+    image: HEALTHY_IMAGE` + healthcheck + "\n"
+	net := name + "_default"
+	t.Cleanup(func() { e.Remove(context.Background(), name) })
+	// The engine checks a new network's name, but not atomically: creates
+	// that run at once all succeed, as the killed run's and the next one's do.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			exec.Command("docker", "network", "create", "--label", "com.docker.compose.project="+name,
+				"--label", "com.docker.compose.network=default", "--label", "com.docker.compose.version=5.0.0", net).Run()
+		})
+	}
+	wg.Wait()
+	if nets := strings.Fields(testenv.DockerCLI(t, "network", "ls", "-q", "--filter", "name=^"+net+"$")); len(nets) < 2 {
+		t.Fatalf("the engine made %d network(s) named %s from concurrent creates; the test needs 2 or more", len(nets), net)
+	}
+	apply(t, e, load(t, name, compose, nil), engine.ApplyOptions{})
+	nets := strings.Fields(testenv.DockerCLI(t, "network", "ls", "-q", "--filter", "name=^"+net+"$"))
+	if len(nets) != 1 {
+		t.Fatalf("after apply, %d networks named %s, want 1", len(nets), net)
+	}
+	if got := observe(t, e, name); got == nil || len(got.Containers) != 1 || got.Containers[0].State != "running" {
+		t.Fatalf("after apply over a duplicate network: %+v", got)
 	}
 }
