@@ -138,7 +138,10 @@ func (t *Trees) Resolve(ctx context.Context, rev string) (string, error) {
 // Export writes the tree of commit into dest (which must be empty or not
 // exist): regular and executable files, and symlinks as symlinks (the
 // desired-state loader refuses any that leave the repository). Submodules
-// are left out.
+// are left out. The tree is untrusted (a pull request from a fork): every
+// write goes through dest's os.Root, so a crafted tree that holds a name
+// twice, a symlink and a directory beneath it, or a name that leaves dest
+// is refused and never writes outside dest.
 func (t *Trees) Export(ctx context.Context, commit, dest string) error {
 	c, err := t.repo.CommitObject(plumbing.NewHash(commit))
 	if err != nil {
@@ -151,55 +154,69 @@ func (t *Trees) Export(ctx context.Context, commit, dest string) error {
 	if err := os.MkdirAll(dest, 0o700); err != nil {
 		return err
 	}
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	files := tree.Files()
 	defer files.Close()
 	return files.ForEach(func(f *object.File) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return writeTreeFile(dest, f, commit)
+		return writeTreeFile(root, f, commit)
 	})
 }
 
-func writeTreeFile(dest string, f *object.File, commit string) error {
+func writeTreeFile(root *os.Root, f *object.File, commit string) error {
 	name := filepath.FromSlash(f.Name)
+	at := abbrev.Commit(commit)
 	if !filepath.IsLocal(name) {
-		return fmt.Errorf("%s at %s: a path that leaves the repository", f.Name, abbrev.Commit(commit))
-	}
-	full := filepath.Join(dest, name)
-	if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
-		return err
+		return fmt.Errorf("%s at %s: a path that leaves the repository", f.Name, at)
 	}
 	if f.Size > maxExportFile {
-		return fmt.Errorf("%s at %s is %d bytes; a desired-state repository holds files of at most %d", f.Name, abbrev.Commit(commit), f.Size, maxExportFile)
+		return fmt.Errorf("%s at %s is %d bytes; a desired-state repository holds files of at most %d", f.Name, at, f.Size, maxExportFile)
+	}
+	switch f.Mode {
+	case filemode.Symlink, filemode.Regular, filemode.Executable, filemode.Deprecated:
+	default:
+		return nil // a submodule: not part of the desired state
+	}
+	refuse := func(err error) error {
+		return fmt.Errorf("%s at %s: %w (a tree Git itself never makes: a name twice, or a file beneath a symlink)", f.Name, at, err)
+	}
+	if dir := filepath.Dir(name); dir != "." {
+		if err := root.MkdirAll(dir, 0o700); err != nil {
+			return refuse(err)
+		}
 	}
 	r, err := f.Reader()
 	if err != nil {
-		return fmt.Errorf("read %s at %s: %w", f.Name, abbrev.Commit(commit), err)
+		return fmt.Errorf("read %s at %s: %w", f.Name, at, err)
 	}
 	defer r.Close()
-	switch f.Mode {
-	case filemode.Symlink:
+	if f.Mode == filemode.Symlink {
 		target, err := io.ReadAll(r)
 		if err != nil {
-			return fmt.Errorf("read %s at %s: %w", f.Name, abbrev.Commit(commit), err)
+			return fmt.Errorf("read %s at %s: %w", f.Name, at, err)
 		}
-		return os.Symlink(strings.TrimSpace(string(target)), full)
-	case filemode.Regular, filemode.Executable, filemode.Deprecated:
-	default:
-		return nil // a submodule: not part of the desired state
+		if err := root.Symlink(strings.TrimSpace(string(target)), name); err != nil {
+			return refuse(err)
+		}
+		return nil
 	}
 	perm := os.FileMode(0o644)
 	if f.Mode == filemode.Executable {
 		perm = 0o755
 	}
-	out, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
-		return err
+		return refuse(err)
 	}
 	if _, err := io.Copy(out, r); err != nil {
 		out.Close()
-		return fmt.Errorf("write %s at %s: %w", f.Name, abbrev.Commit(commit), err)
+		return fmt.Errorf("write %s at %s: %w", f.Name, at, err)
 	}
 	return out.Close()
 }

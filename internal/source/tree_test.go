@@ -1,9 +1,12 @@
 package source
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,6 +95,60 @@ func TestTreesFromURL(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertTree(t, dest, map[string]string{"hosts/a/host.yaml": "apps: [db]\n"})
+		})
+	}
+}
+
+// TestAttackTreeExportEscapes: a pull request from a fork can push any tree
+// objects, including ones Git itself never makes. A tree that holds "a" as a
+// symlink to a directory outside and "a/x" as a file made Export follow the
+// symlink and write x there. Export must refuse the tree and write nothing
+// outside dest.
+func TestAttackTreeExportEscapes(t *testing.T) {
+	w := newWorkRepo(t)
+	w.commit("first", map[string]string{"hosts/a/host.yaml": "apps: []\n"})
+	victim := t.TempDir()
+	hashObject := func(kind string, data []byte) string {
+		t.Helper()
+		cmd := exec.Command("git", "hash-object", "-w", "--literally", "-t", kind, "--stdin")
+		cmd.Dir, cmd.Stdin = w.dir, bytes.NewReader(data)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("git hash-object -t %s: %v", kind, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	entry := func(mode, name, hash string) []byte {
+		raw, err := hex.DecodeString(hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte(mode+" "+name+"\x00"), raw...)
+	}
+	link := hashObject("blob", []byte(victim))
+	file := hashObject("blob", []byte("planted\n"))
+	sub := hashObject("tree", entry("100644", "x", file))
+	for name, top := range map[string][]byte{
+		"symlink then a directory of the same name": append(entry("120000", "a", link), entry("40000", "a", sub)...),
+		"a name that leaves the tree":               entry("100644", "..", file),
+	} {
+		t.Run(name, func(t *testing.T) {
+			commit := testenv.Git(t, w.dir, "commit-tree", "-m", "crafted", hashObject("tree", top))
+			trees, err := OpenTrees(context.Background(), w.dir, &Git{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dest := filepath.Join(t.TempDir(), "out")
+			err = trees.Export(context.Background(), commit, dest)
+			if err == nil {
+				t.Errorf("Export of a crafted tree: no error")
+			}
+			if _, serr := os.Stat(filepath.Join(victim, "x")); serr == nil {
+				t.Fatalf("Export wrote %s, outside its destination (err %v)", filepath.Join(victim, "x"), err)
+			}
+			if _, serr := os.Stat(filepath.Join(filepath.Dir(dest), "planted")); serr == nil {
+				t.Fatalf("Export wrote beside its destination")
+			}
 		})
 	}
 }
