@@ -196,6 +196,26 @@ func TestRestoreE2EUntrustedRepository(t *testing.T) {
 		t.Errorf("restore --from-host other --to: exit %d, %q %v:\n%s", code, b, err, out)
 	}
 
+	// A run tagged with the start of another run's snapshot ID would shadow
+	// it: `restore --snapshot <that ID>` restored the attacker's run. The
+	// tag is refused (a run ID is never only hex), the snapshot named.
+	var legitSnap string
+	for _, s := range faultSnapshots(t, repo, pw) {
+		if s.Tag("run") == legit {
+			legitSnap = s.ID
+		}
+	}
+	shadow := attacker(t, repo, pw, f.host, nil, runTags(f.host, app, legitSnap[:8], 1, "volume:data"), src)
+	dir = t.TempDir()
+	code, out = f.syncd("restore", "--restic", restic, "--app", app, "--snapshot", legitSnap[:8], "--to", dir)
+	if code != exitFailure || !strings.Contains(out, "refused snapshot "+shadow[:8]) || !strings.Contains(out, "not only hex digits") {
+		t.Errorf("restore --snapshot %s with a run tagged %s in the repository: exit %d, want 1 refusing snapshot %s:\n%s", legitSnap[:8], legitSnap[:8], code, shadow[:8], out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "volumes", "data", "planted")); err == nil {
+		t.Errorf("restore --snapshot %s extracted the attacker's run that shadows it", legitSnap[:8])
+	}
+	faultRestic(t, repo, pw, "forget", shadow)
+
 	// Tags that climb out of DIR: refused, the snapshot named, nothing
 	// outside DIR created, opened or deleted.
 	v = newVictim(t, "precious")

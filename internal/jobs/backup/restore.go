@@ -44,17 +44,40 @@ func (r *Runner) Pick(ctx context.Context, host, app, sel string) (Run, error) {
 		}
 		return Run{}, fmt.Errorf("%w: %s has no complete backup run on host %s (%d incomplete); %s", ErrNoSnapshot, app, host, len(runs), list)
 	}
+	run, err := pick(runs, sel)
+	if err != nil {
+		return Run{}, fmt.Errorf("%w: %w of %s on host %s; %s", ErrNoSnapshot, err, app, host, list)
+	}
+	return run, nil
+}
+
+// pick finds the run that sel names among runs: a snapshot's ID, or at
+// least 8 characters of it, before a run's ID. Run tags are written by
+// whoever holds the repository's password; a snapshot ID is a hash of
+// the snapshot. So a run tagged with another run's snapshot ID can never
+// shadow it, and a short ID that two runs' snapshots share is refused.
+func pick(runs []Run, sel string) (Run, error) {
+	var found []Run
+	if len(sel) >= 8 {
+		for _, run := range runs {
+			if slices.ContainsFunc(run.Snapshots, func(s Snapshot) bool { return strings.HasPrefix(s.ID, sel) }) {
+				found = append(found, run)
+			}
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+	default:
+		return Run{}, fmt.Errorf("%q is the start of snapshots of %d runs (%s and %s); give more of the ID", sel, len(found), found[0].ID, found[1].ID)
+	}
 	for _, run := range runs {
 		if run.ID == sel {
 			return run, nil
 		}
-		for _, s := range run.Snapshots {
-			if len(sel) >= 8 && strings.HasPrefix(s.ID, sel) {
-				return run, nil
-			}
-		}
 	}
-	return Run{}, fmt.Errorf("%w: %q is neither a run nor a snapshot of %s on host %s; %s", ErrNoSnapshot, sel, app, host, list)
+	return Run{}, fmt.Errorf("%q is neither a run nor a snapshot", sel)
 }
 
 // Extract writes what run saved into dir, touching nothing that runs:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,6 +144,9 @@ func (s Snapshot) check() error {
 		}
 		seen[prefix] = true
 		checkTagName(t, value, bad)
+		if prefix == "run" && (!runIDPattern.MatchString(value) || strings.Trim(value, "0123456789abcdef") == "") {
+			bad("tag %q: a run ID is 1 to 64 letters, digits, '.', '_' or '-', not only hex digits (the shape of a snapshot ID)", t)
+		}
 	}
 	if len(kinds) > 1 {
 		bad("tags of %d kinds (%s), a part has one", len(kinds), strings.Join(kinds, ", "))
@@ -171,6 +175,11 @@ func (s Snapshot) check() error {
 	}
 	return nil
 }
+
+// runIDPattern is what a run tag may hold: syncd's own IDs
+// (20060102T150405Z-a1b2c3) and others' that are names; one made only of
+// hex digits could be taken for a snapshot ID, and is refused by check.
+var runIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // checkTagName checks the value of tag, a name that becomes one element
 // of a path (a volume's directory, a dump's file) or of a run's ID.

@@ -89,6 +89,8 @@ func TestSnapshotCheckRefusesWhatSyncdNeverWrites(t *testing.T) {
 		`path "/x" twice`:                  mk([]string{"/x", "/x"}, "paths"),
 		`a volume's part saves one`:        mk([]string{"/a", "/b"}, "volume:data"),
 		`a dump's part saves the one file`: mk([]string{"/etc/passwd"}, "dump:db.sql"),
+		`not only hex digits`:              {ID: id, ShortID: id[:8], Hostname: "h1", Paths: []string{"/x"}, Tags: []string{"host:h1", "app:db", "run:0123abcd", "parts:1", "paths"}},
+		`tag "run:-x": a run ID`:           {ID: id, ShortID: id[:8], Hostname: "h1", Paths: []string{"/x"}, Tags: []string{"host:h1", "app:db", "run:-x", "parts:1", "paths"}},
 		`its ID is not restic's`:           {ID: "--target=/", Hostname: "h1", Paths: []string{"/x"}, Tags: append(append([]string{}, base...), "paths")},
 	}
 	for want, s := range bad {
@@ -110,5 +112,33 @@ func TestRunWithAPartTwiceIsIncomplete(t *testing.T) {
 	}}
 	if r.Complete() {
 		t.Error("a run of one part with two snapshots of it is complete")
+	}
+}
+
+// TestPickSnapshotIDWins: run tags are written by whoever holds the
+// repository's password, snapshot IDs are hashes. A run tagged with the
+// start of another run's snapshot ID never shadows that snapshot, and a
+// short ID that two runs' snapshots share is refused.
+func TestPickSnapshotIDWins(t *testing.T) {
+	const victim = "aaaa1111bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888"
+	runs := []Run{
+		{ID: "aaaa1111", Snapshots: []Snapshot{{ID: "9999" + victim[4:]}}}, // newest: the attacker's
+		{ID: "20261201T030000Z-a1b2c3", Snapshots: []Snapshot{{ID: victim}}},
+		{ID: "20261130T030000Z-d4e5f6", Snapshots: []Snapshot{{ID: "aaaa1111" + strings.Repeat("0", 56)}}},
+	}
+	for sel, want := range map[string]string{
+		victim:                    "20261201T030000Z-a1b2c3",
+		victim[:12]:               "20261201T030000Z-a1b2c3",
+		"20261130T030000Z-d4e5f6": "20261130T030000Z-d4e5f6",
+	} {
+		if got, err := pick(runs, sel); err != nil || got.ID != want {
+			t.Errorf("pick(%q) = %q, %v; want %q", sel, got.ID, err, want)
+		}
+	}
+	if got, err := pick(runs, victim[:8]); err == nil || !strings.Contains(err.Error(), "snapshots of 2 runs") {
+		t.Errorf("pick of a short ID two runs share = %q, %v; want it refused", got.ID, err)
+	}
+	if _, err := pick(runs, "nosuch"); err == nil || !strings.Contains(err.Error(), "neither a run nor a snapshot") {
+		t.Errorf("pick(nosuch): %v", err)
 	}
 }
