@@ -220,6 +220,17 @@ func Remove(repo, host, recipient string, keys Keys) (Result, error) {
 	if len(drop) == 0 {
 		return Result{}, fmt.Errorf(".sops.yaml: no recipient of host %s is marked in its rule (%s); pass the host's recipient with --recipient age1…", host, hostRuleRegex(host))
 	}
+	// What is dropped is taken out of every rule: never the operator's own
+	// key, nor a key another host also holds (a copied rule, a marker
+	// someone moved, a mistyped --recipient).
+	for _, r := range drop {
+		if slices.Contains(keys.Operator(), r) {
+			return Result{}, fmt.Errorf(".sops.yaml: %s, to be taken out as host %s's, is your own operator key's recipient: removing it would lock you out of every secrets file; fix the host's rule (%s) or pass the host's own --recipient; nothing was changed", r, host, hostRuleRegex(host))
+		}
+		if other, line := c.sharedWith(r, host); other != "" {
+			return Result{}, fmt.Errorf(".sops.yaml:%d: %s, to be taken out as host %s's, is also host %s's: removing it would cut %s off too; give each host its own key (syncd enroll --host %s) first; nothing was changed", line, r, host, other, other, other)
+		}
+	}
 	for _, r := range c.rules.Content {
 		list, err := ageList(r)
 		if err != nil {

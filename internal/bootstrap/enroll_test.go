@@ -282,3 +282,56 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestAttackRemoveTakesAnotherHostsRecipient: what --remove drops it drops
+// from every rule. A recipient marked as alpha's that is also beta's (a
+// copied rule, a moved marker) or the operator's own, or one given with
+// --recipient by mistake, would cut beta or the operator off. Remove must
+// refuse, name the other owner, and change nothing.
+func TestAttackRemoveTakesAnotherHostsRecipient(t *testing.T) {
+	r := newRepo(t)
+	_, alphaRecip := secretstest.NewKey(t)
+	_, betaRecip := secretstest.NewKey(t)
+	os.MkdirAll(filepath.Join(r.dir, "hosts", "beta"), 0o755)
+	secretstest.WriteFile(t, filepath.Join(r.dir, "hosts/beta/secrets.sops.yaml"), r.opRecip, []byte(plain))
+	for _, h := range []struct{ name, recip string }{{"alpha", alphaRecip}, {"beta", betaRecip}} {
+		if _, err := bootstrap.Enroll(r.dir, h.name, h.recip, "", r.keys); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := r.read(t, ".sops.yaml")
+	for name, tc := range map[string]struct {
+		conf, recipient, want string
+	}{
+		"--recipient names beta's key":         {conf, betaRecip, "is also host beta's"},
+		"--recipient names the operator's key": {conf, r.opRecip, "your own operator key's recipient"},
+		"beta's key marked as alpha's in alpha's rule": {
+			strings.Replace(conf, alphaRecip+" # host alpha", betaRecip+" # host alpha", 1), "", "is also host beta's",
+		},
+		"the operator's key marked as alpha's": {
+			strings.Replace(conf, alphaRecip+" # host alpha", r.opRecip+" # host alpha", 1), "", "your own operator key's recipient",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if tc.conf == conf && tc.recipient == "" {
+				t.Fatalf("the case changes nothing in:\n%s", conf)
+			}
+			r.write(t, ".sops.yaml", tc.conf)
+			before := r.snapshot(t)
+			_, err := bootstrap.Remove(r.dir, "alpha", tc.recipient, r.keys)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nothing was changed") {
+				t.Fatalf("Remove: %v; want it refused: %q", err, tc.want)
+			}
+			if !mapsEqual(before, r.snapshot(t)) {
+				t.Error("a refused remove changed files")
+			}
+		})
+	}
+	r.write(t, ".sops.yaml", conf)
+	if res, err := bootstrap.Remove(r.dir, "alpha", "", r.keys); err != nil || !slices.Equal(res.Recipients, []string{alphaRecip}) {
+		t.Fatalf("Remove of alpha's own key: %+v, %v", res, err)
+	}
+	if got := r.read(t, ".sops.yaml"); !strings.Contains(got, betaRecip) || !strings.Contains(got, r.opRecip) {
+		t.Errorf("removing alpha took beta's or the operator's key out:\n%s", got)
+	}
+}

@@ -145,6 +145,56 @@ func removeRecipients(list *yaml.Node, drop []string, marker string) []string {
 	return removed
 }
 
+// hostRulePattern reads the host's name back out of a host rule's
+// path_regex, as hostRuleRegex writes it.
+var hostRulePattern = regexp.MustCompile(`^\^hosts/((?:[A-Za-z0-9_-]|\\.)+)/$`)
+
+// sharedWith returns where recipient also belongs to a host other than
+// host: a line of .sops.yaml in another host's own rule, or one marked as
+// another host's. Removing such a recipient would cut that host off.
+func (c *sopsConfig) sharedWith(recipient, host string) (other string, line int) {
+	for _, r := range c.rules.Content {
+		ruleHost := ""
+		if v := mapValue(r, "path_regex"); v != nil {
+			if m := hostRulePattern.FindStringSubmatch(v.Value); m != nil {
+				ruleHost = strings.ReplaceAll(m[1], `\`, "")
+			}
+		}
+		v := mapValue(r, "age")
+		if v == nil {
+			continue
+		}
+		entries := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			entries = v.Content
+		}
+		for _, n := range entries {
+			for _, got := range strings.Split(n.Value, ",") {
+				if strings.TrimSpace(got) != recipient {
+					continue
+				}
+				if ruleHost != "" && ruleHost != host {
+					return ruleHost, n.Line
+				}
+				if name, ok := markedHost(n.LineComment); ok && name != host {
+					return name, n.Line
+				}
+			}
+		}
+	}
+	return "", 0
+}
+
+// markedHost reads the host's name out of a hostMarker comment.
+func markedHost(comment string) (string, bool) {
+	_, rest, ok := strings.Cut(comment, "host ")
+	if !ok {
+		return "", false
+	}
+	name, _, ok := strings.Cut(rest, " (syncd enroll)")
+	return name, ok
+}
+
 func recipientsOf(list *yaml.Node) []string {
 	var out []string
 	for _, n := range list.Content {
