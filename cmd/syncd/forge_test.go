@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/syncd-dev/syncd/internal/review"
 )
 
 // forgeToken is the token the stand-in forge accepts.
@@ -24,11 +26,17 @@ const forgeToken = "forge-test-token-4d1c"
 // GET and POST /repos/{owner}/{repo}/issues/{n}/comments (paginated with
 // page and per_page or limit), PATCH /repos/{owner}/{repo}/issues/comments/{id}.
 // It refuses a request without `Authorization: Bearer|token <forgeToken>`.
+// GET /user answers as Gitea and Forgejo do for a token (user syncd-bot);
+// without /api/v1 it refuses, as GitHub does for Actions' GITHUB_TOKEN,
+// whose comments are github-actions[bot]'s.
 // After each request it writes $WORK/forge/comments (every comment: id,
 // how often it was edited, body) and appends to $WORK/forge/requests.
 //
 //	forge VAR [COMMENTS]   start it, its base URL in $VAR; COMMENTS other
-//	                       people's comments already on ops/fleet#7
+//	                       people's comments already on ops/fleet#7, the
+//	                       first of them starting with syncd's marker (a
+//	                       reviewer's, or an attacker's who wants syncd's
+//	                       diff posted under their name)
 func cmdForge(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 || len(args) > 2 {
 		ts.Fatalf("usage: forge VAR [COMMENTS]")
@@ -40,7 +48,13 @@ func cmdForge(ts *testscript.TestScript, neg bool, args []string) {
 		n, err := strconv.Atoi(args[1])
 		ts.Check(err)
 		for i := range n {
-			f.comments = append(f.comments, &fakeComment{issue: "ops/fleet#7", ID: int64(100 + i), Body: fmt.Sprintf("a reviewer's comment %d", i)})
+			body := fmt.Sprintf("a reviewer's comment %d", i)
+			if i == 0 {
+				body = review.Marker + "\n" + body + ", starting with syncd's marker"
+			}
+			c := &fakeComment{issue: "ops/fleet#7", ID: int64(100 + i), Body: body}
+			c.User.Login = "reviewer"
+			f.comments = append(f.comments, c)
 		}
 	}
 	srv := httptest.NewServer(f)
@@ -53,7 +67,10 @@ type fakeComment struct {
 	ID      int64  `json:"id"`
 	Body    string `json:"body"`
 	HTMLURL string `json:"html_url"`
-	edits   int
+	User    struct {
+		Login string `json:"login"`
+	} `json:"user"`
+	edits int
 }
 
 type fakeForge struct {
@@ -86,6 +103,18 @@ func (f *fakeForge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	login := "syncd-bot"
+	if strings.HasPrefix(auth, "Bearer ") {
+		login = "github-actions[bot]"
+	}
+	switch r.URL.Path {
+	case "/api/v1/user":
+		writeJSON(w, http.StatusOK, map[string]string{"login": login})
+		return
+	case "/user":
+		http.Error(w, `{"message":"Resource not accessible by integration"}`, http.StatusForbidden)
+		return
+	}
 	if m := listRE.FindStringSubmatch(r.URL.Path); m != nil {
 		switch r.Method {
 		case http.MethodGet:
@@ -108,6 +137,7 @@ func (f *fakeForge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.MethodPost:
 			f.nextID++
 			c := &fakeComment{issue: m[1] + "#" + m[2], ID: f.nextID, Body: body.Body, HTMLURL: fmt.Sprintf("http://forge/%s/pulls/%s#issuecomment-%d", m[1], m[2], f.nextID)}
+			c.User.Login = login
 			f.comments = append(f.comments, c)
 			writeJSON(w, http.StatusCreated, c)
 		default:

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/source"
 	"github.com/syncd-dev/syncd/internal/status"
 )
@@ -44,9 +44,10 @@ func runStatus(ctx context.Context, c *cli, args []string) int {
 		return exitFailure
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(h)
+		if err := escape.JSON(c.stdout, h); err != nil {
+			fmt.Fprintf(c.stderr, "syncd status: %v\n", err)
+			return exitFailure
+		}
 		return exitOK
 	}
 	fmt.Fprintf(c.stdout, "host %s (wave %d): %s\n", h.Host, h.Wave, h.State)
@@ -104,9 +105,7 @@ func fleetStatus(ctx context.Context, c *cli, repo, branch, stateDir string, asJ
 	}
 	view := status.View(hosts, c.now())
 	if asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(view)
+		return escape.JSON(c.stdout, view)
 	}
 	view.Write(c.stdout, c.now())
 	fmt.Fprintln(c.stdout)

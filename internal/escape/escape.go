@@ -15,6 +15,7 @@
 package escape
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"reflect"
@@ -244,6 +245,33 @@ func walk(v reflect.Value, f func(string) string) {
 			v.SetMapIndex(e.k, e.v)
 		}
 	}
+}
+
+// JSON writes v to w as indented JSON in which no string holds a raw
+// control character: encoding/json escapes C0 already; DEL, C1, the bidi
+// controls and the line separators are written as \u escapes too. The
+// document means exactly what v holds (a JSON reader gets the same
+// strings back), and the bytes pass Writer unchanged: its \x7f for a raw
+// DEL would not be JSON.
+func JSON(w io.Writer, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.Grow(len(data) + 1)
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == 0x7f || unsafe(r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+		} else {
+			b.Write(data[i : i+size])
+		}
+		i += size
+	}
+	b.WriteByte('\n')
+	_, err = io.WriteString(w, b.String())
+	return err
 }
 
 // Writer escapes what it is given with Lines before it reaches w: a

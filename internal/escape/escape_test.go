@@ -1,7 +1,10 @@
 package escape
 
 import (
+	"bytes"
+	"encoding/json"
 	"go/build"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode"
@@ -180,5 +183,36 @@ func TestWriter(t *testing.T) {
 	}
 	if want := "aé b\\x1b[2J\n\\u202eend\\xe6"; out.String() != want {
 		t.Errorf("wrote %q, want %q", out.String(), want)
+	}
+}
+
+// TestJSON: a document written by JSON holds no control character raw, is
+// still valid JSON once Writer has passed it (a raw DEL became \x7f there,
+// which is not JSON), and reads back as exactly what was written.
+func TestJSON(t *testing.T) {
+	type doc struct {
+		Error string            `json:"error"`
+		Tags  map[string]string `json:"tags"`
+	}
+	in := doc{Error: "a\x7fb\u009b31m\u202e\x1b]0;t\x07\r\n\u2028", Tags: map[string]string{"\u0085k": "v\x00"}}
+	var raw bytes.Buffer
+	if err := JSON(&raw, in); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range raw.String() {
+		if (r < 0x20 && r != '\n') || r == 0x7f || unsafe(r) {
+			t.Fatalf("JSON wrote %U raw:\n%q", r, raw.String())
+		}
+	}
+	var through bytes.Buffer
+	w := NewWriter(&through)
+	w.Write(raw.Bytes())
+	w.Flush()
+	if through.String() != raw.String() {
+		t.Errorf("Writer changed the JSON:\n%q\n%q", raw.String(), through.String())
+	}
+	var out doc
+	if err := json.Unmarshal(through.Bytes(), &out); err != nil || !reflect.DeepEqual(out, in) {
+		t.Errorf("read back %+v, %v; want %+v", out, err, in)
 	}
 }

@@ -39,11 +39,21 @@ type comment struct {
 	ID      int64  `json:"id"`
 	Body    string `json:"body"`
 	HTMLURL string `json:"html_url"`
+	User    struct {
+		Login string `json:"login"`
+	} `json:"user"`
 }
 
+// actionsLogin is who GitHub Actions' GITHUB_TOKEN comments as; that token
+// may not read GET /user.
+const actionsLogin = "github-actions[bot]"
+
 // Upsert makes body (which must hold Marker) the pull request's syncd
-// comment: it updates the comment that holds Marker, or creates it. It
-// returns the comment's address and whether it was created.
+// comment: it updates the comment that starts with Marker and was written
+// by the token's own user, or creates one. Anyone can write Marker into a
+// comment of theirs; editing it would put syncd's diff under their name,
+// for them to change afterwards. It returns the comment's address and
+// whether it was created.
 func (f Forge) Upsert(ctx context.Context, body string) (string, bool, error) {
 	if !strings.Contains(body, Marker) {
 		body = Marker + "\n" + body
@@ -57,8 +67,9 @@ func (f Forge) Upsert(ctx context.Context, body string) (string, bool, error) {
 		return "", false, fmt.Errorf("posting on a pull request needs the API URL (%q), the repository owner/name (%q) and the pull request number (%d)", f.API, f.Repo, f.PR)
 	}
 	list := fmt.Sprintf("%s/repos/%s/issues/%d/comments", strings.TrimSuffix(f.API, "/"), f.Repo, f.PR)
+	me := f.login(ctx)
 	size := 100
-	for page := 1; page <= maxPages; page++ {
+	for page := 1; me != "" && page <= maxPages; page++ {
 		q := url.Values{"page": {fmt.Sprint(page)}}
 		if f.Kind == "github" {
 			q.Set("per_page", fmt.Sprint(size))
@@ -71,7 +82,7 @@ func (f Forge) Upsert(ctx context.Context, body string) (string, bool, error) {
 			return "", false, err
 		}
 		for _, c := range cs {
-			if strings.Contains(c.Body, Marker) {
+			if strings.HasPrefix(c.Body, Marker) && c.User.Login == me {
 				edit := fmt.Sprintf("%s/repos/%s/issues/comments/%d", strings.TrimSuffix(f.API, "/"), f.Repo, c.ID)
 				var out comment
 				if err := f.do(ctx, http.MethodPatch, edit, map[string]string{"body": body}, &out); err != nil {
@@ -89,6 +100,23 @@ func (f Forge) Upsert(ctx context.Context, body string) (string, bool, error) {
 		return "", false, err
 	}
 	return out.HTMLURL, true, nil
+}
+
+// login is the login of the token's user, "" when the forge does not say
+// (then no comment is edited: a new one is posted). GitHub Actions' own
+// token may not read GET /user: its comments are github-actions[bot]'s.
+func (f Forge) login(ctx context.Context) string {
+	var u struct {
+		Login string `json:"login"`
+	}
+	err := f.do(ctx, http.MethodGet, strings.TrimSuffix(f.API, "/")+"/user", nil, &u)
+	switch {
+	case err == nil:
+		return u.Login
+	case f.Kind == "github":
+		return actionsLogin
+	}
+	return ""
 }
 
 func (f Forge) do(ctx context.Context, method, u string, in, out any) error {

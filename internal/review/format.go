@@ -1,7 +1,6 @@
 package review
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -57,12 +56,8 @@ func (r *Report) failedHosts() int {
 	return n
 }
 
-// WriteJSON writes the report as JSON.
-func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
+// WriteJSON writes the report as JSON, no control character raw in it.
+func (r *Report) WriteJSON(w io.Writer) error { return escape.JSON(w, r) }
 
 // WriteText writes the report for a terminal: hosts by wave, a host without
 // change on one line.

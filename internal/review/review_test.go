@@ -3,6 +3,7 @@ package review_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -444,7 +445,7 @@ func TestBaseDoesNotRender(t *testing.T) {
 func TestHostilePullRequest(t *testing.T) {
 	f := newFleet(t)
 	head := f.head(t)
-	hostile := "x\\e]0;pwned\\a\\e[2J``` `|` </details><img src=x onerror=alert(1)> [click](https://evil.example/) ![p](https://evil.example/p.png) @admin \\u009b31m\\u202e"
+	hostile := "\\u009b31m\\u202e\\x7f x\\e]0;pwned\\a\\e[2J``` `|` </details><img src=x onerror=alert(1)> [click](https://evil.example/) ![p](https://evil.example/p.png) @admin \\u009b31m\\u202e"
 	edit(t, head, "hosts/beta/host.yaml", `DEMO_MESSAGE: Hello from beta`, `DEMO_MESSAGE: "`+hostile+`\n`+"````\\n|a|b|\\n"+`"`)
 	// An unknown app whose name is hostile too: head's problems quote it.
 	edit(t, head, "hosts/beta/host.yaml", `apps: \[traefik, nextcloud, demoweb\]`, `apps: [traefik, nextcloud, demoweb, "evil|`+"`"+`x</details>"]`)
@@ -456,6 +457,15 @@ func TestHostilePullRequest(t *testing.T) {
 	for _, r := range md {
 		if (r < 0x20 && r != '\n') || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0x202e {
 			t.Fatalf("the comment holds control character %U:\n%q", r, md)
+		}
+	}
+	var jb bytes.Buffer
+	if err := rep.WriteJSON(&jb); err != nil || !json.Valid(jb.Bytes()) {
+		t.Fatalf("diff --json: %v, valid %v", err, json.Valid(jb.Bytes()))
+	}
+	for _, r := range jb.String() {
+		if (r < 0x20 && r != '\n') || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0x202e {
+			t.Fatalf("diff --json holds control character %U raw:\n%q", r, jb.String())
 		}
 	}
 	// What is left once code spans and fenced blocks are taken out is
