@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/plan"
 )
@@ -113,21 +114,13 @@ func (f flattener) field(text string) plan.Field {
 	shown = strings.ReplaceAll(shown, "\n", `\n`)
 	cut := false
 	if len(shown) > maxFieldText {
-		shown, cut = truncate(shown, maxFieldText)+"…", true
+		shown, cut = abbrev.Text(shown, maxFieldText), true
 	}
 	fl := plan.Field{Text: shown}
 	if secret || cut || broken {
 		fl.Sum = f.sum(text)
 	}
 	return fl
-}
-
-// truncate cuts s to at most n bytes without splitting a character.
-func truncate(s string, n int) string {
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }
 
 // itemText is one item of an unordered list, short: ports and volumes in

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/redact"
 )
 
@@ -162,10 +163,7 @@ func (f Forge) do(ctx context.Context, method, u string, in, out any) error {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
 			hint = "; check that the job's token may write pull-request comments (GitHub: permissions: pull-requests: write; Gitea/Forgejo: a token with write:issue)"
 		}
-		msg := strings.TrimSpace(string(data))
-		if len(msg) > 300 {
-			msg = msg[:300] + "…"
-		}
+		msg := abbrev.Text(strings.TrimSpace(string(data)), 300)
 		return fmt.Errorf("%s %s: %s: %s%s", method, redact.URL(u), resp.Status, strings.ReplaceAll(msg, f.Token, "<token>"), hint)
 	}
 	if out != nil {

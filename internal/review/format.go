@@ -219,6 +219,9 @@ const Marker = "<!-- syncd-diff -->"
 // characters); the markdown leaves host details out beyond it, and says so.
 const MaxComment = 60000
 
+// maxProblemText is what the comment shows of one problem.
+const maxProblemText = 1000
+
 // WriteMarkdown writes the report for a pull request comment: a table of
 // the hosts that change, by wave; their details; the hosts without change
 // folded away. Beyond limit bytes (0: MaxComment) host details are left
@@ -241,8 +244,14 @@ func (r *Report) WriteMarkdown(w io.Writer, limit int) {
 			title = fmt.Sprintf("❌ head does not validate: %d error(s), %d new warning(s)", errs, warns)
 		}
 		fmt.Fprintf(&head, "**%s**\n\n", title)
-		for _, p := range r.Problems {
-			fmt.Fprintf(&head, "- %s\n", escape.Code(p.Text))
+		// A pull request can make as many problems, as long, as it likes:
+		// the comment keeps to its size and says what it left out.
+		for i, p := range r.Problems {
+			if head.Len() > limit/4 {
+				fmt.Fprintf(&head, "- … and %d more: `syncd validate` at head lists them all\n", len(r.Problems)-i)
+				break
+			}
+			fmt.Fprintf(&head, "- %s\n", escape.Code(abbrev.Text(p.Text, maxProblemText)))
 		}
 		head.WriteString("\n")
 	}

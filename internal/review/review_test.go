@@ -548,3 +548,20 @@ func unescapedPipes(l string) int {
 	}
 	return n
 }
+
+// TestCommentKeepsToItsSizeWithManyProblems: a pull request can make head
+// fail validation as often and as verbosely as it likes (an app list of
+// thousands of unknown names, each a page long). The comment still fits
+// what the forge takes (over it, the forge refuses the whole comment and
+// reviewers see nothing) and says what it left out.
+func TestCommentKeepsToItsSizeWithManyProblems(t *testing.T) {
+	rep := &review.Report{Base: strings.Repeat("a", 40), Head: strings.Repeat("b", 40), HeadInvalid: true}
+	for i := range 5000 {
+		rep.Problems = append(rep.Problems, review.Problem{Text: fmt.Sprintf("hosts/h/host.yaml:%d: unknown app %q", i, strings.Repeat("x`|<", 1000))})
+	}
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md, 0)
+	if md.Len() > review.MaxComment || !strings.Contains(md.String(), "more: `syncd validate` at head lists them all") {
+		t.Errorf("5000 long problems: a comment of %d bytes (limit %d), or what it left out unsaid:\n%.3000s", md.Len(), review.MaxComment, md.String())
+	}
+}
