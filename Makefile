@@ -20,8 +20,12 @@ build: ## build bin/syncd
 tools: ## build the pinned test tools into $(TOOLS) (cached)
 	scripts/tools.sh $(TEST_TOOLS)
 
-test: tools ## run every test (needs a Docker engine; fails, never skips, when a part is missing)
-	SYNCD_TEST_STRICT=1 $(GO) test -count=1 -timeout 25m ./...
+# make test builds trivy (the slow one) in the background: the tests that need it wait for it,
+# the others start at once.
+test: ## run every test (needs a Docker engine; fails, never skips, when a part is missing)
+	scripts/tools.sh $(filter-out trivy,$(TEST_TOOLS))
+	scripts/tools.sh --background $(filter trivy,$(TEST_TOOLS))
+	SYNCD_TEST_STRICT=1 $(GO) test -count=1 -timeout 60m ./...
 
 lint: ## gofmt, go.mod tidy, go vet, and `syncd validate --strict` of the example repository
 	@out=$$(gofmt -l cmd internal); [ -z "$$out" ] || { echo "not gofmt-formatted:"; echo "$$out"; exit 1; }

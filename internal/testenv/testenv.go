@@ -8,6 +8,7 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,33 +35,48 @@ func ToolsDir() string {
 }
 
 // LookTool returns the absolute path of the tool name, from the tools
-// directory (the pinned build wins over whatever PATH has, such as
-// Debian's docker-compose 1.x) or else PATH, or "" when there is none.
+// directory (the pinned build wins over whatever PATH has) or else PATH
+// when that one is the pinned version, or "" when there is none.
 func LookTool(name string) string {
+	p, _ := FindTool(name)
+	return p
+}
+
+// FindTool is LookTool that says why there is no tool: none anywhere, or
+// one on PATH that is not the version tools/ pins (Debian's
+// docker-compose 1.29 failed the corpus test with "unexpected end of JSON
+// input"), named with the version it is.
+func FindTool(name string) (string, error) {
 	if d := ToolsDir(); d != "" {
 		p := filepath.Join(d, name)
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
-			return p
+			return p, nil
 		}
 	}
-	if p, err := exec.LookPath(name); err == nil {
-		if abs, err := filepath.Abs(p); err == nil {
-			return abs
-		}
-		return p
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("the %q binary is on neither PATH nor %s; build it with `make tools` (scripts/tools.sh)", name, ToolsDir())
 	}
-	return ""
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	if err := checkPinned(name, p); err != nil {
+		return "", fmt.Errorf("%w; `make tools` (scripts/tools.sh) builds the pinned one into %s, which the tests take first", err, ToolsDir())
+	}
+	return p, nil
 }
 
 // Tool returns the path of the tool name or ends the test: Fatal in strict
-// mode, Skip otherwise, saying how to get it.
+// mode, Skip otherwise, saying how to get it. While scripts/tools.sh still
+// builds it in the background (trivy, under make test), it waits.
 func Tool(t testing.TB, name string) string {
 	t.Helper()
-	if p := LookTool(name); p != "" {
-		return p
+	waitForBuild(t, name)
+	p, err := FindTool(name)
+	if err != nil {
+		Missing(t, "%v", err)
 	}
-	Missing(t, "the %q binary is on neither PATH nor %s; build it with `make tools` (scripts/tools.sh)", name, ToolsDir())
-	return ""
+	return p
 }
 
 // Missing ends the test because a part it needs is absent: Fatal when

@@ -109,9 +109,9 @@ func encrypt(recipients, format string, plaintext []byte, opts Options) ([]byte,
 	default:
 		return nil, fmt.Errorf("unknown format %q; use yaml, json or dotenv", format)
 	}
-	bin := testenv.LookTool("sops")
-	if bin == "" {
-		return nil, fmt.Errorf("the sops binary is on neither PATH nor %s; build it with `make tools` (scripts/tools.sh)", testenv.ToolsDir())
+	bin, err := testenv.FindTool("sops")
+	if err != nil {
+		return nil, err
 	}
 	recipients = strings.Join(strings.Fields(strings.ReplaceAll(recipients, ",", " ")), ",")
 	if recipients == "" {
