@@ -18,6 +18,8 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
+	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/redact"
 )
@@ -427,7 +429,7 @@ func (e *Engine) serviceStates(ctx context.Context, p *types.Project) (states, e
 		case container.StateRunning:
 			switch h {
 			case string(container.Unhealthy):
-				st.failed[svc] = "unhealthy"
+				st.failed[svc] = "unhealthy" + e.lastHealthcheck(ctx, c.ID)
 			case string(container.Starting):
 				st.starting[svc] = "starting"
 			}
@@ -441,6 +443,31 @@ func (e *Engine) serviceStates(ctx context.Context, p *types.Project) (states, e
 		// created, paused, removing: not a health verdict.
 	}
 	return st, nil
+}
+
+// maxHealthOutput is what an unhealthy verdict shows of the healthcheck's
+// last output.
+const maxHealthOutput = 300
+
+// lastHealthcheck is " (last healthcheck: exit N: output)" of the
+// container's last failed check, or "" when the engine keeps none. The
+// output is the container's text: one line, escaped, cut short.
+func (e *Engine) lastHealthcheck(ctx context.Context, id string) string {
+	res, err := e.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil || res.Container.State == nil || res.Container.State.Health == nil {
+		return ""
+	}
+	log := res.Container.State.Health.Log
+	for i := len(log) - 1; i >= 0; i-- {
+		if r := log[i]; r != nil && r.ExitCode != 0 {
+			out := strings.Join(strings.Fields(r.Output), " ")
+			if out == "" {
+				return fmt.Sprintf(" (last healthcheck: exit %d, no output)", r.ExitCode)
+			}
+			return fmt.Sprintf(" (last healthcheck: exit %d: %s)", r.ExitCode, escape.Text(abbrev.Text(out, maxHealthOutput)))
+		}
+	}
+	return ""
 }
 
 // exited turns a status such as "Exited (1) 3 seconds ago" into "exited (1)".

@@ -348,7 +348,8 @@ func TestApplyHealthFailures(t *testing.T) {
 		yaml: "services:\n  web:\n    image: UNHEALTHY_IMAGE" + healthcheck + "\n",
 		// Far beyond what the test takes: failing before it is the point.
 		timeout: 10 * time.Minute,
-		want:    map[string]string{"web": "unhealthy"},
+		// The verdict carries what the healthcheck said last.
+		want: map[string]string{"web": "unhealthy (last healthcheck: exit 1: demoweb healthcheck: /healthz answered 500 Internal Server Error)"},
 	}, {
 		name:    "exits",
 		yaml:    "services:\n  web:\n    image: HEALTHY_IMAGE\n    command: [no-such-subcommand]\n",
