@@ -61,7 +61,10 @@ func runStatus(ctx context.Context, c *cli, args []string) int {
 	if h.UnsignedCommits {
 		fmt.Fprintln(c.stdout, unsignedWarning)
 	}
-	if h.Message != "" {
+	switch {
+	case h.State == status.Applying:
+		fmt.Fprintf(c.stdout, "now: %s\n", h.Message)
+	case h.Message != "":
 		fmt.Fprintf(c.stdout, "to do: %s\n", h.Message)
 	}
 	if h.LastCycle.Error != "" {

@@ -113,6 +113,36 @@ func (r *reporter) report(ctx context.Context, head string, rep reconcile.Report
 	r.publish(ctx, doc)
 }
 
+// applying writes, in the state directory only, that a cycle is about to
+// change what runs: `syncd status` on the host shows "applying" and what
+// while the apply lasts (a pull, a health wait, a soak can take minutes).
+// The cycle's own document replaces it when the apply ends.
+func (r *reporter) applying(target string, pl plan.Plan) {
+	if r.writer == nil {
+		return
+	}
+	r.mu.Lock()
+	doc := status.Host{Host: r.host, Wave: r.wave, SyncdVersion: r.version}
+	if r.last != nil {
+		doc = *r.last
+	} else {
+		r.load()
+		doc.AppliedCommit = r.lastGood
+	}
+	r.mu.Unlock()
+	var names []string
+	for _, p := range pl.Projects {
+		if p.Action == plan.Apply || p.Action == plan.Remove {
+			names = append(names, p.Name)
+		}
+	}
+	doc.State, doc.DesiredCommit = status.Applying, target
+	doc.Message = fmt.Sprintf("applying %s: %s", abbrev.Commit(target), strings.Join(names, ", "))
+	if err := r.writer.WriteLocal(doc); err != nil {
+		r.log.Warn("status: write the local document", "err", err)
+	}
+}
+
 // enrol compares what main says of the host with its own status key: once
 // main enrols that key and the host's key opens its secrets (no longer
 // pending), the enrolment is done and its secret goes; a key in main that

@@ -215,7 +215,7 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 	if err != nil {
 		return fail(target, err)
 	}
-	rep, err := r.reconciler.Sync(ctx, reconcile.Source{Dir: dir, Commit: target})
+	rep, err := r.sync(ctx, reconcile.Source{Dir: dir, Commit: target})
 	r.enrolling = rep.SecretsPending
 	if rep.Rendered != nil {
 		r.jobs.Update(rep.Rendered)
@@ -247,6 +247,19 @@ func (r *Runtime) Cycle(ctx context.Context, reason string) (agent.Result, error
 		}
 	}
 	return res, err
+}
+
+// sync prepares the plan of src and applies it; a plan that changes what
+// runs is shown as applying in the local status first.
+func (r *Runtime) sync(ctx context.Context, src reconcile.Source) (reconcile.Report, error) {
+	prep, err := r.reconciler.Prepare(ctx, src)
+	if err != nil {
+		return reconcile.Report{Commit: src.Commit}, err
+	}
+	if prep.Plan.Changes() && r.reporter != nil {
+		r.reporter.applying(src.Commit, prep.Plan)
+	}
+	return r.reconciler.Apply(ctx, prep)
 }
 
 // rolloutEvent notifies a halt of this host's rollout, and its end.

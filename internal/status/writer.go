@@ -117,24 +117,9 @@ func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) 
 		return false, fmt.Errorf("status: a document of host %q given to the writer of %q", h.Host, w.Host)
 	}
 	now := w.now()
-	doc := redacted(normalise(h), w.Redact)
-	doc.UpdatedAt = now.UTC().Truncate(time.Second)
-	if w.Key != nil {
-		doc.StatusKey = w.Key.Public()
-	}
-
-	w.mu.Lock()
-	w.latest++
-	mine := w.latest
-	if w.StateDir != "" {
-		if err := WriteLocal(w.StateDir, doc); err != nil {
-			w.mu.Unlock()
-			return false, err
-		}
-	}
-	w.mu.Unlock()
-	if w.Publisher == nil {
-		return false, nil
+	doc, mine, err := w.local(h, now)
+	if err != nil || w.Publisher == nil {
+		return false, err
 	}
 
 	w.publish.Lock()
@@ -188,6 +173,39 @@ func (w *Writer) Write(ctx context.Context, h Host) (committed bool, err error) 
 		w.log().Info("status committed", "state", doc.State, "applied", short(doc.AppliedCommit))
 	}
 	return committed, nil
+}
+
+// WriteLocal writes h as this host's status in the state directory only,
+// as Write does, and publishes nothing: what `syncd status` shows on the
+// host while a cycle is under way (applying), not worth a push.
+func (w *Writer) WriteLocal(h Host) error {
+	if h.Host == "" {
+		h.Host = w.Host
+	}
+	if h.Host != w.Host {
+		return fmt.Errorf("status: a document of host %q given to the writer of %q", h.Host, w.Host)
+	}
+	_, _, err := w.local(h, w.now())
+	return err
+}
+
+// local redacts and stamps h, writes it in the state directory, and
+// returns it with its place in the order of documents written.
+func (w *Writer) local(h Host, now time.Time) (Host, uint64, error) {
+	doc := redacted(normalise(h), w.Redact)
+	doc.UpdatedAt = now.UTC().Truncate(time.Second)
+	if w.Key != nil {
+		doc.StatusKey = w.Key.Public()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.latest++
+	if w.StateDir != "" {
+		if err := WriteLocal(w.StateDir, doc); err != nil {
+			return doc, w.latest, err
+		}
+	}
+	return doc, w.latest, nil
 }
 
 // Fleet reads every host's document from Branches and judges it against
