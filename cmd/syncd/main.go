@@ -67,6 +67,8 @@ func commands() []command {
 		{"restore", "restore an app in place (after a pre-restore backup), or extract it (--to DIR)", runRestore},
 		{"scan", "scan the images that run now; exit 1 if one violates the scan policy", runScan},
 		{"probe", "run every health probe of a host once and print a table", runProbe},
+		{"suspend", "leave an app as it runs (no apply, heal or prune) until resumed or --for ends", runSuspend},
+		{"resume", "end a suspension made with suspend", runResume},
 		{"init-host", "make a host's deploy key and its cloud-init user-data (no age key in it)", runInitHost},
 		{"enroll", "add a host's self-made age recipient to .sops.yaml and re-encrypt its files", runEnroll},
 		{"version", "print the version", runVersion},

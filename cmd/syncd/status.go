@@ -75,6 +75,9 @@ func runStatus(ctx context.Context, c *cli, args []string) int {
 		if p.LastError != "" {
 			line += "  " + p.LastError
 		}
+		if p.Suspended != nil {
+			line += "  suspended " + p.Suspended.String() + "; `syncd resume --app " + p.Name + "` or remove `suspended:` from Git"
+		}
 		fmt.Fprintln(c.stdout, line)
 	}
 	return exitOK

@@ -150,6 +150,7 @@ func (a *App) check(p string, n *yaml.Node, ps *Problems) {
 	if a.HealthTimeout < 0 {
 		ps.add(p, lineOf(n, "health_timeout"), "health_timeout must be positive")
 	}
+	checkSuspended(p, n, a.Suspended, ps)
 	if a.Soak != nil && *a.Soak < 0 {
 		ps.add(p, lineOf(n, "soak"), "soak must be 0s (off) or more")
 	}
@@ -285,6 +286,7 @@ func (r *Repo) loadHost(root *os.Root, dir string, h *Host, ps *Problems) bool {
 	if h.Wave < 0 {
 		ps.add(p, lineOf(n, "wave"), "wave must be 0 (canaries) or more")
 	}
+	checkSuspended(p, n, h.Suspended, ps)
 	if h.StatusKey != "" {
 		if err := checkStatusKey(h.StatusKey); err != nil {
 			ps.add(p, lineOf(n, "status_key"), "status_key: %v; copy the host's key from `syncd status` on it, or let `syncd enroll --token FILE` write it", err)
@@ -480,6 +482,14 @@ func (r *Repo) ReadFile(p string) ([]byte, error) {
 		return nil, ps
 	}
 	return data, nil
+}
+
+// checkSuspended wants a reason with every suspension: the status shows it
+// to whoever wonders why an app does not follow main.
+func checkSuspended(p string, n *yaml.Node, s *Suspended, ps *Problems) {
+	if s != nil && strings.TrimSpace(s.Reason) == "" {
+		ps.add(p, lineOf(n, "suspended"), "suspended: say why, e.g. suspended: {reason: \"incident 42: DB migration by hand\"}; remove the key to resume")
+	}
 }
 
 // checkStatusKey accepts one ssh-ed25519 public key in authorized_keys

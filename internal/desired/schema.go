@@ -70,6 +70,9 @@ type Host struct {
 	// enroll` or by hand: only documents that verify against it count.
 	// "" keeps the host's documents unsigned (counted, with a warning).
 	StatusKey string `yaml:"status_key"`
+	// Suspended leaves every app of the host as it runs (flux suspend):
+	// no apply, no drift heal, no prune, until the key is removed.
+	Suspended *Suspended `yaml:"suspended"`
 
 	// SecretsFile is the repository-relative path of the host's SOPS file,
 	// or "" when it has none.
@@ -124,6 +127,9 @@ type App struct {
 	Probes     []Probe        `yaml:"probes"`
 	Deviations []Deviation    `yaml:"deviations"`
 	Scan       *AppScan       `yaml:"scan"`
+	// Suspended leaves the app as it runs on every host: no apply, no
+	// drift heal, no prune, until the key is removed.
+	Suspended *Suspended `yaml:"suspended"`
 
 	// ComposeFile is the repository-relative path of the app's compose file.
 	ComposeFile string `yaml:"-"`
@@ -139,6 +145,12 @@ func (a *App) SettingsFile() string { return a.settingsFile }
 // Line is the line of app.yaml at keys ("backup", "volumes", "0"), or of
 // the nearest of their parents that exists; 0 without app.yaml.
 func (a *App) Line(keys ...string) int { return lineOf(a.node, keys...) }
+
+// Suspended is `suspended: {reason: …}` in host.yaml or app.yaml, for
+// incident response: a person says why, so the status can show it.
+type Suspended struct {
+	Reason string `yaml:"reason"`
+}
 
 // Drift policies.
 const (

@@ -13,6 +13,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/syncd-dev/syncd/internal/abbrev"
 )
@@ -23,6 +24,27 @@ type Desired struct {
 	Projects []DesiredProject
 	// AllowMassRemoval lifts the prune guard (syncd.yaml prune.allow_mass_removal).
 	AllowMassRemoval bool
+	// Suspended are projects suspended on the host (`syncd suspend`):
+	// those that are no longer desired are not pruned either.
+	Suspended map[string]Suspension
+}
+
+// Suspension leaves a project as it runs: no apply, no drift heal, no
+// prune. By is who suspended it: a file of the repository, or a person on
+// the host (then until Until, when set).
+type Suspension struct {
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+	Until  time.Time `json:"until,omitzero"`
+}
+
+// String says who suspended it, until when and why ("by … until …: …").
+func (s Suspension) String() string {
+	until := ""
+	if !s.Until.IsZero() {
+		until = " until " + s.Until.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("by %s%s: %s", s.By, until, s.Reason)
 }
 
 // DesiredProject is one app's rendered project.
@@ -31,6 +53,8 @@ type DesiredProject struct {
 	After    []string
 	Drift    string // "heal" (default) or "report"
 	Services []DesiredService
+	// Suspended, when set, leaves the project as it runs.
+	Suspended *Suspension
 }
 
 // DesiredService is one service of a desired project.
@@ -79,6 +103,7 @@ const (
 	Hold    Action = "hold"    // its release failed at this commit: wait for a newer one
 	Refuse  Action = "refuse"  // a project of that name exists and syncd does not own it
 	Guarded Action = "guarded" // a removal stopped by the prune guard
+	Suspend Action = "suspended" // left as it runs: suspended in Git or on the host
 )
 
 // Service actions.
@@ -115,6 +140,9 @@ type Project struct {
 	// did not change (a rotated secret, a tag moved to another image).
 	Force []string
 	After []string
+	// Suspended is who suspended the project (Action Suspend), why, and
+	// until when.
+	Suspended *Suspension `json:",omitempty"`
 }
 
 // Plan is the whole cycle's decision.
@@ -177,6 +205,10 @@ func project(commit string, dp DesiredProject, o Observed, mem Applied) Project 
 	if op != nil && !op.Owned {
 		pr.Action = Refuse
 		pr.Reason = fmt.Sprintf("a Compose project named %q already runs on this host and syncd did not create it; rename or remove it by hand", dp.Name)
+		return pr
+	}
+	if s := dp.Suspended; s != nil {
+		pr.Action, pr.Reason, pr.Suspended = Suspend, s.String(), s
 		return pr
 	}
 	if mem.FailedCommit != "" && mem.FailedCommit == commit {
@@ -326,8 +358,15 @@ func prune(d Desired, o Observed, wanted map[string]bool) []Project {
 		}
 	}
 	slices.Sort(gone)
-	guard := len(gone) > 0 && (2*len(gone) > owned || len(gone) == owned) && !d.AllowMassRemoval
 	var out []Project
+	gone = slices.DeleteFunc(gone, func(name string) bool {
+		s, ok := d.Suspended[name]
+		if ok {
+			out = append(out, Project{Name: name, Action: Suspend, Reason: s.String() + "; no longer in host.yaml, removed once resumed", Suspended: &s})
+		}
+		return ok
+	})
+	guard := len(gone) > 0 && (2*len(gone) > owned || len(gone) == owned) && !d.AllowMassRemoval
 	for _, name := range gone {
 		pr := Project{Name: name, Action: Remove, Reason: "no longer in host.yaml; volumes kept"}
 		if guard {

@@ -278,6 +278,9 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 		slices.Sort(pending)
 	}
 	d := desiredOf(repo, h, src.Commit, targets)
+	if err := r.suspended(&d); err != nil {
+		return nil, err
+	}
 	running := map[string][]string{}
 	for name, op := range observed.Projects {
 		for _, c := range op.Containers {
@@ -523,6 +526,12 @@ func (r *Reconciler) materialise(p *desired.Project) error {
 func desiredProject(t *target) plan.DesiredProject {
 	p := t.project
 	dp := plan.DesiredProject{Name: p.Name(), After: p.App.After, Drift: p.App.Drift}
+	switch {
+	case p.App.Suspended != nil:
+		dp.Suspended = &plan.Suspension{By: p.App.SettingsFile(), Reason: p.App.Suspended.Reason}
+	case p.Host != nil && p.Host.Suspended != nil:
+		dp.Suspended = &plan.Suspension{By: "hosts/" + p.Host.Name + "/host.yaml", Reason: p.Host.Suspended.Reason}
+	}
 	for _, name := range slices.Sorted(maps.Keys(p.Compose.Services)) {
 		s := p.Compose.Services[name]
 		ds := plan.DesiredService{Name: name, ConfigHash: t.hashes[name], Image: s.Image, Secrets: t.secrets[name]}
@@ -532,6 +541,34 @@ func desiredProject(t *target) plan.DesiredProject {
 		dp.Services = append(dp.Services, ds)
 	}
 	return dp
+}
+
+// suspended adds to d the suspensions made on the host (`syncd suspend`)
+// that have not run out: a suspension in Git says more (it is reviewed),
+// and wins.
+func (r *Reconciler) suspended(d *plan.Desired) error {
+	all, err := r.Store.Suspensions()
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	for app, s := range all {
+		if s.Expired(now) {
+			continue
+		}
+		sus := plan.Suspension{By: s.By, Reason: s.Reason, Until: s.Until}
+		i := slices.IndexFunc(d.Projects, func(p plan.DesiredProject) bool { return p.Name == app })
+		switch {
+		case i < 0:
+			if d.Suspended == nil {
+				d.Suspended = map[string]plan.Suspension{}
+			}
+			d.Suspended[app] = sus
+		case d.Projects[i].Suspended == nil:
+			d.Projects[i].Suspended = &sus
+		}
+	}
+	return nil
 }
 
 func memory(records state.Projects) plan.Memory {

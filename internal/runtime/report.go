@@ -287,6 +287,13 @@ func (r *reporter) document(ctx context.Context, head string, rep reconcile.Repo
 	for _, n := range rep.Pending {
 		names[n] = true
 	}
+	suspended := map[string]status.Suspension{}
+	for _, pr := range rep.Plan.Projects {
+		if s := pr.Suspended; pr.Action == plan.Suspend && s != nil {
+			names[pr.Name] = true
+			suspended[pr.Name] = status.Suspension{By: s.By, Reason: s.Reason, Until: s.Until}
+		}
+	}
 	var probes []probe.Snapshot
 	if r.probes != nil {
 		probes = r.probes.Snapshots()
@@ -324,6 +331,9 @@ func (r *reporter) document(ctx context.Context, head string, rep reconcile.Repo
 			case reconcile.Failed, reconcile.RolledBack, reconcile.TakenDown, reconcile.Refused, reconcile.Skipped:
 				p.State = status.Failed
 			}
+		}
+		if s, ok := suspended[name]; ok {
+			p.State, p.Suspended = status.Suspended, &s
 		}
 		if slices.Contains(rep.Pending, name) {
 			p.State, p.LastError = status.Enrolling, "waits for the host's age key to be enrolled (syncd enroll)"
@@ -429,7 +439,7 @@ func allRunning(op *plan.ObservedProject) bool {
 
 // worse orders project states for the host's: the worst one wins.
 func worse(a, b status.State) status.State {
-	rank := map[status.State]int{status.Converged: 0, status.Enrolling: 1, status.Degraded: 1, status.Waiting: 1, status.Held: 2, status.Failed: 3}
+	rank := map[status.State]int{status.Converged: 0, status.Enrolling: 1, status.Degraded: 1, status.Waiting: 1, status.Suspended: 1, status.Held: 2, status.Failed: 3}
 	if rank[b] > rank[a] {
 		return b
 	}

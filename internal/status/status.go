@@ -56,6 +56,9 @@ const (
 	// Enrolling: the host made its own age key, which is not yet a
 	// recipient of its secrets; apps without secrets run.
 	Enrolling State = "enrolling"
+	// Suspended: left as it runs, by `suspended:` in Git or `syncd
+	// suspend` on the host (Project.Suspended says who, why, until when).
+	Suspended State = "suspended"
 )
 
 // Health of a project's containers.
@@ -187,6 +190,25 @@ type Project struct {
 	Probes []Probe `yaml:"probes,omitempty" json:"probes,omitempty"`
 	// Scan summarises the last scan of each image the project runs.
 	Scan []ImageScan `yaml:"scan,omitempty" json:"scan,omitempty"`
+	// Suspended says who suspended the project, why and until when.
+	Suspended *Suspension `yaml:"suspended,omitempty" json:"suspended,omitempty"`
+}
+
+// String says who suspended it, until when and why ("by … until …: …").
+func (s Suspension) String() string {
+	until := ""
+	if !s.Until.IsZero() {
+		until = " until " + s.Until.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("by %s%s: %s", s.By, until, s.Reason)
+}
+
+// Suspension is who left a project as it runs (a file of the repository,
+// or a person on the host), why, and until when (zero: until resumed).
+type Suspension struct {
+	By     string    `yaml:"by" json:"by"`
+	Reason string    `yaml:"reason" json:"reason"`
+	Until  time.Time `yaml:"until,omitempty" json:"until,omitzero"`
 }
 
 // Image is what one service runs.

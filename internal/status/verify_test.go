@@ -263,3 +263,17 @@ func TestOpenKeyKeepsItsKey(t *testing.T) {
 		t.Errorf("a readable key: %v", err)
 	}
 }
+
+// TestViewShowsSuspensions: status --fleet says which apps of which host
+// are suspended, by whom, until when and why.
+func TestViewShowsSuspensions(t *testing.T) {
+	h := sample("alpha")
+	h.Trust = Verified
+	h.Projects = append(h.Projects, Project{Name: "db", State: Suspended,
+		Suspended: &Suspension{By: "alice on the host", Reason: "incident 42", Until: t0.Add(2 * time.Hour)}})
+	var b strings.Builder
+	View([]Host{h}, t0).Write(&b, t0)
+	if want := "  alpha: db suspended by alice on the host until 2025-03-14T11:26:53Z: incident 42\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("the view lacks %q:\n%s", want, b.String())
+	}
+}

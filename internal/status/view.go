@@ -52,6 +52,8 @@ type HostView struct {
 	// Ahead: dated more than rollout.MaxSkew ahead of the reader's clock,
 	// so not fresh.
 	Ahead bool `json:"ahead_of_clock,omitempty"`
+	// Suspended are the host's suspended projects, by name.
+	Suspended map[string]Suspension `json:"suspended,omitempty"`
 }
 
 // View groups the documents that count by wave, lowest first; the others
@@ -62,6 +64,14 @@ func View(hosts []Host, now time.Time) FleetView {
 	for _, h := range hosts {
 		hv := HostView{Host: h.Host, Applied: h.AppliedCommit, Desired: h.DesiredCommit, State: h.State,
 			Updated: h.UpdatedAt, Failed: h.FailedCommit, Rollout: h.Rollout, Trust: h.Trust, Why: h.Why, Ahead: h.Ahead(now)}
+		for _, p := range h.Projects {
+			if p.Suspended != nil {
+				if hv.Suspended == nil {
+					hv.Suspended = map[string]Suspension{}
+				}
+				hv.Suspended[p.Name] = *p.Suspended
+			}
+		}
 		if !h.Counts() {
 			v.Unverified = append(v.Unverified, hv)
 			continue
@@ -143,6 +153,9 @@ func (v FleetView) Write(w io.Writer, now time.Time) {
 			fmt.Fprintf(w, " (%s ago)\n", age(now, h.Updated))
 		}
 		for _, h := range wave.Hosts {
+			for _, app := range slices.Sorted(maps.Keys(h.Suspended)) {
+				fmt.Fprintf(w, "  %s: %s suspended %s\n", h.Host, app, h.Suspended[app])
+			}
 			if h.Ahead {
 				fmt.Fprintf(w, "  %s: its document is dated %s, %s ahead of this clock (more than %s): not fresh; check the host's clock\n",
 					h.Host, h.Updated.UTC().Format(time.RFC3339), h.Updated.Sub(now).Round(time.Second), rollout.MaxSkew)
