@@ -84,10 +84,10 @@ func TestShoutrrrEndToEnd(t *testing.T) {
 
 	begin := time.Now()
 	for range 50 {
-		n.Notify(Event{Kind: BackupFailed, Key: "db", Title: "backup of db failed", Message: "exit 1"})
+		n.Notify(Event{Kind: BackupFailed, Key: "db", Host: "h", App: "db", Subject: "backup", What: "failed", Detail: "exit 1"})
 	}
-	n.Notify(Event{Kind: BackupFailed, Key: "db", Title: "backup of db recovered", Message: "ok", Recovered: true})
-	n.Notify(Event{Kind: CycleFailed, Key: "", Title: "cycle failed", Message: "pull refused"})
+	n.Notify(Event{Kind: BackupFailed, Key: "db", Host: "h", App: "db", Subject: "backup", What: "works again", Detail: "ok", Recovered: true})
+	n.Notify(Event{Kind: CycleFailed, Key: "", Host: "h", Subject: "the cycle", What: "failed", Detail: "pull refused"})
 	if d := time.Since(begin); d > 100*time.Millisecond {
 		t.Errorf("52 Notify calls took %v with dead sinks", d)
 	}
@@ -107,7 +107,9 @@ func TestShoutrrrEndToEnd(t *testing.T) {
 	h.mu.Lock()
 	got := strings.Join(h.got, "|")
 	h.mu.Unlock()
-	if want := "backup of db failed: exit 1|backup of db recovered: ok|cycle failed: pull refused"; got != want {
+	if want := "syncd h: backup of db failed: backup of app db on host h failed: exit 1|" +
+		"syncd h: backup of db works again: backup of app db on host h works again: ok|" +
+		"syncd h: the cycle failed: the cycle on host h failed: pull refused"; got != want {
 		t.Errorf("sink got %q, want %q", got, want)
 	}
 	cancel()
@@ -167,7 +169,8 @@ func TestShoutrrrHostileTextEscaped(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go n.Run(ctx)
-	n.Notify(Event{Kind: ProbeDown, Key: "web", Title: "probe web down\x1b]0;pwned\x07", Message: "GET http://x/: line 1\nline 2\x1b[2J\r\u009b31m\u202e"})
+	n.Notify(Event{Kind: ProbeDown, Key: "web", Host: "h", App: "web", Subject: "probe web\x1b]0;pwned\x07", What: "failed 1 check in a row",
+		Detail: "GET http://x/: line 1\nline 2\x1b[2J\r\u009b31m\u202e"})
 	select {
 	case <-h.seen:
 	case <-time.After(20 * time.Second):
@@ -181,7 +184,8 @@ func TestShoutrrrHostileTextEscaped(t *testing.T) {
 			t.Fatalf("the sink got control character %U: %q", r, got)
 		}
 	}
-	if want := `probe web down\x1b]0;pwned\x07: GET http://x/: line 1` + "\n" + `line 2\x1b[2J\r\u009b31m\u202e`; got != want {
+	if want := `syncd h: probe web\x1b]0;pwned\x07 of web failed 1 check in a row: probe web\x1b]0;pwned\x07 of app web on host h failed 1 check in a row:` +
+		"\n" + `GET http://x/: line 1` + "\n" + `line 2\x1b[2J\r\u009b31m\u202e`; got != want {
 		t.Errorf("sink got %q, want %q", got, want)
 	}
 }
