@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/redact"
+	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
 // hookSink is a loopback webhook that fails with 503 while down > 0.
@@ -187,5 +188,61 @@ func TestShoutrrrHostileTextEscaped(t *testing.T) {
 	if want := `syncd h: probe web\x1b]0;pwned\x07 of web failed 1 check in a row: probe web\x1b]0;pwned\x07 of app web on host h failed 1 check in a row:` +
 		"\n" + `GET http://x/: line 1` + "\n" + `line 2\x1b[2J\r\u009b31m\u202e`; got != want {
 		t.Errorf("sink got %q, want %q", got, want)
+	}
+}
+
+// TestBodiesStandAloneOnEveryService: through the real shoutrrr services a
+// home-made or self-hosted sink uses (generic plain, which drops the
+// title; generic JSON; ntfy; gotify), every body names the host, the app,
+// the probe, job or release, and what happened, with the detail.
+func TestBodiesStandAloneOnEveryService(t *testing.T) {
+	sinks := testenv.NotifySinks(t)
+	var cfg Config
+	for _, s := range sinks {
+		cfg.Sinks = append(cfg.Sinks, Sink{URL: s.URL})
+	}
+	cfg.MinBackoff = 20 * time.Millisecond
+	n := New(cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go n.Run(ctx)
+
+	const refused = "GET http://127.0.0.1:43259/healthz: dial tcp 127.0.0.1:43259: connect: connection refused"
+	events := []struct {
+		e    Event
+		body string
+	}{
+		{Event{Kind: ProbeDown, Key: "nextcloud/healthz", Host: "web-01", App: "nextcloud", Subject: "probe healthz",
+			What: "failed " + Count(2, "check") + " in a row", Detail: refused},
+			"probe healthz of app nextcloud on host web-01 failed 2 checks in a row: " + refused},
+		{Event{Kind: ProbeDown, Key: "nextcloud/healthz", Host: "web-01", App: "nextcloud", Subject: "probe healthz",
+			What: "recovered: 1 check passed", Recovered: true},
+			"probe healthz of app nextcloud on host web-01 recovered: 1 check passed"},
+		{Event{Kind: RolledBack, Key: "nextcloud@0123456789abcdef", Host: "web-01", App: "nextcloud", Subject: "release of commit 0123456789ab",
+			What: "failed and was rolled back", Detail: "service app: healthcheck failed 3 times"},
+			"release of commit 0123456789ab of app nextcloud on host web-01 failed and was rolled back: service app: healthcheck failed 3 times"},
+		{Event{Kind: BackupFailed, Key: "nextcloud", Host: "web-01", App: "nextcloud", Subject: "backup",
+			What: "failed", Detail: "dump db.sql: the command exited 3"},
+			"backup of app nextcloud on host web-01 failed: dump db.sql: the command exited 3"},
+	}
+	for _, ev := range events {
+		n.Notify(ev.e)
+	}
+	for _, s := range sinks {
+		for _, ev := range events {
+			got := s.Next(t, ev.body)
+			if got.Body != ev.body {
+				t.Errorf("%s: body %q, want %q", s.Service, got.Body, ev.body)
+			}
+			if s.Service != "generic" && !strings.HasPrefix(got.Title, "syncd web-01: ") {
+				t.Errorf("%s: title %q", s.Service, got.Title)
+			}
+		}
+	}
+}
+
+func TestCount(t *testing.T) {
+	if got := Count(1, "check") + ", " + Count(2, "check") + ", " + Count(0, "new finding"); got != "1 check, 2 checks, 0 new findings" {
+		t.Errorf("Count: %s", got)
 	}
 }
