@@ -621,7 +621,7 @@ func TestNotifyBackupFailedRecoveredE2E(t *testing.T) {
 
 	os.WriteFile(failing, nil, 0o644)
 	backupNow(1)
-	if m := h.next(t, "the failed backup"); !strings.Contains(m, "backup/"+app+" failed") {
+	if m := h.next(t, "the failed backup"); !strings.Contains(m, ": backup of app "+app+" on host "+f.host+" failed: ") {
 		t.Errorf("first message %q, want the failure of backup %s", m, app)
 	}
 	// The same failure again: deduplicated. The sender sends in order, so
@@ -629,7 +629,7 @@ func TestNotifyBackupFailedRecoveredE2E(t *testing.T) {
 	backupNow(1)
 	os.Remove(failing)
 	backupNow(0)
-	if m := h.next(t, "the recovery"); !strings.Contains(m, "backup/"+app+" works again") {
+	if m := h.next(t, "the recovery"); !strings.Contains(m, ": backup of app "+app+" on host "+f.host+" works again: ") {
 		t.Errorf("message after a repeated failure and a good backup: %q, want only the recovery", m)
 	}
 
@@ -639,7 +639,7 @@ func TestNotifyBackupFailedRecoveredE2E(t *testing.T) {
 	h.mu.Unlock()
 	os.WriteFile(failing, nil, 0o644)
 	backupNow(1)
-	if m := h.next(t, "the failure sent while the sink answered 500"); !strings.Contains(m, "backup/"+app+" failed") {
+	if m := h.next(t, "the failure sent while the sink answered 500"); !strings.Contains(m, ": backup of app "+app+" on host "+f.host+" failed: ") {
 		t.Errorf("message after the sink's outage %q", m)
 	}
 	h.mu.Lock()
@@ -665,7 +665,7 @@ func TestNotifyBackupFailedRecoveredE2E(t *testing.T) {
 	h.hang = nil
 	h.mu.Unlock()
 	close(hang)
-	if m := h.next(t, "the recovery held by the hanging sink"); !strings.Contains(m, "works again") {
+	if m := h.next(t, "the recovery held by the hanging sink"); !strings.Contains(m, ": backup of app "+app+" on host "+f.host+" works again") {
 		t.Errorf("message after the hang %q", m)
 	}
 

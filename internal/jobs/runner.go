@@ -488,21 +488,24 @@ func (j *Runner) record(id ID, start time.Time, took time.Duration, err error, d
 	j.mu.Unlock()
 	j.metricsOf().observe(id, jr, took)
 
-	kind, key := notify.BackupFailed, id.App
+	ev := notify.Event{Kind: notify.BackupFailed, Key: id.App, Host: j.Host, App: id.App, Subject: "backup"}
 	switch id.Kind {
 	case KindCheck:
-		kind, key = notify.CheckFailed, "repository"
+		ev.Kind, ev.Key, ev.Subject = notify.CheckFailed, "repository", "check of the backup repository"
 	case KindScan:
-		kind = "" // its news are its new findings (scanRunning)
+		ev.Kind = "" // its news are its new findings (scanRunning)
 	}
+	kind := ev.Kind
 	switch {
 	case kind == "":
 	case err != nil:
 		j.log().Error("job failed", "job", name, "err", jr.Error)
-		j.Notify.Notify(notify.Event{Kind: kind, Key: key, Title: fmt.Sprintf("syncd %s: %s failed", j.Host, name), Message: jr.Error})
+		ev.What, ev.Detail = "failed", jr.Error
+		j.Notify.Notify(ev)
 	default:
 		j.log().Info("job done", "job", name, "took", took.Round(time.Millisecond), "detail", jr.Detail)
-		j.Notify.Notify(notify.Event{Kind: kind, Key: key, Recovered: true, Title: fmt.Sprintf("syncd %s: %s works again", j.Host, name), Message: jr.Detail})
+		ev.What, ev.Detail, ev.Recovered = "works again", jr.Detail, true
+		j.Notify.Notify(ev)
 	}
 	if err != nil && kind == "" {
 		j.log().Error("job failed", "job", name, "err", jr.Error)
@@ -577,8 +580,8 @@ func (j *Runner) scanRunning(ctx context.Context) (string, error) {
 				ids = append(ids, fmt.Sprintf("%s %s (%s %s, fixed in %s)", f.Severity, f.ID, f.Package, f.Installed, fixed))
 			}
 			j.Notify.Notify(notify.Event{Kind: notify.NewFindings, Key: res.Project + "@" + res.Image.ID,
-				Title:   fmt.Sprintf("syncd %s: %s runs %s with new findings", j.Host, res.Project, res.Image),
-				Message: strings.Join(ids, "\n")})
+				Host: j.Host, App: res.Project, Subject: fmt.Sprintf("running image %s", res.Image),
+				What: "has " + notify.Count(len(res.New), "new finding"), Detail: strings.Join(ids, "\n")})
 		}
 	}
 	det := fmt.Sprintf("%d images scanned, %d violate the policy", len(results), violating)

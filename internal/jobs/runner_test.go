@@ -17,6 +17,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/notify"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/state"
+	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
 // sent records what a notifier sent.
@@ -128,11 +129,46 @@ func TestJobResultsPersistNotifyAndCount(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	msgs := sink.list()
-	if len(msgs) != 2 || !strings.Contains(msgs[0], "backup/db failed") || !strings.Contains(msgs[1], "works again") {
+	if len(msgs) != 2 || !strings.Contains(msgs[0], "backup of app db on host h failed") || !strings.Contains(msgs[1], "works again") {
 		t.Errorf("notifications = %q, want one failure and one recovery", msgs)
 	}
 	if changed != 4 {
 		t.Errorf("Changed called %d times, want 4", changed)
+	}
+}
+
+// TestJobNotificationsStandAlone: a backup's failure and its recovery, and
+// the repository check's failure, reach the real shoutrrr services with a
+// body that names the host, the app or the job, and what happened.
+func TestJobNotificationsStandAlone(t *testing.T) {
+	store, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinks := testenv.NotifySinks(t)
+	var urls []notify.Sink
+	for _, s := range sinks {
+		urls = append(urls, notify.Sink{URL: s.URL})
+	}
+	n := notify.New(notify.Config{Sinks: urls, MinBackoff: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go n.Run(ctx)
+	j := &Runner{Host: "web-01", Store: store, Notify: n}
+	t0 := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
+	j.record(Backup("nextcloud"), t0, time.Second, errors.New("dump db.sql: the command exited 3"), "")
+	j.record(Backup("nextcloud"), t0.Add(time.Hour), time.Second, nil, "run r2: 2 of 2 snapshots, 1.0 MiB added")
+	j.record(Check, t0.Add(2*time.Hour), time.Second, errors.New("restic check: 1 pack is damaged"), "")
+	for _, s := range sinks {
+		for _, want := range []string{
+			"backup of app nextcloud on host web-01 failed: dump db.sql: the command exited 3",
+			"backup of app nextcloud on host web-01 works again: run r2: 2 of 2 snapshots, 1.0 MiB added",
+			"check of the backup repository on host web-01 failed: restic check: 1 pack is damaged",
+		} {
+			if got := s.Next(t, want); got.Body != want {
+				t.Errorf("%s: body %q, want %q", s.Service, got.Body, want)
+			}
+		}
 	}
 }
 

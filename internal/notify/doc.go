@@ -1,7 +1,10 @@
 // Package notify sends state changes (a backup failed, a cycle recovered, a
 // release was rolled back) to the sinks of syncd.yaml `notify:`, shoutrrr
-// URLs (DESIGN §3). It owns the event names, the deduplication of repeated
-// failures, the queue and its retries; the shoutrrr adapter sits behind
+// URLs (DESIGN §3). It owns the event names, the wording of what a sink is
+// sent (Event.Text: a title, and a body that names the host, the app, the
+// probe, job or commit and what happened on its own, as several services
+// drop the title), the deduplication of repeated failures, the queue and
+// its retries; the shoutrrr adapter sits behind
 // Sender so the queue is tested with a fake.
 //
 // Notify never blocks its caller: a sink that is down or hangs never slows

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/redact"
+	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
 // hookSink is a loopback webhook that fails with 503 while down > 0.
@@ -84,10 +85,10 @@ func TestShoutrrrEndToEnd(t *testing.T) {
 
 	begin := time.Now()
 	for range 50 {
-		n.Notify(Event{Kind: BackupFailed, Key: "db", Title: "backup of db failed", Message: "exit 1"})
+		n.Notify(Event{Kind: BackupFailed, Key: "db", Host: "h", App: "db", Subject: "backup", What: "failed", Detail: "exit 1"})
 	}
-	n.Notify(Event{Kind: BackupFailed, Key: "db", Title: "backup of db recovered", Message: "ok", Recovered: true})
-	n.Notify(Event{Kind: CycleFailed, Key: "", Title: "cycle failed", Message: "pull refused"})
+	n.Notify(Event{Kind: BackupFailed, Key: "db", Host: "h", App: "db", Subject: "backup", What: "works again", Detail: "ok", Recovered: true})
+	n.Notify(Event{Kind: CycleFailed, Key: "", Host: "h", Subject: "the cycle", What: "failed", Detail: "pull refused"})
 	if d := time.Since(begin); d > 100*time.Millisecond {
 		t.Errorf("52 Notify calls took %v with dead sinks", d)
 	}
@@ -107,7 +108,9 @@ func TestShoutrrrEndToEnd(t *testing.T) {
 	h.mu.Lock()
 	got := strings.Join(h.got, "|")
 	h.mu.Unlock()
-	if want := "backup of db failed: exit 1|backup of db recovered: ok|cycle failed: pull refused"; got != want {
+	if want := "syncd h: backup of db failed: backup of app db on host h failed: exit 1|" +
+		"syncd h: backup of db works again: backup of app db on host h works again: ok|" +
+		"syncd h: the cycle failed: the cycle on host h failed: pull refused"; got != want {
 		t.Errorf("sink got %q, want %q", got, want)
 	}
 	cancel()
@@ -167,7 +170,8 @@ func TestShoutrrrHostileTextEscaped(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go n.Run(ctx)
-	n.Notify(Event{Kind: ProbeDown, Key: "web", Title: "probe web down\x1b]0;pwned\x07", Message: "GET http://x/: line 1\nline 2\x1b[2J\r\u009b31m\u202e"})
+	n.Notify(Event{Kind: ProbeDown, Key: "web", Host: "h", App: "web", Subject: "probe web\x1b]0;pwned\x07", What: "failed 1 check in a row",
+		Detail: "GET http://x/: line 1\nline 2\x1b[2J\r\u009b31m\u202e"})
 	select {
 	case <-h.seen:
 	case <-time.After(20 * time.Second):
@@ -181,7 +185,64 @@ func TestShoutrrrHostileTextEscaped(t *testing.T) {
 			t.Fatalf("the sink got control character %U: %q", r, got)
 		}
 	}
-	if want := `probe web down\x1b]0;pwned\x07: GET http://x/: line 1` + "\n" + `line 2\x1b[2J\r\u009b31m\u202e`; got != want {
+	if want := `syncd h: probe web\x1b]0;pwned\x07 of web failed 1 check in a row: probe web\x1b]0;pwned\x07 of app web on host h failed 1 check in a row:` +
+		"\n" + `GET http://x/: line 1` + "\n" + `line 2\x1b[2J\r\u009b31m\u202e`; got != want {
 		t.Errorf("sink got %q, want %q", got, want)
+	}
+}
+
+// TestBodiesStandAloneOnEveryService: through the real shoutrrr services a
+// home-made or self-hosted sink uses (generic plain, which drops the
+// title; generic JSON; ntfy; gotify), every body names the host, the app,
+// the probe, job or release, and what happened, with the detail.
+func TestBodiesStandAloneOnEveryService(t *testing.T) {
+	sinks := testenv.NotifySinks(t)
+	var cfg Config
+	for _, s := range sinks {
+		cfg.Sinks = append(cfg.Sinks, Sink{URL: s.URL})
+	}
+	cfg.MinBackoff = 20 * time.Millisecond
+	n := New(cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go n.Run(ctx)
+
+	const refused = "GET http://127.0.0.1:43259/healthz: dial tcp 127.0.0.1:43259: connect: connection refused"
+	events := []struct {
+		e    Event
+		body string
+	}{
+		{Event{Kind: ProbeDown, Key: "nextcloud/healthz", Host: "web-01", App: "nextcloud", Subject: "probe healthz",
+			What: "failed " + Count(2, "check") + " in a row", Detail: refused},
+			"probe healthz of app nextcloud on host web-01 failed 2 checks in a row: " + refused},
+		{Event{Kind: ProbeDown, Key: "nextcloud/healthz", Host: "web-01", App: "nextcloud", Subject: "probe healthz",
+			What: "recovered: 1 check passed", Recovered: true},
+			"probe healthz of app nextcloud on host web-01 recovered: 1 check passed"},
+		{Event{Kind: RolledBack, Key: "nextcloud@0123456789abcdef", Host: "web-01", App: "nextcloud", Subject: "release of commit 0123456789ab",
+			What: "failed and was rolled back", Detail: "service app: healthcheck failed 3 times"},
+			"release of commit 0123456789ab of app nextcloud on host web-01 failed and was rolled back: service app: healthcheck failed 3 times"},
+		{Event{Kind: BackupFailed, Key: "nextcloud", Host: "web-01", App: "nextcloud", Subject: "backup",
+			What: "failed", Detail: "dump db.sql: the command exited 3"},
+			"backup of app nextcloud on host web-01 failed: dump db.sql: the command exited 3"},
+	}
+	for _, ev := range events {
+		n.Notify(ev.e)
+	}
+	for _, s := range sinks {
+		for _, ev := range events {
+			got := s.Next(t, ev.body)
+			if got.Body != ev.body {
+				t.Errorf("%s: body %q, want %q", s.Service, got.Body, ev.body)
+			}
+			if s.Service != "generic" && !strings.HasPrefix(got.Title, "syncd web-01: ") {
+				t.Errorf("%s: title %q", s.Service, got.Title)
+			}
+		}
+	}
+}
+
+func TestCount(t *testing.T) {
+	if got := Count(1, "check") + ", " + Count(2, "check") + ", " + Count(0, "new finding"); got != "1 check, 2 checks, 0 new findings" {
+		t.Errorf("Count: %s", got)
 	}
 }

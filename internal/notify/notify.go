@@ -145,7 +145,8 @@ func (n *Notifier) Notify(e Event) {
 	}
 	// A sink shows what it is sent (a chat, a phone): text from outside
 	// (a container's, a probe target's, a peer's) must not act on it.
-	m := message{title: escape.Text(n.redact(e.Title)), text: escape.Lines(n.redact(e.Message)), queued: now}
+	title, body := e.Text()
+	m := message{title: escape.Text(n.redact(title)), text: escape.Lines(n.redact(body)), queued: now}
 	queued := false
 	for _, s := range n.sinks {
 		if len(s.events) > 0 && !slices.Contains(s.events, e.name()) {

@@ -42,7 +42,7 @@ func (f *fakeSender) titles() []string {
 	defer f.mu.Unlock()
 	var ts []string
 	for _, s := range f.got {
-		ts = append(ts, s.title)
+		ts = append(ts, strings.TrimPrefix(s.title, "syncd h: "))
 	}
 	return ts
 }
@@ -61,11 +61,11 @@ func start(t *testing.T, cfg Config) (*Notifier, *fakeSender) {
 }
 
 func failed(key string) Event {
-	return Event{Kind: BackupFailed, Key: key, Title: "backup of " + key + " failed", Message: "restic exited 1"}
+	return Event{Kind: BackupFailed, Key: key, Host: "h", Subject: "backup of " + key, What: "failed", Detail: "restic exited 1"}
 }
 
 func recovered(key string) Event {
-	return Event{Kind: BackupFailed, Key: key, Title: "backup of " + key + " recovered", Recovered: true}
+	return Event{Kind: BackupFailed, Key: key, Host: "h", Subject: "backup of " + key, What: "recovered", Recovered: true}
 }
 
 func eq(t *testing.T, got []string, want ...string) {
@@ -113,14 +113,14 @@ func TestEventFilterAndKeys(t *testing.T) {
 		}})
 		n.Notify(failed("db"))
 		n.Notify(failed("web")) // another key: its own failure
-		n.Notify(Event{Kind: Drift, Key: "web", Title: "drift"})
+		n.Notify(Event{Kind: Drift, Key: "web", Host: "h", Subject: "drift"})
 		n.Notify(recovered("db"))
 		synctest.Wait()
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		var got []string
 		for _, s := range f.got {
-			got = append(got, redact.Host(s.url)+" "+s.title)
+			got = append(got, redact.Host(s.url)+" "+strings.TrimPrefix(s.title, "syncd h: "))
 		}
 		slices.SortStableFunc(got, func(a, b string) int { return strings.Compare(a[:20], b[:20]) }) // per sink, in order
 		eq(t, got, "generic://a.example backup of db failed", "generic://a.example backup of web failed",
@@ -190,7 +190,7 @@ func TestQueueFullDropsOldest(t *testing.T) {
 func TestRedact(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n, f := start(t, Config{Redact: func(s string) string { return strings.ReplaceAll(s, "hunter2", "[REDACTED]") }})
-		n.Notify(Event{Kind: CycleFailed, Title: "cycle failed: hunter2", Message: "password hunter2 refused"})
+		n.Notify(Event{Kind: CycleFailed, Host: "h", Subject: "cycle hunter2", What: "failed", Detail: "password hunter2 refused"})
 		synctest.Wait()
 		f.mu.Lock()
 		defer f.mu.Unlock()

@@ -24,8 +24,26 @@ func probeNotice(host string, e probe.Event) notify.Event {
 		probe.ProbeFlapping: notify.ProbeFlapping, probe.CertExpiring: notify.CertExpiring,
 		probe.EngineDown: notify.EngineDown, probe.EngineUp: notify.EngineDown,
 	}
-	return notify.Event{Kind: kinds[e.Kind], Key: e.Key(), Recovered: e.Recovered(),
-		Title: fmt.Sprintf("syncd %s: %s", host, e.String()), Message: e.Detail}
+	n := notify.Event{Kind: kinds[e.Kind], Key: e.Key(), Recovered: e.Recovered(),
+		Host: host, App: e.Project, Subject: "probe " + e.Probe, Detail: e.Detail}
+	switch e.Kind {
+	case probe.ProbeDown:
+		n.What = "failed " + notify.Count(e.Checks, "check") + " in a row"
+	case probe.ProbeUp:
+		n.What = "recovered: 1 check passed"
+		if e.Checks != 1 {
+			n.What = fmt.Sprintf("recovered: %d checks passed in a row", e.Checks)
+		}
+	case probe.ProbeFlapping:
+		n.What = "is flapping"
+	case probe.CertExpiring:
+		n.What = "found a certificate about to expire"
+	case probe.EngineDown:
+		n.Subject, n.What = "the Docker engine", "is unreachable; probe alerts are held back"
+	case probe.EngineUp:
+		n.Subject, n.What = "the Docker engine", "answers again"
+	}
+	return n
 }
 
 // ProbeNotifier is the probe monitor's OnEvent for n.

@@ -267,13 +267,17 @@ func (r *Runtime) rolloutEvent(ro *agent.Rollout) {
 	if r.notify == nil || ro == nil || !ro.Changed() {
 		return
 	}
+	ev := notify.Event{Kind: notify.RolloutHalted, Key: "rollout", Host: r.host, Subject: "the rollout", Detail: ro.Text}
+	if ro.Commit != "" {
+		ev.Subject += " of commit " + abbrev.Commit(ro.Commit)
+	}
 	switch {
 	case ro.State == agent.RolloutHalted:
-		r.notify.Notify(notify.Event{Kind: notify.RolloutHalted, Key: "rollout",
-			Title: fmt.Sprintf("syncd %s: rollout of %s halted", r.host, abbrev.Commit(ro.Commit)), Message: ro.Text})
+		ev.What = "halted"
+		r.notify.Notify(ev)
 	case ro.Was == agent.RolloutHalted:
-		r.notify.Notify(notify.Event{Kind: notify.RolloutHalted, Key: "rollout", Recovered: true,
-			Title: fmt.Sprintf("syncd %s: rollout resumed", r.host), Message: ro.Text})
+		ev.What, ev.Recovered = "resumed", true
+		r.notify.Notify(ev)
 	}
 }
 
@@ -304,19 +308,22 @@ func (r *Runtime) events(rep reconcile.Report, err error) {
 	if r.notify == nil {
 		return
 	}
-	at := ""
+	cycle := notify.Event{Kind: notify.CycleFailed, Key: "cycle", Host: r.host, Subject: "the cycle"}
+	release := "release"
 	if rep.Commit != "" {
-		at = " at " + rep.Commit[:min(12, len(rep.Commit))]
+		cycle.Subject += " at commit " + abbrev.Commit(rep.Commit)
+		release += " of commit " + abbrev.Commit(rep.Commit)
 	}
 	if err != nil {
-		r.notify.Notify(notify.Event{Kind: notify.CycleFailed, Key: "cycle", Title: fmt.Sprintf("syncd %s: cycle failed%s", r.host, at), Message: abbrev.Line(err.Error())})
+		cycle.What, cycle.Detail = "failed", abbrev.Line(err.Error())
 	} else {
-		r.notify.Notify(notify.Event{Kind: notify.CycleFailed, Key: "cycle", Recovered: true, Title: fmt.Sprintf("syncd %s: cycles work again%s", r.host, at)})
+		cycle.What, cycle.Recovered = "works again", true
 	}
+	r.notify.Notify(cycle)
 	for _, o := range rep.Outcomes {
 		if o.Result == reconcile.Refused && errors.Is(o.Err, reconcile.ErrImageRefused) {
 			r.notify.Notify(notify.Event{Kind: notify.ImageRefused, Key: o.Project + "@" + rep.Commit,
-				Title: fmt.Sprintf("syncd %s: %s: image refused%s", r.host, o.Project, at), Message: o.Err.Error()})
+				Host: r.host, App: o.Project, Subject: release, What: "was not applied: an image was refused", Detail: o.Err.Error()})
 		}
 		if o.Result == reconcile.RolledBack || o.Result == reconcile.TakenDown {
 			msg := ""
@@ -324,7 +331,7 @@ func (r *Runtime) events(rep reconcile.Report, err error) {
 				msg = abbrev.Line(o.Err.Error())
 			}
 			r.notify.Notify(notify.Event{Kind: notify.RolledBack, Key: o.Project + "@" + rep.Commit,
-				Title: fmt.Sprintf("syncd %s: %s %s%s", r.host, o.Project, o.Result, at), Message: msg})
+				Host: r.host, App: o.Project, Subject: release, What: "failed and was " + string(o.Result), Detail: msg})
 		}
 	}
 	if rep.Plan.Commit == "" {
@@ -334,15 +341,17 @@ func (r *Runtime) events(rep reconcile.Report, err error) {
 	for _, pr := range rep.Plan.Projects {
 		for _, c := range pr.Changes {
 			if c.Drift {
-				drifted = append(drifted, fmt.Sprintf("%s/%s: %s", pr.Name, c.Service, c.Reason))
+				drifted = append(drifted, fmt.Sprintf("app %s, service %s: %s", pr.Name, c.Service, c.Reason))
 			}
 		}
 	}
+	drift := notify.Event{Kind: notify.Drift, Key: "host", Host: r.host, Subject: "the containers"}
 	if len(drifted) > 0 {
-		r.notify.Notify(notify.Event{Kind: notify.Drift, Key: "host", Title: fmt.Sprintf("syncd %s: drift found", r.host), Message: strings.Join(drifted, "\n")})
+		drift.What, drift.Detail = "drifted from commit "+abbrev.Commit(rep.Plan.Commit), strings.Join(drifted, "\n")
 	} else {
-		r.notify.Notify(notify.Event{Kind: notify.Drift, Key: "host", Recovered: true, Title: fmt.Sprintf("syncd %s: no drift any more", r.host)})
+		drift.What, drift.Recovered = "match commit "+abbrev.Commit(rep.Plan.Commit)+" again", true
 	}
+	r.notify.Notify(drift)
 }
 
 // gate checks head out to learn the fleet's waves (once per head) and asks

@@ -219,7 +219,7 @@ func (m *Monitor) Tick(ctx context.Context) error {
 	err := m.save()
 	m.mu.Unlock()
 	for _, e := range events {
-		m.log.Info("probe event", "kind", e.Kind, "project", e.Project, "probe", e.Probe, "detail", e.Detail)
+		m.log.Info("probe event", "kind", e.Kind, "project", e.Project, "probe", e.Probe, "checks", e.Checks, "detail", e.Detail)
 		if m.opts.OnEvent != nil {
 			m.opts.OnEvent(e)
 		}
@@ -231,9 +231,9 @@ func (m *Monitor) event(kind Kind, t *target, st *State, now time.Time) Event {
 	e := Event{Kind: kind, Project: t.project, Probe: t.probe.Name, At: now}
 	switch kind {
 	case ProbeDown:
-		e.Detail = fmt.Sprintf("%d failed checks in a row: %s", st.Failures, st.LastError)
+		e.Checks, e.Detail = st.Failures, st.LastError
 	case ProbeUp:
-		e.Detail = fmt.Sprintf("%d passed checks in a row", st.Successes)
+		e.Checks = st.Successes
 	case ProbeFlapping:
 		e.Detail = fmt.Sprintf("%d status changes within its last %d results (last error: %s); changes are not reported one by one until it settles",
 			st.changes(), len(st.Results), st.LastError)

@@ -101,6 +101,9 @@ type Event struct {
 	// Project and Probe name the probe; both "" for the engine's events.
 	Project, Probe string
 	At             time.Time
+	// Checks is how many checks in a row failed (ProbeDown) or passed
+	// (ProbeUp).
+	Checks int
 	// Detail says why (the last error, the days left); redacted.
 	Detail string
 }
@@ -124,7 +127,14 @@ func (e Event) String() string {
 	case EngineUp:
 		return "the Docker engine answers again"
 	}
-	return fmt.Sprintf("probe %s of %s: %s: %s", e.Probe, e.Project, e.Kind, e.Detail)
+	s := fmt.Sprintf("probe %s of %s: %s", e.Probe, e.Project, e.Kind)
+	if e.Checks > 0 {
+		s += fmt.Sprintf(" (checks in a row: %d)", e.Checks)
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
 }
 
 // Observe adds one result to s and returns the kinds of event it causes.
