@@ -97,12 +97,12 @@ type Action string
 
 // Project actions.
 const (
-	Keep    Action = "keep"    // nothing to do
-	Apply   Action = "apply"   // converge the project (its services say what changes)
-	Remove  Action = "remove"  // take the project down, volumes kept
-	Hold    Action = "hold"    // its release failed at this commit: wait for a newer one
-	Refuse  Action = "refuse"  // a project of that name exists and syncd does not own it
-	Guarded Action = "guarded" // a removal stopped by the prune guard
+	Keep    Action = "keep"      // nothing to do
+	Apply   Action = "apply"     // converge the project (its services say what changes)
+	Remove  Action = "remove"    // take the project down, volumes kept
+	Hold    Action = "hold"      // its release failed at this commit: wait for a newer one
+	Refuse  Action = "refuse"    // a project of that name exists and syncd does not own it
+	Guarded Action = "guarded"   // a removal stopped by the prune guard
 	Suspend Action = "suspended" // left as it runs: suspended in Git or on the host
 )
 
