@@ -30,7 +30,7 @@ type cycleFlags struct {
 
 func (f *cycleFlags) register(fs *flag.FlagSet) {
 	hostname, _ := os.Hostname()
-	fs.StringVar(&f.repo, "repo", ".", "the desired-state repository `directory`")
+	fs.StringVar(&f.repo, "repo", ".", "the desired-state `repo`sitory: a directory or a Git URL (https://, ssh://, git@host:path, file://)")
 	fs.StringVar(&f.host, "host", hostname, "this host's `name` in the repository's hosts/")
 	fs.StringVar(&f.ageKey, "age-key", "/etc/syncd/age.key", "the host's age identity `file` (needed when the host has secrets)")
 	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/syncd", "where syncd keeps what it applied (`directory`)")
