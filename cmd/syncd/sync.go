@@ -24,12 +24,13 @@ import (
 // cycleFlags are the flags sync and plan share.
 type cycleFlags struct {
 	repo, host, ageKey, stateDir, logFormat, restic string
-	trivy                                           string
+	trivy, config                                   string
 	trivyMaxReport                                  int // MiB
 }
 
 func (f *cycleFlags) register(fs *flag.FlagSet) {
 	hostname, _ := os.Hostname()
+	fs.StringVar(&f.config, "config", defaultConfig, "settings `file` (YAML; keys are the flags' names, the agent's file serves every command); flags given override it")
 	fs.StringVar(&f.repo, "repo", ".", "the desired-state `repo`sitory: a directory or a Git URL (https://, ssh://, git@host:path, file://)")
 	fs.StringVar(&f.host, "host", hostname, "this host's `name` in the repository's hosts/")
 	fs.StringVar(&f.ageKey, "age-key", "/etc/syncd/age.key", "the host's age identity `file` (needed when the host has secrets)")
@@ -38,6 +39,27 @@ func (f *cycleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.restic, "restic", "restic", "the restic `binary` backups run (a path, or a name on PATH)")
 	fs.StringVar(&f.trivy, "trivy", "trivy", "the trivy binary (`path`, or a name looked up in PATH) for image scans; TRIVY_* variables are its own settings")
 	fs.IntVar(&f.trivyMaxReport, "trivy-max-report", scan.DefaultMaxReport>>20, "the largest trivy report read, in `MiB`; a larger one fails the scan and stops trivy")
+}
+
+// defaultConfig is the settings file read when it exists, without
+// --config: the agent's, which the one-shot commands read too.
+const defaultConfig = "/etc/syncd/syncd.yaml"
+
+// parse parses args, then sets from the config file every flag they did
+// not give: --config's file, or the default one when it exists, as the
+// agent reads it. A key of one of the agent's flags that this command
+// does not have is left to the agent; a key no command has is an error.
+func (f *cycleFlags) parse(c *cli, fs *flag.FlagSet, args []string) (int, bool) {
+	if code, ok := parse(fs, args); !ok {
+		return code, false
+	}
+	given := false
+	fs.Visit(func(fl *flag.Flag) { given = given || fl.Name == "config" })
+	if err := applyConfigFile(fs, f.config, given, agentFlagSet()); err != nil {
+		fmt.Fprintf(c.stderr, "syncd %s: %v\n", fs.Name(), err)
+		return exitFailure, false
+	}
+	return 0, true
 }
 
 // setting is a flag's value as the agent and sync compare it: paths made
@@ -133,7 +155,7 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	g.register(fs)
 	statusBranch := fs.String("status-branch", "syncd/status", "`branch` the host's status is pushed to (Git sources; \"\" keeps it local)")
 	enrollToken := fs.String("enroll-token", "", "the one-time enrolment token `file` init-host wrote into the user-data: the host publishes a MAC under it for `syncd enroll --token`, and deletes it once enrolled")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := f.parse(c, fs, args); !ok {
 		return code
 	}
 	if !f.check(c, "sync") {
@@ -219,7 +241,7 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 	f.register(fs)
 	g.register(fs)
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when there is nothing to do, 2 when there are changes, 1 on error or when a project is held, refused or guarded")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := f.parse(c, fs, args); !ok {
 		return code
 	}
 	if !f.check(c, "plan") {
