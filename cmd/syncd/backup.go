@@ -83,7 +83,7 @@ func checkFromHost(c *cli, cmd, host string) bool {
 // with the state directory taken and the repository rendered at its head.
 func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitFlags, req jobs.Request) int {
 	name := "syncd " + fs.Name()
-	if !f.check(c, fs.Name()) {
+	if !f.check(c, fs.Name()) || !f.checkStateDirHost(c, fs) {
 		return exitUsage
 	}
 	if err := req.Validate(); err != nil {

@@ -26,6 +26,9 @@ type cycleFlags struct {
 	repo, host, ageKey, stateDir, logFormat, restic string
 	trivy, config                                   string
 	trivyMaxReport                                  int // MiB
+	// typed are the flags given on the command line (parse), not
+	// from the config file.
+	typed map[string]bool
 }
 
 func (f *cycleFlags) register(fs *flag.FlagSet) {
@@ -53,9 +56,9 @@ func (f *cycleFlags) parse(c *cli, fs *flag.FlagSet, args []string) (int, bool) 
 	if code, ok := parse(fs, args); !ok {
 		return code, false
 	}
-	given := false
-	fs.Visit(func(fl *flag.Flag) { given = given || fl.Name == "config" })
-	if err := applyConfigFile(fs, f.config, given, agentFlagSet()); err != nil {
+	f.typed = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.typed[fl.Name] = true })
+	if err := applyConfigFile(fs, f.config, f.typed["config"], agentFlagSet()); err != nil {
 		fmt.Fprintf(c.stderr, "syncd %s: %v\n", fs.Name(), err)
 		return exitFailure, false
 	}
@@ -89,6 +92,21 @@ func (f *cycleFlags) check(c *cli, cmd string) bool {
 	}
 	if f.trivyMaxReport < 1 {
 		fmt.Fprintf(c.stderr, "syncd %s: --trivy-max-report %d: give the largest trivy report to read in MiB, 1 or more (default %d)\n", cmd, f.trivyMaxReport, scan.DefaultMaxReport>>20)
+		return false
+	}
+	return true
+}
+
+// checkStateDirHost refuses (exit 64) a --state-dir given on the command
+// line without a --host (given, or from the config file): the state
+// directory is one host's, and the machine's name that --host defaults to
+// need not be that host; its agent would run its own cycle or job, and
+// sync would report it under the name asked.
+func (f *cycleFlags) checkStateDirHost(c *cli, fs *flag.FlagSet) bool {
+	host := false
+	fs.Visit(func(fl *flag.Flag) { host = host || fl.Name == "host" })
+	if f.typed["state-dir"] && !host {
+		fmt.Fprintf(c.stderr, "syncd %s: --state-dir %s without --host: a state directory is one host's, and --host would default to this machine's name (%s); give --host NAME, the host whose state directory it is (or host: in the --config file)\n", fs.Name(), f.stateDir, f.host)
 		return false
 	}
 	return true
@@ -158,7 +176,7 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	if code, ok := f.parse(c, fs, args); !ok {
 		return code
 	}
-	if !f.check(c, "sync") {
+	if !f.check(c, "sync") || !f.checkStateDirHost(c, fs) {
 		return exitUsage
 	}
 	// With an agent up on this state directory, it runs the cycle: two
