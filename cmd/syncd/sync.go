@@ -15,6 +15,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/jobs/scan"
+	"github.com/syncd-dev/syncd/internal/logs"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/redact"
 	"github.com/syncd-dev/syncd/internal/secrets"
@@ -112,12 +113,14 @@ func (f *cycleFlags) checkStateDirHost(c *cli, fs *flag.FlagSet) bool {
 	return true
 }
 
+// newLogger is every command's logger: redacted, and with one component
+// per line (a logger narrowed twice logs component=jobs/restic).
 func newLogger(c *cli, format string) (*slog.Logger, error) {
 	switch format {
 	case "text":
-		return slog.New(redact.NewHandler(slog.NewTextHandler(c.stderr, nil), &c.redaction)), nil
+		return slog.New(logs.Components(redact.NewHandler(slog.NewTextHandler(c.stderr, nil), &c.redaction))), nil
 	case "json":
-		return slog.New(redact.NewHandler(slog.NewJSONHandler(c.stderr, nil), &c.redaction)), nil
+		return slog.New(logs.Components(redact.NewHandler(slog.NewJSONHandler(c.stderr, nil), &c.redaction))), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
