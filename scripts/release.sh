@@ -45,14 +45,22 @@ if grep -n '@[A-Z0-9_]*@' "$out/install.sh" >&2; then echo "release.sh: install.
 sh -n "$out/install.sh"
 
 if [ "${IMAGE:-1}" != 0 ] && docker version >/dev/null 2>&1; then
+  # BuildKit when the client has buildx; else the classic builder, enough for FROM scratch,
+  # whose deprecation notice is noise here: the build's output is shown when it fails.
+  if docker buildx version >/dev/null 2>&1; then buildkit=1; else buildkit=0; fi
   for arch in amd64 arm64; do
     ctx=$(mktemp -d)
     cp "$out/syncd_linux_$arch" "$ctx/syncd"
     cp "$here/deploy/Dockerfile" "$ctx/Dockerfile"
     echo "release.sh: building the image syncd:$version-$arch (FROM scratch)" >&2
-    DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0} docker build -q --platform "linux/$arch" \
+    if ! log=$(DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-$buildkit} docker build -q --platform "linux/$arch" \
       --label "org.opencontainers.image.version=$version" --label "org.opencontainers.image.revision=$commit" \
-      -t "syncd:$version-$arch" "$ctx" >/dev/null
+      -t "syncd:$version-$arch" "$ctx" 2>&1); then
+      echo "$log" >&2
+      rm -rf "$ctx"
+      echo "release.sh: the image syncd:$version-$arch did not build (output above)" >&2
+      exit 1
+    fi
     rm -rf "$ctx"
     docker save -o "$out/syncd_image_linux_$arch.tar" "syncd:$version-$arch"
   done

@@ -25,49 +25,65 @@ import (
 // minPoll is the shortest --poll.
 const minPoll = 100 * time.Millisecond
 
+// agentFlags are the agent's flags: the cycle's, a Git source's and its
+// own.
+type agentFlags struct {
+	cycle                                                cycleFlags
+	git                                                  gitFlags
+	poll, drift, grace                                   time.Duration
+	listen, webhookSecretFile, statusBranch, enrollToken string
+}
+
+func (a *agentFlags) register(fs *flag.FlagSet) {
+	a.cycle.register(fs)
+	a.git.register(fs)
+	fs.DurationVar(&a.poll, "poll", time.Minute, "how often to look for a new commit (one ls-remote)")
+	fs.DurationVar(&a.drift, "drift", 5*time.Minute, "how often to run a full cycle without a new commit, to find and heal drift")
+	fs.StringVar(&a.listen, "listen", "127.0.0.1:9750", "`address` for /metrics, /healthz and /webhook (\"\" to disable)")
+	fs.StringVar(&a.webhookSecretFile, "webhook-secret-file", "", "`file` holding the webhook's HMAC secret (GitHub, Gitea, Forgejo); none: no webhook")
+	fs.StringVar(&a.statusBranch, "status-branch", "syncd/status", "`branch` the host's status is pushed to (Git sources; \"\" keeps it local)")
+	fs.StringVar(&a.enrollToken, "enroll-token", "", "the one-time enrolment token `file` init-host wrote into the user-data: the host publishes a MAC under it for `syncd enroll --token`, and deletes it once enrolled")
+	fs.DurationVar(&a.grace, "grace", 2*time.Minute, "on SIGTERM, how long a running apply may go on to finish or roll back")
+}
+
+// agentFlagSet is a flag set with the agent's flags, for the one-shot
+// commands to tell the agent's settings in a shared config file from
+// unknown ones.
+func agentFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	new(agentFlags).register(fs)
+	return fs
+}
+
 func runAgent(ctx context.Context, c *cli, args []string) int {
-	var f cycleFlags
-	var g gitFlags
+	var af agentFlags
+	f := &af.cycle
 	fs := newFlags(c, "agent", "[--config FILE] [--repo DIR|URL] [flags]")
-	f.register(fs)
-	g.register(fs)
-	config := fs.String("config", "/etc/syncd/syncd.yaml", "settings `file` (YAML; keys are these flags' names); flags override it")
-	poll := fs.Duration("poll", time.Minute, "how often to look for a new commit (one ls-remote)")
-	drift := fs.Duration("drift", 5*time.Minute, "how often to run a full cycle without a new commit, to find and heal drift")
-	listen := fs.String("listen", "127.0.0.1:9750", "`address` for /metrics, /healthz and /webhook (\"\" to disable)")
-	webhookSecretFile := fs.String("webhook-secret-file", "", "`file` holding the webhook's HMAC secret (GitHub, Gitea, Forgejo); none: no webhook")
-	statusBranch := fs.String("status-branch", "syncd/status", "`branch` the host's status is pushed to (Git sources; \"\" keeps it local)")
-	enrollToken := fs.String("enroll-token", "", "the one-time enrolment token `file` init-host wrote into the user-data: the host publishes a MAC under it for `syncd enroll --token`, and deletes it once enrolled")
-	grace := fs.Duration("grace", 2*time.Minute, "on SIGTERM, how long a running apply may go on to finish or roll back")
-	if code, ok := parse(fs, args); !ok {
+	af.register(fs)
+	if code, ok := f.parse(c, fs, args); !ok {
 		return code
 	}
-	given := false
-	fs.Visit(func(fl *flag.Flag) { given = given || fl.Name == "config" })
 	fail := func(err error) int {
 		fmt.Fprintf(c.stderr, "syncd agent: %v\n", err)
 		return exitFailure
-	}
-	if err := applyConfigFile(fs, *config, given); err != nil {
-		return fail(err)
 	}
 	if !f.check(c, "agent") {
 		return exitUsage
 	}
 	// A poll costs the Git server a request: a floor keeps a typo (1ms)
 	// from hammering it; negative is a mistake, not "the default".
-	if *poll < minPoll {
-		fmt.Fprintf(c.stderr, "syncd agent: --poll %v: poll at most every %v (use the webhook for faster deploys)\n", *poll, minPoll)
+	if af.poll < minPoll {
+		fmt.Fprintf(c.stderr, "syncd agent: --poll %v: poll at most every %v (use the webhook for faster deploys)\n", af.poll, minPoll)
 		return exitUsage
 	}
 	var secret []byte
-	if *webhookSecretFile != "" {
-		b, err := os.ReadFile(*webhookSecretFile)
+	if af.webhookSecretFile != "" {
+		b, err := os.ReadFile(af.webhookSecretFile)
 		if err != nil {
 			return fail(fmt.Errorf("--webhook-secret-file: %w", err))
 		}
 		if secret = []byte(strings.TrimSpace(string(b))); len(secret) == 0 {
-			return fail(fmt.Errorf("--webhook-secret-file %s is empty", *webhookSecretFile))
+			return fail(fmt.Errorf("--webhook-secret-file %s is empty", af.webhookSecretFile))
 		}
 	}
 
@@ -92,11 +108,11 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	run, err := f.runtime(ctx, c, h, g, *statusBranch, *enrollToken, notifier, monitor)
+	run, err := f.runtime(ctx, c, h, af.git, af.statusBranch, af.enrollToken, notifier, monitor)
 	if err != nil {
 		return fail(err)
 	}
-	a := agent.New(agent.Config{Poll: *poll, Drift: *drift, WebhookSecret: secret, Grace: *grace, Logger: log.With("component", "agent"), Settings: f.settings(),
+	a := agent.New(agent.Config{Poll: af.poll, Drift: af.drift, WebhookSecret: secret, Grace: af.grace, Logger: log.With("component", "agent"), Settings: f.settings(),
 		Job:        func(ctx context.Context, req jobs.Request) (string, error) { return h.jobs.Request(ctx, nil, req) },
 		Collectors: append(h.jobs.Collectors(), monitor, h.scanner.Collector())}, run.Cycle)
 	go run.Run(ctx)
@@ -129,8 +145,8 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 			}
 		}()
 	}
-	if *listen != "" {
-		ln, err := net.Listen("tcp", *listen)
+	if af.listen != "" {
+		ln, err := net.Listen("tcp", af.listen)
 		if err != nil {
 			return fail(fmt.Errorf("--listen: %w", err))
 		}
@@ -142,7 +158,7 @@ func runAgent(ctx context.Context, c *cli, args []string) int {
 		log.Info("listening", "addr", ln.Addr().String(), "webhook", len(secret) > 0)
 	}
 
-	log.Info("agent started", "host", f.host, "repo", displayRepo(f.repo), "poll", *poll, "drift", *drift)
+	log.Info("agent started", "host", f.host, "repo", displayRepo(f.repo), "poll", af.poll, "drift", af.drift)
 	sdNotify(c.getenv, "READY=1")
 	err = a.Run(ctx)
 	sdNotify(c.getenv, "STOPPING=1")

@@ -22,7 +22,7 @@ func runBackup(ctx context.Context, c *cli, args []string) int {
 	app := fs.String("app", "", "back up (or list) only this `app`")
 	list := fs.Bool("list", false, "list the host's snapshots instead, by run")
 	from := fs.String("from-host", "", "with --list: list the snapshots this other `host` made (to move an app here)")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := f.parse(c, fs, args); !ok {
 		return code
 	}
 	req := jobs.Request{Kind: jobs.RequestBackup, App: *app}
@@ -48,7 +48,7 @@ func runRestore(ctx context.Context, c *cli, args []string) int {
 	snapshot := fs.String("snapshot", "latest", "what to restore: a backup `run`, a snapshot ID, or latest (the newest complete run)")
 	to := fs.String("to", "", "extract the run's volumes, paths and dumps into this `directory` instead, touching nothing that runs")
 	from := fs.String("from-host", "", "restore a run this other `host` made (to move an app here); default: this host's runs only")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := f.parse(c, fs, args); !ok {
 		return code
 	}
 	if *app == "" {
@@ -83,7 +83,7 @@ func checkFromHost(c *cli, cmd, host string) bool {
 // with the state directory taken and the repository rendered at its head.
 func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitFlags, req jobs.Request) int {
 	name := "syncd " + fs.Name()
-	if !f.check(c, fs.Name()) {
+	if !f.check(c, fs.Name()) || !f.checkStateDirHost(c, fs) {
 		return exitUsage
 	}
 	if err := req.Validate(); err != nil {

@@ -19,7 +19,7 @@ func runProbe(ctx context.Context, c *cli, args []string) int {
 	f.register(fs)
 	g.register(fs)
 	only := fs.String("app", "", "check only this `app`'s probes")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := f.parse(c, fs, args); !ok {
 		return code
 	}
 	if !f.check(c, "probe") {

@@ -35,7 +35,7 @@ func runScan(ctx context.Context, c *cli, args []string) int {
 	f.register(fs)
 	g.register(fs)
 	app := fs.String("app", "", "scan only this `app`'s images")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := f.parse(c, fs, args); !ok {
 		return code
 	}
 	if !f.check(c, "scan") {

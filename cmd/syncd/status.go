@@ -39,8 +39,12 @@ func runStatus(ctx context.Context, c *cli, args []string) int {
 		return exitOK
 	}
 	h, err := status.ReadLocal(*stateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(c.stderr, "syncd status: %v: no cycle has run with --state-dir %s; give --state-dir the agent's (or sync's) state directory, or run `syncd sync` first\n", err, *stateDir)
+		return exitFailure
+	}
 	if err != nil {
-		fmt.Fprintf(c.stderr, "syncd status: %v (has syncd run a cycle with --state-dir %s?)\n", err, *stateDir)
+		fmt.Fprintf(c.stderr, "syncd status: %v\n", err)
 		return exitFailure
 	}
 	if *asJSON {

@@ -15,6 +15,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/jobs/scan"
+	"github.com/syncd-dev/syncd/internal/logs"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/redact"
 	"github.com/syncd-dev/syncd/internal/secrets"
@@ -24,13 +25,17 @@ import (
 // cycleFlags are the flags sync and plan share.
 type cycleFlags struct {
 	repo, host, ageKey, stateDir, logFormat, restic string
-	trivy                                           string
+	trivy, config                                   string
 	trivyMaxReport                                  int // MiB
+	// typed are the flags given on the command line (parse), not
+	// from the config file.
+	typed map[string]bool
 }
 
 func (f *cycleFlags) register(fs *flag.FlagSet) {
 	hostname, _ := os.Hostname()
-	fs.StringVar(&f.repo, "repo", ".", "the desired-state repository `directory`")
+	fs.StringVar(&f.config, "config", defaultConfig, "settings `file` (YAML; keys are the flags' names, the agent's file serves every command); flags given override it")
+	fs.StringVar(&f.repo, "repo", ".", "the desired-state `repo`sitory: a directory or a Git URL (https://, ssh://, git@host:path, file://)")
 	fs.StringVar(&f.host, "host", hostname, "this host's `name` in the repository's hosts/")
 	fs.StringVar(&f.ageKey, "age-key", "/etc/syncd/age.key", "the host's age identity `file` (needed when the host has secrets)")
 	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/syncd", "where syncd keeps what it applied (`directory`)")
@@ -38,6 +43,27 @@ func (f *cycleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.restic, "restic", "restic", "the restic `binary` backups run (a path, or a name on PATH)")
 	fs.StringVar(&f.trivy, "trivy", "trivy", "the trivy binary (`path`, or a name looked up in PATH) for image scans; TRIVY_* variables are its own settings")
 	fs.IntVar(&f.trivyMaxReport, "trivy-max-report", scan.DefaultMaxReport>>20, "the largest trivy report read, in `MiB`; a larger one fails the scan and stops trivy")
+}
+
+// defaultConfig is the settings file read when it exists, without
+// --config: the agent's, which the one-shot commands read too.
+const defaultConfig = "/etc/syncd/syncd.yaml"
+
+// parse parses args, then sets from the config file every flag they did
+// not give: --config's file, or the default one when it exists, as the
+// agent reads it. A key of one of the agent's flags that this command
+// does not have is left to the agent; a key no command has is an error.
+func (f *cycleFlags) parse(c *cli, fs *flag.FlagSet, args []string) (int, bool) {
+	if code, ok := parse(fs, args); !ok {
+		return code, false
+	}
+	f.typed = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.typed[fl.Name] = true })
+	if err := applyConfigFile(fs, f.config, f.typed["config"], agentFlagSet()); err != nil {
+		fmt.Fprintf(c.stderr, "syncd %s: %v\n", fs.Name(), err)
+		return exitFailure, false
+	}
+	return 0, true
 }
 
 // setting is a flag's value as the agent and sync compare it: paths made
@@ -72,12 +98,29 @@ func (f *cycleFlags) check(c *cli, cmd string) bool {
 	return true
 }
 
+// checkStateDirHost refuses (exit 64) a --state-dir given on the command
+// line without a --host (given, or from the config file): the state
+// directory is one host's, and the machine's name that --host defaults to
+// need not be that host; its agent would run its own cycle or job, and
+// sync would report it under the name asked.
+func (f *cycleFlags) checkStateDirHost(c *cli, fs *flag.FlagSet) bool {
+	host := false
+	fs.Visit(func(fl *flag.Flag) { host = host || fl.Name == "host" })
+	if f.typed["state-dir"] && !host {
+		fmt.Fprintf(c.stderr, "syncd %s: --state-dir %s without --host: a state directory is one host's, and --host would default to this machine's name (%s); give --host NAME, the host whose state directory it is (or host: in the --config file)\n", fs.Name(), f.stateDir, f.host)
+		return false
+	}
+	return true
+}
+
+// newLogger is every command's logger: redacted, and with one component
+// per line (a logger narrowed twice logs component=jobs/restic).
 func newLogger(c *cli, format string) (*slog.Logger, error) {
 	switch format {
 	case "text":
-		return slog.New(redact.NewHandler(slog.NewTextHandler(c.stderr, nil), &c.redaction)), nil
+		return slog.New(logs.Components(redact.NewHandler(slog.NewTextHandler(c.stderr, nil), &c.redaction))), nil
 	case "json":
-		return slog.New(redact.NewHandler(slog.NewJSONHandler(c.stderr, nil), &c.redaction)), nil
+		return slog.New(logs.Components(redact.NewHandler(slog.NewJSONHandler(c.stderr, nil), &c.redaction))), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
@@ -133,10 +176,10 @@ func runSync(ctx context.Context, c *cli, args []string) int {
 	g.register(fs)
 	statusBranch := fs.String("status-branch", "syncd/status", "`branch` the host's status is pushed to (Git sources; \"\" keeps it local)")
 	enrollToken := fs.String("enroll-token", "", "the one-time enrolment token `file` init-host wrote into the user-data: the host publishes a MAC under it for `syncd enroll --token`, and deletes it once enrolled")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := f.parse(c, fs, args); !ok {
 		return code
 	}
-	if !f.check(c, "sync") {
+	if !f.check(c, "sync") || !f.checkStateDirHost(c, fs) {
 		return exitUsage
 	}
 	// With an agent up on this state directory, it runs the cycle: two
@@ -219,7 +262,7 @@ func runPlan(ctx context.Context, c *cli, args []string) int {
 	f.register(fs)
 	g.register(fs)
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when there is nothing to do, 2 when there are changes, 1 on error or when a project is held, refused or guarded")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := f.parse(c, fs, args); !ok {
 		return code
 	}
 	if !f.check(c, "plan") {

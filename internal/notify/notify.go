@@ -40,7 +40,7 @@ type Config struct {
 	Sinks  []Sink
 	Sender Sender              // default: Shoutrrr
 	Redact func(string) string // applied to every title and message: the host's redaction (redact.Redactor.Text)
-	Logger *slog.Logger
+	Logger *slog.Logger        // narrowed by the caller (With("component", "notify"))
 	// QueueSize bounds the messages waiting per sink; when full the oldest
 	// is dropped (and counted).
 	QueueSize int
@@ -109,7 +109,7 @@ func New(cfg Config) *Notifier {
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = DefaultSendTimeout
 	}
-	n := &Notifier{cfg: cfg, log: cfg.Logger.With("component", "notify"), wake: make(chan struct{}, 1), active: map[string]condition{}}
+	n := &Notifier{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), active: map[string]condition{}}
 	for _, s := range cfg.Sinks {
 		n.sinks = append(n.sinks, &sink{url: s.URL, events: s.Events})
 	}

@@ -25,9 +25,7 @@ package status
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -373,11 +371,9 @@ func WriteLocal(stateDir string, h Host) error {
 func ReadLocal(stateDir string) (Host, error) {
 	p := filepath.Join(stateDir, localFile)
 	data, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Host{}, fmt.Errorf("read %s: %w (has the agent run a cycle yet?)", p, err)
-	}
 	if err != nil {
-		return Host{}, fmt.Errorf("read %s: %w", p, err)
+		// The error names the file; the caller says what to do (fs.ErrNotExist: no cycle yet).
+		return Host{}, err
 	}
 	var h Host
 	if err := json.Unmarshal(data, &h); err != nil {
