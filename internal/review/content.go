@@ -2,77 +2,16 @@ package review
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"strings"
-
-	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/syncd-dev/syncd/internal/plan"
 )
 
-// Bounds of a config file's content diff: what is read, compared and shown.
+// Bounds of a config file's content diff: what is compared and shown.
 const (
-	maxContentBytes = 1 << 20
 	maxContentLines = 2000
 	maxDiffLines    = 40
 )
-
-// contentPrefix starts the path of the field that holds a config file's
-// content; its change is shown as a line diff.
-const contentPrefix = "config "
-
-// configContents adds, per service, the content of each config it mounts
-// (the same sources reconcile hashes), redacted by f.
-func (f flattener) configContents(p *types.Project, into map[string]plan.Fields) {
-	for name, svc := range p.Services {
-		for _, ref := range svc.Configs {
-			c, ok := p.Configs[ref.Source]
-			if !ok || bool(c.External) {
-				continue
-			}
-			text, ok := "", true
-			switch {
-			case c.Content != "":
-				text = c.Content
-			case c.Environment != "":
-				text = p.Environment[c.Environment]
-			case c.File != "":
-				text, ok = readCapped(c.File)
-			}
-			if !ok {
-				continue // the cycle's hash reports what cannot be read
-			}
-			if into[name] == nil {
-				into[name] = plan.Fields{}
-			}
-			into[name][contentPrefix+ref.Source] = f.content(text)
-		}
-	}
-}
-
-func readCapped(path string) (string, bool) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return "", false
-	}
-	defer fh.Close()
-	data, err := io.ReadAll(io.LimitReader(fh, maxContentBytes+1))
-	if err != nil || len(data) > maxContentBytes {
-		return "", false
-	}
-	return string(data), true
-}
-
-// content is a config's text with secret values named, compared whole.
-func (f flattener) content(text string) plan.Field {
-	shown := f.secrets.RedactNamed(text)
-	fl := plan.Field{Text: shown}
-	if shown != text {
-		fl.Sum = f.sum(text) // a value inside changed: compared, never shown
-	}
-	return fl
-}
 
 // contentDiff shows how a config's text changed: changed lines with one
 // line of context, bounded.

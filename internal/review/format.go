@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/syncd-dev/syncd/internal/abbrev"
+	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/plan"
 )
@@ -171,7 +172,7 @@ func (h Host) lines() []string {
 		for _, c := range pr.Changes {
 			out = append(out, fmt.Sprintf("  %s: %s (%s)", c.Service, c.Action, c.Reason))
 			for _, f := range c.Fields {
-				if strings.HasPrefix(f.Path, contentPrefix) {
+				if strings.HasPrefix(f.Path, desired.ContentPrefix) {
 					out = append(out, "    "+contentDiff(f))
 					continue
 				}

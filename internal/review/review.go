@@ -501,7 +501,7 @@ func (d *differ) addFields(b, h *side) error {
 			dp *plan.DesiredProject
 			sd *side
 		}{{bp, b}, {hp, h}} {
-			fields, err := projectFields(x.sd.projects[x.dp.Name], x.sd.secrets, d.key)
+			fields, err := x.sd.projects[x.dp.Name].Fields(x.sd.secrets, d.key)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package review
+package desired
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
@@ -37,7 +36,7 @@ func fieldsOf(t *testing.T, s string) plan.Fields {
 			t.Fatal(err)
 		}
 	}
-	r, ps := desired.Load(dir)
+	r, ps := Load(dir)
 	if ps.HasErrors() {
 		t.Fatalf("Load: %v", ps)
 	}
@@ -49,7 +48,7 @@ func fieldsOf(t *testing.T, s string) plan.Fields {
 	if got := *projects[0].Compose.Services["app"].Environment["X"]; got != s {
 		t.Fatalf("%q: loaded as %q", s, got)
 	}
-	fields, err := projectFields(projects[0], nil, []byte("k"))
+	fields, err := projects[0].Fields(nil, []byte("k"))
 	if err != nil {
 		t.Fatalf("%q: %v", s, err)
 	}

@@ -1,4 +1,4 @@
-package review
+package desired
 
 import (
 	"crypto/hmac"
@@ -6,13 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
 
 	"github.com/syncd-dev/syncd/internal/abbrev"
-	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/plan"
 )
 
@@ -22,11 +24,12 @@ const maxFieldText = 120
 // ordered are the lists whose order is their meaning: compared whole.
 var ordered = map[string]bool{"command": true, "entrypoint": true, "healthcheck.test": true}
 
-// projectFields flattens every service of p, as `syncd render` prints it
-// (secret values already replaced by desired's redaction), into the
-// settings a reviewer reads. A redacted value is named by its key and
-// compared by a keyed hash, never shown.
-func projectFields(p *desired.Project, secrets desired.Secrets, key []byte) (map[string]plan.Fields, error) {
+// Fields flattens every service of p, as `syncd render` prints it (secret
+// values replaced by their redaction), into the settings a reviewer reads:
+// what `syncd diff` compares and a cycle's plan names when a service's
+// configuration changed. A redacted value is named by its key and compared
+// by a keyed hash (key), never shown.
+func (p *Project) Fields(secrets Secrets, key []byte) (map[string]plan.Fields, error) {
 	// The values stay in memory: each field names the secrets it holds by
 	// key and is compared by a keyed hash of its real text, so a rotated
 	// value shows as changed and no value is shown.
@@ -55,7 +58,7 @@ func projectFields(p *desired.Project, secrets desired.Secrets, key []byte) (map
 
 type flattener struct {
 	key     []byte
-	secrets desired.Secrets
+	secrets Secrets
 }
 
 // sum is a keyed hash of text, to compare what is not shown.
@@ -186,14 +189,61 @@ func setFlow(n *yaml.Node) {
 	}
 }
 
-func child(n *yaml.Node, key string) *yaml.Node {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
+// maxContentBytes bounds what is read of a config file to compare it.
+const maxContentBytes = 1 << 20
+
+// ContentPrefix starts the path of the field that holds a config file's
+// content; `syncd diff` shows its change as a line diff.
+const ContentPrefix = "config "
+
+// configContents adds, per service, the content of each config it mounts
+// (the same sources reconcile hashes), redacted by f.
+func (f flattener) configContents(p *types.Project, into map[string]plan.Fields) {
+	for name, svc := range p.Services {
+		for _, ref := range svc.Configs {
+			c, ok := p.Configs[ref.Source]
+			if !ok || bool(c.External) {
+				continue
+			}
+			text, ok := "", true
+			switch {
+			case c.Content != "":
+				text = c.Content
+			case c.Environment != "":
+				text = p.Environment[c.Environment]
+			case c.File != "":
+				text, ok = readCapped(c.File)
+			}
+			if !ok {
+				continue // the cycle's hash reports what cannot be read
+			}
+			if into[name] == nil {
+				into[name] = plan.Fields{}
+			}
+			into[name][ContentPrefix+ref.Source] = f.content(text)
 		}
 	}
-	return nil
+}
+
+func readCapped(path string) (string, bool) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, maxContentBytes+1))
+	if err != nil || len(data) > maxContentBytes {
+		return "", false
+	}
+	return string(data), true
+}
+
+// content is a config's text with secret values named, compared whole.
+func (f flattener) content(text string) plan.Field {
+	shown := f.secrets.RedactNamed(text)
+	fl := plan.Field{Text: shown}
+	if shown != text {
+		fl.Sum = f.sum(text) // a value inside changed: compared, never shown
+	}
+	return fl
 }
