@@ -55,6 +55,9 @@ type DesiredProject struct {
 	Services []DesiredService
 	// Suspended, when set, leaves the project as it runs.
 	Suspended *Suspension
+	// BackupBeforeUpgrade: a recreate for another image is preceded by a
+	// backup of the app (app.yaml backup.before_upgrade).
+	BackupBeforeUpgrade bool `json:",omitempty"`
 }
 
 // DesiredService is one service of a desired project.
@@ -247,6 +250,9 @@ func project(commit string, dp DesiredProject, o Observed, mem Applied) Project 
 			pr.Action = Apply
 			break
 		}
+	}
+	if pr.Action == Apply && dp.BackupBeforeUpgrade && slices.ContainsFunc(pr.Changes, func(c ServiceChange) bool { return c.Action == Recreate && c.Image }) {
+		pr.Reason = "backed up first, for the new image: backup.before_upgrade"
 	}
 	return pr
 }

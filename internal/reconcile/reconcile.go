@@ -206,6 +206,9 @@ type target struct {
 	project *desired.Project
 	hashes  map[string]string
 	secrets map[string]map[string]string // service → key → keyed hash
+	// fields are the services' settings (desired.Project.Fields), made
+	// only for a project whose configuration changed: what the plan names.
+	fields map[string]plan.Fields
 }
 
 // ErrInvalid marks a repository that cannot be rendered: a person must fix
@@ -276,6 +279,9 @@ func (r *Reconciler) Prepare(ctx context.Context, src Source) (*Prepared, error)
 			}
 		}
 		slices.Sort(pending)
+	}
+	if err := r.changedFields(targets, observed, records, secrets); err != nil {
+		return nil, err
 	}
 	d := desiredOf(repo, h, src.Commit, targets)
 	if err := r.suspended(&d); err != nil {
@@ -525,7 +531,7 @@ func (r *Reconciler) materialise(p *desired.Project) error {
 
 func desiredProject(t *target) plan.DesiredProject {
 	p := t.project
-	dp := plan.DesiredProject{Name: p.Name(), After: p.App.After, Drift: p.App.Drift}
+	dp := plan.DesiredProject{Name: p.Name(), After: p.App.After, Drift: p.App.Drift, BackupBeforeUpgrade: p.App.Backup.UpgradeBackup()}
 	switch {
 	case p.App.Suspended != nil:
 		dp.Suspended = &plan.Suspension{By: p.App.SettingsFile(), Reason: p.App.Suspended.Reason}
@@ -534,13 +540,49 @@ func desiredProject(t *target) plan.DesiredProject {
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.Compose.Services)) {
 		s := p.Compose.Services[name]
-		ds := plan.DesiredService{Name: name, ConfigHash: t.hashes[name], Image: s.Image, Secrets: t.secrets[name]}
+		ds := plan.DesiredService{Name: name, ConfigHash: t.hashes[name], Image: s.Image, Secrets: t.secrets[name], Fields: t.fields[name]}
 		if len(ds.Secrets) > 0 {
 			ds.SecretsHash = s.CustomLabels[plan.LabelSecrets]
 		}
 		dp.Services = append(dp.Services, ds)
 	}
 	return dp
+}
+
+// changedFields gives each target whose configuration changed since its
+// last apply (a service's config hash is not the running container's) and
+// whose record holds the settings it was applied with, its settings now:
+// the plan then names the settings that changed. Others are not
+// flattened: a cycle that changes nothing pays nothing for it.
+func (r *Reconciler) changedFields(targets map[string]*target, observed plan.Observed, records state.Projects, secrets desired.Secrets) error {
+	var key []byte
+	for name, t := range targets {
+		rec, op := records[name], observed.Projects[name]
+		if rec == nil || op == nil {
+			continue
+		}
+		changed := false
+		for _, c := range op.Containers {
+			if h, ok := t.hashes[c.Service]; ok && h != c.ConfigHash && rec.Services[c.Service].Fields != nil {
+				changed = true
+			}
+		}
+		if !changed {
+			continue
+		}
+		if key == nil {
+			var err error
+			if key, err = r.Store.HashKey(); err != nil {
+				return err
+			}
+		}
+		fields, err := t.project.Fields(secrets, key)
+		if err != nil {
+			continue // the plan says "configuration changed" without naming it
+		}
+		t.fields = fields
+	}
+	return nil
 }
 
 // suspended adds to d the suspensions made on the host (`syncd suspend`)
@@ -576,7 +618,7 @@ func memory(records state.Projects) plan.Memory {
 	for name, rec := range records {
 		a := plan.Applied{Commit: rec.Commit, FailedCommit: rec.FailedCommit, FailedError: rec.FailedError, Services: map[string]plan.AppliedService{}}
 		for svc, s := range rec.Services {
-			a.Services[svc] = plan.AppliedService{ConfigHash: s.ConfigHash, Image: s.Image, Secrets: s.Secrets}
+			a.Services[svc] = plan.AppliedService{ConfigHash: s.ConfigHash, Image: s.Image, Secrets: s.Secrets, Fields: s.Fields}
 		}
 		m[name] = a
 	}
@@ -843,7 +885,7 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 	}
 	if err == nil {
 		log.Info("applied")
-		return Outcome{Project: pr.Name, Result: Applied}, r.recordOf(prep.Commit, t)
+		return Outcome{Project: pr.Name, Result: Applied}, r.recordOf(prep, prep.Commit, t)
 	}
 	if isEngineDown(ctx, err) {
 		// Not the release's fault: keep everything as it is and retry.
@@ -962,7 +1004,7 @@ func (r *Reconciler) rollback(ctx context.Context, prep *Prepared, pr plan.Proje
 			}
 			if err == nil {
 				log.Warn("rolled back", "to", prev.LastGood)
-				return r.recordOf(prev.LastGood, t)
+				return r.recordOf(prep, prev.LastGood, t)
 			}
 			log.Error("rollback failed; taking the project down", "to", prev.LastGood, "err", prep.redact.OutsideErr(err))
 		}
@@ -1002,15 +1044,21 @@ func (r *Reconciler) renderAt(ctx context.Context, dir, commit, name string) (*t
 	return t, nil
 }
 
-func (r *Reconciler) recordOf(commit string, t *target) *state.Project {
+func (r *Reconciler) recordOf(prep *Prepared, commit string, t *target) *state.Project {
 	rec := &state.Project{Commit: commit, AppliedAt: r.now(), LastGood: commit, Services: map[string]state.Service{}}
+	// The settings as applied, for the next plan to name what changed; a
+	// project that cannot say them is recorded without.
+	fields := t.fields
+	if key, err := r.Store.HashKey(); fields == nil && err == nil {
+		fields, _ = t.project.Fields(prep.secrets, key)
+	}
 	for _, m := range t.project.Mounts {
 		if m.Data() {
 			rec.Data = append(rec.Data, m.Path)
 		}
 	}
 	for name, s := range t.project.Compose.Services {
-		rec.Services[name] = state.Service{ConfigHash: t.hashes[name], Image: s.Image, Secrets: t.secrets[name]}
+		rec.Services[name] = state.Service{ConfigHash: t.hashes[name], Image: s.Image, Secrets: t.secrets[name], Fields: fields[name]}
 	}
 	return rec
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/atomicfile"
+	"github.com/syncd-dev/syncd/internal/plan"
 )
 
 // Store is one state directory.
@@ -67,6 +68,10 @@ type Service struct {
 	ConfigHash string            `json:"config_hash"`
 	Image      string            `json:"image"`
 	Secrets    map[string]string `json:"secrets,omitempty"`
+	// Fields are its settings as applied (desired.Project.Fields: secret
+	// values named, compared by keyed hash), so the next plan can name
+	// the settings that changed.
+	Fields plan.Fields `json:"fields,omitempty"`
 }
 
 const (
