@@ -90,6 +90,7 @@ func (e *Engine) Logs(ctx context.Context, id string, o LogOptions) (*LogStream,
 	s := &LogStream{lines: make(chan LogLine, 64), cancel: cancel}
 	go func() {
 		defer close(s.lines)
+		defer cancel()
 		defer rc.Close()
 		stop := context.AfterFunc(cctx, func() { rc.Close() })
 		defer stop()

@@ -92,8 +92,8 @@ type FileList struct {
 }
 
 // Files lists what run holds, part by part (restic ls of each snapshot),
-// keeping the first max entries and counting the rest.
-func (r *Runner) Files(ctx context.Context, run Run, max int) (FileList, error) {
+// keeping the first limit entries and counting the rest.
+func (r *Runner) Files(ctx context.Context, run Run, limit int) (FileList, error) {
 	var list FileList
 	byID := map[string][]part{}
 	var order []string
@@ -111,7 +111,7 @@ func (r *Runner) Files(ctx context.Context, run Run, max int) (FileList, error) 
 				if !ok {
 					continue // a directory above the part's (/var/lib/docker...)
 				}
-				if len(list.Files) >= max {
+				if len(list.Files) >= limit {
 					list.More++
 					list.MoreBytes += n.Size
 					return
