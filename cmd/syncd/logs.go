@@ -25,7 +25,7 @@ func runLogs(ctx context.Context, c *cli, args []string) int {
 	follow := fs.Bool("f", false, "follow: go on printing what the containers write, until interrupted")
 	fs.BoolVar(follow, "follow", false, "the same as -f")
 	since := fs.String("since", "", "only lines since this `time`: a duration back from now (10m, 2h) or a time (2026-01-02T15:04:05Z, 2026-01-02)")
-	tail := fs.Int("tail", -1, "only the last `N` lines of each container (default: all)")
+	tail := fs.Int("tail", -1, "only the last `N` lines of each container (-1: all of them)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
