@@ -16,20 +16,25 @@ import (
 func runBackup(ctx context.Context, c *cli, args []string) int {
 	var f cycleFlags
 	var g gitFlags
-	fs := newFlags(c, "backup", "--repo DIR|URL --host NAME [--app APP] [--list [--from-host HOST]]")
+	fs := newFlags(c, "backup", "--repo DIR|URL --host NAME [--app APP] [--list [--from-host HOST] [--run RUN|ID]]")
 	f.register(fs)
 	g.register(fs)
 	app := fs.String("app", "", "back up (or list) only this `app`")
 	list := fs.Bool("list", false, "list the host's snapshots instead, by run")
 	from := fs.String("from-host", "", "with --list: list the snapshots this other `host` made (to move an app here)")
+	run := fs.String("run", "", "with --list and --app: list the files of this `run` (a run, a snapshot ID, or latest), as restore --path names them")
 	if code, ok := f.parse(c, fs, args); !ok {
 		return code
 	}
 	req := jobs.Request{Kind: jobs.RequestBackup, App: *app}
 	if *list {
-		req.Kind, req.FromHost = jobs.RequestList, *from
-	} else if *from != "" {
-		fmt.Fprintln(c.stderr, "syncd backup: --from-host goes with --list: a backup is this host's")
+		req.Kind, req.FromHost, req.Run = jobs.RequestList, *from, *run
+	} else if *from != "" || *run != "" {
+		fmt.Fprintln(c.stderr, "syncd backup: --from-host and --run go with --list: a backup is this host's, and makes a new run")
+		return exitUsage
+	}
+	if *run != "" && *app == "" {
+		fmt.Fprintln(c.stderr, "syncd backup: --run needs --app: a run is one app's (`syncd backup --list` shows the runs by app)")
 		return exitUsage
 	}
 	if !checkFromHost(c, "backup", *from) {
@@ -41,15 +46,24 @@ func runBackup(ctx context.Context, c *cli, args []string) int {
 func runRestore(ctx context.Context, c *cli, args []string) int {
 	var f cycleFlags
 	var g gitFlags
-	fs := newFlags(c, "restore", "--repo DIR|URL --host NAME --app APP [--snapshot RUN|ID|latest] [--to DIR] [--from-host HOST]")
+	fs := newFlags(c, "restore", "--repo DIR|URL --host NAME --app APP [--snapshot RUN|ID|latest] [--to DIR [--path P]...] [--from-host HOST]")
 	f.register(fs)
 	g.register(fs)
 	app := fs.String("app", "", "the `app` to restore (required)")
 	snapshot := fs.String("snapshot", "latest", "what to restore: a backup `run`, a snapshot ID, or latest (the newest complete run)")
 	to := fs.String("to", "", "extract the run's volumes, paths and dumps into this `directory` instead, touching nothing that runs")
 	from := fs.String("from-host", "", "restore a run this other `host` made (to move an app here); default: this host's runs only")
+	var paths []string
+	fs.Func("path", "with --to: extract only this `path` of the run (a file or a directory, as `syncd backup --list --run` shows it); repeat it for more", func(p string) error {
+		paths = append(paths, p)
+		return nil
+	})
 	if code, ok := f.parse(c, fs, args); !ok {
 		return code
+	}
+	if len(paths) > 0 && *to == "" {
+		fmt.Fprintln(c.stderr, "syncd restore: --path restores into a directory: add --to DIR (in place, a restore puts back the whole run, never part of it)")
+		return exitUsage
 	}
 	if *app == "" {
 		fmt.Fprintln(c.stderr, "syncd restore: --app is required")
@@ -66,7 +80,7 @@ func runRestore(ctx context.Context, c *cli, args []string) int {
 		}
 		*to = abs
 	}
-	return runJob(ctx, c, fs, &f, g, jobs.Request{Kind: jobs.RequestRestore, App: *app, Snapshot: *snapshot, To: *to, FromHost: *from})
+	return runJob(ctx, c, fs, &f, g, jobs.Request{Kind: jobs.RequestRestore, App: *app, Snapshot: *snapshot, To: *to, FromHost: *from, Paths: paths})
 }
 
 // checkFromHost checks --from-host as --host is checked.

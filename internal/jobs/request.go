@@ -31,6 +31,11 @@ type Request struct {
 	// FromHost, for a list or a restore, takes the snapshots another
 	// host made ("": this host's), to move an app to a new host.
 	FromHost string `json:"from_host,omitempty"`
+	// Run, for a list of one app, lists that run's files instead.
+	Run string `json:"run,omitempty"`
+	// Paths, for a restore into To, restores only these of the run, named
+	// as the list of its files names them.
+	Paths []string `json:"paths,omitempty"`
 }
 
 // Validate says everything that is wrong with r at once; r is checked
@@ -56,6 +61,16 @@ func (r Request) Validate() error {
 	text("to", r.To)
 	if r.Kind != RequestRestore && (r.Snapshot != "" || r.To != "") {
 		errs = append(errs, fmt.Errorf("snapshot and to go with a restore, not a %s", r.Kind))
+	}
+	text("run", r.Run)
+	if r.Run != "" && (r.Kind != RequestList || r.App == "") {
+		errs = append(errs, fmt.Errorf("run goes with a list of one app, not a %s", r.Kind))
+	}
+	for _, p := range r.Paths {
+		text("paths", p)
+	}
+	if len(r.Paths) > 0 && (r.Kind != RequestRestore || r.To == "") {
+		errs = append(errs, errors.New("paths go with a restore into a directory (to): an in-place restore puts back the whole run"))
 	}
 	if r.FromHost != "" {
 		if r.Kind == RequestBackup {

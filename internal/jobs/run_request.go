@@ -50,13 +50,16 @@ func (j *Runner) request(ctx context.Context, r *reconcile.Rendered, req Request
 		results, err := j.Backup(ctx, r, req.App)
 		return backupTable(results), err
 	case RequestList:
+		if req.Run != "" {
+			return j.Files(ctx, r, from, req.App, req.Run)
+		}
 		snaps, err := j.Snapshots(ctx, r, from, req.App)
 		if err != nil {
 			return "", err
 		}
 		return snapshotTable(snaps, from), nil
 	case RequestRestore:
-		return j.Restore(ctx, r, req.App, req.Snapshot, req.To, from)
+		return j.Restore(ctx, r, req.App, req.Snapshot, req.To, from, req.Paths...)
 	}
 	return "", fmt.Errorf("unknown request kind %q", req.Kind) // Validate refused it already
 }
@@ -112,5 +115,51 @@ func snapshotTable(snaps []backup.Snapshot, host string) string {
 		}
 	}
 	w.Flush()
+	return b.String()
+}
+
+// maxListed caps the files `syncd backup --list --run` shows: the rest are
+// counted.
+const maxListed = 10000
+
+// Files lists the files of the run sel names among those host made of
+// app: part, type, size, mtime and the path restore --path takes.
+func (j *Runner) Files(ctx context.Context, r *reconcile.Rendered, host, app, sel string) (string, error) {
+	runner, err := j.runner(r)
+	if err != nil {
+		return "", err
+	}
+	run, err := runner.Pick(ctx, host, app, sel)
+	if err != nil {
+		return "", err
+	}
+	list, err := runner.Files(ctx, run, maxListed)
+	if err != nil {
+		return "", err
+	}
+	return fileTable(run, list), nil
+}
+
+// fileTable lists a run's files as Backrest's browser shows a snapshot's.
+// Its text was escaped where it entered (package backup).
+func fileTable(run backup.Run, list backup.FileList) string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "PART\tTYPE\tSIZE\tMODIFIED\tPATH")
+	var total uint64
+	for _, f := range list.Files {
+		size := ""
+		if f.Type == "file" {
+			size = bytesString(int64(f.Size))
+			total += f.Size
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", f.Part, f.Type, size, f.Mtime.Local().Format(time.DateTime), f.Path)
+	}
+	w.Flush()
+	fmt.Fprintf(&b, "run %s of %s: %d entries, %s in files", run.ID, run.App, len(list.Files)+list.More, bytesString(int64(total+list.MoreBytes)))
+	if list.More > 0 {
+		fmt.Fprintf(&b, "; %d more entries (%s) not shown: the list stops at %d; restore a directory of it with `syncd restore --path DIR --to DIR`", list.More, bytesString(int64(list.MoreBytes)), maxListed)
+	}
+	b.WriteString("\n")
 	return b.String()
 }

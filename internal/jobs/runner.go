@@ -359,8 +359,8 @@ func (j *Runner) Snapshots(ctx context.Context, r *reconcile.Rendered, host, app
 // Restore restores app from the run sel names among those host made (see
 // backup.Runner.Pick): into dir when dir is set, touching nothing that
 // runs; else in place, after a pre-restore backup. It returns what to
-// print.
-func (j *Runner) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir, host string) (string, error) {
+// print. paths, with dir, restore only those places of the run.
+func (j *Runner) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, dir, host string, paths ...string) (string, error) {
 	runner, err := j.runner(r)
 	if err != nil {
 		return "", err
@@ -378,6 +378,17 @@ func (j *Runner) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, d
 		ofHost = " of host " + host
 	}
 	var out strings.Builder
+	if dir != "" && len(paths) > 0 {
+		wrote, err := runner.ExtractPaths(ctx, run, dir, paths)
+		for _, w := range wrote {
+			fmt.Fprintf(&out, "extracted %s\n", w)
+		}
+		if err != nil {
+			return out.String(), err
+		}
+		fmt.Fprintf(&out, "%d path(s) of run %s of %s%s extracted into %s; nothing that runs was touched\n", len(paths), run.ID, app, ofHost, dir)
+		return out.String(), nil
+	}
 	if dir != "" {
 		wrote, err := runner.Extract(ctx, run, dir)
 		for _, w := range wrote {

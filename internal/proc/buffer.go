@@ -64,6 +64,15 @@ func (b *Buffer) String() string { return b.buf.String() }
 // Full reports whether more was written than the buffer keeps.
 func (b *Buffer) Full() bool { return b.written > int64(b.buf.Len()) }
 
+// Written is how many bytes were written to the buffer, kept or not.
+func (b *Buffer) Written() int64 { return b.written }
+
+// Reset empties the buffer, to be used again (one line after another).
+func (b *Buffer) Reset() {
+	b.buf.Reset()
+	b.written = 0
+}
+
 // Cap is the most the buffer keeps.
 func (b *Buffer) Cap() int { return b.max }
 

@@ -11,6 +11,7 @@ package backup
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -623,10 +624,15 @@ func (r *Restic) Restore(ctx context.Context, id, dir string) error {
 // (--delete): an in-place restore, after its pre-restore backup; an
 // extraction into a directory of the user's deletes nothing. The caller
 // makes dir (an extraction: beneath its root, no symlink on the way).
-func (r *Restic) RestoreTree(ctx context.Context, id, path, dir string, exact bool) error {
+// include, when given, restores only what those patterns (restic's
+// --include, relative to path, with a leading /) match.
+func (r *Restic) RestoreTree(ctx context.Context, id, path, dir string, exact bool, include ...string) error {
 	args := []string{"restore", id + ":" + path, "--target", dir}
 	if exact {
 		args = append(args, "--delete")
+	}
+	for _, p := range include {
+		args = append(args, "--include", p)
 	}
 	_, err := r.withUnlock(ctx, call{args: args, stdout: io.Discard})
 	if err != nil {
@@ -645,6 +651,55 @@ func (r *Restic) Dump(ctx context.Context, id, file string, w io.Writer) error {
 	_, err := r.withUnlock(ctx, call{args: []string{"dump", id, file}, stdout: w})
 	if err != nil {
 		return fmt.Errorf("dump %s from %s: %w", file, short(id), err)
+	}
+	return nil
+}
+
+// Node is one entry of `restic ls --json`: a file, directory or link a
+// snapshot holds, at its absolute path in the snapshot.
+type Node struct {
+	Name  string    `json:"name"`
+	Type  string    `json:"type"` // file, dir, symlink, dev, chardev, fifo, socket
+	Path  string    `json:"path"`
+	Size  uint64    `json:"size"`
+	Mtime time.Time `json:"mtime"`
+}
+
+// maxLsLine caps one line of `restic ls --json` (a node with its path):
+// a longer one is refused, never held whole.
+const maxLsLine = 1 << 20
+
+// Ls calls each with every node of snapshot id, in restic's order, as
+// restic lists them: streamed, so a run of millions of files is never
+// held whole.
+func (r *Restic) Ls(ctx context.Context, id string, each func(Node)) error {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), maxLsLine)
+		for sc.Scan() {
+			var n struct {
+				Node
+				Type string `json:"struct_type"`
+			}
+			if json.Unmarshal(sc.Bytes(), &n) != nil || n.Type != "node" {
+				continue // the snapshot's own line, or restic's messages
+			}
+			each(n.Node)
+		}
+		err := sc.Err()
+		pr.CloseWithError(cmp.Or(err, io.EOF)) // restic's further output fails its write, and ends it
+		done <- err
+	}()
+	_, err := r.withUnlock(ctx, call{args: []string{"ls", id}, stdout: pw})
+	pw.Close()
+	serr := <-done
+	if err == nil && serr != nil {
+		err = fmt.Errorf("parse restic's output: %w", serr)
+	}
+	if err != nil {
+		return fmt.Errorf("list the files of snapshot %s: %w", short(id), err)
 	}
 	return nil
 }
