@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -224,9 +225,9 @@ func TestSocketJobRequestIsTyped(t *testing.T) {
 	}})
 	serveSocket(t, path, h.a)
 
-	want := jobs.Request{Kind: jobs.RequestRestore, App: "check", Snapshot: "latest", To: "/tmp/drill"}
+	want := jobs.Request{Kind: jobs.RequestRestore, App: "check", Snapshot: "latest", To: "/tmp/drill", Paths: []string{"volumes/data/a"}}
 	out, err, running := RequestJob(context.Background(), path, nil, want)
-	if g := got(); err != nil || !running || out != "ran restore\n" || len(g) != 1 || g[0] != want {
+	if g := got(); err != nil || !running || out != "ran restore\n" || len(g) != 1 || !reflect.DeepEqual(g[0], want) {
 		t.Fatalf("RequestJob = %q, %v, %v; Job got %+v, want %+v", out, err, running, g, want)
 	}
 	_, err, running = RequestJob(context.Background(), path, nil, jobs.Request{Kind: "check", App: "web"})
