@@ -10,6 +10,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/agent"
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/jobs"
+	"github.com/syncd-dev/syncd/internal/jobs/backup"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 )
 
@@ -131,6 +132,7 @@ func runJob(ctx context.Context, c *cli, fs *flag.FlagSet, f *cycleFlags, g gitF
 	}
 	defer h.close()
 	h.jobs.Recover(ctx) // what a killed job left stopped: this process holds the state directory
+	h.jobs.Progress = func(p backup.Progress) { fmt.Fprintln(c.stderr, p) }
 	r := h.rec
 	rendered, err := func() (*reconcile.Rendered, error) {
 		dir, head, done, err := tempCheckout(ctx, f.repo, "syncd-job-", g)

@@ -62,6 +62,9 @@ type Runner struct {
 	// ScanAfterDeploy scans what runs after each cycle that applied
 	// something (the agent; `syncd sync` exits before it would end).
 	ScanAfterDeploy bool
+	// Progress, when set, is told where each backup and restore of a part
+	// stands, every 5 s (`syncd backup` and `restore` print it).
+	Progress func(backup.Progress)
 
 	mu       sync.Mutex
 	rendered *reconcile.Rendered
@@ -265,7 +268,8 @@ func (j *Runner) runner(r *reconcile.Rendered) (*backup.Runner, error) {
 		Host: j.Host, Engine: j.Engine, Log: j.log(), StateDir: j.Store.Dir(),
 		Keep: backup.Keep{Daily: b.Retention.Daily, Weekly: b.Retention.Weekly, Monthly: b.Retention.Monthly},
 		Restic: &backup.Restic{Binary: bin, Repository: repo, Password: password, Env: env,
-			CacheDir: filepath.Join(j.Store.Dir(), "restic-cache"), Redact: r.Redactor().Outside, Log: j.log().With("component", "restic")},
+			CacheDir: filepath.Join(j.Store.Dir(), "restic-cache"), Redact: r.Redactor().Outside, Log: j.log().With("component", "restic"),
+			Progress: j.Progress},
 	}, nil
 }
 

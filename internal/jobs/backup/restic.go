@@ -105,6 +105,10 @@ type Restic struct {
 	// repository for 15 minutes, and a job must fail fast, before it has
 	// stopped anything.
 	OpenTimeout time.Duration
+	// Progress, when set, is told where each backup and restore stands,
+	// every 5 s (restic's status messages).
+	Progress func(Progress)
+	fps      string // RESTIC_PROGRESS_FPS, "" for progressFPS (tests ask for more)
 }
 
 func (r *Restic) redact(s string) string {
@@ -141,7 +145,7 @@ func (r *Restic) environ() []string {
 			env = append(env, k+"="+v)
 		}
 	}
-	env = append(env, "RESTIC_REPOSITORY="+r.Repository, "RESTIC_PASSWORD="+r.Password)
+	env = append(env, "RESTIC_REPOSITORY="+r.Repository, "RESTIC_PASSWORD="+r.Password, "RESTIC_PROGRESS_FPS="+cmp.Or(r.fps, progressFPS))
 	if r.CacheDir != "" {
 		env = append(env, "RESTIC_CACHE_DIR="+r.CacheDir)
 	}
@@ -156,6 +160,9 @@ type call struct {
 	// fails, restic is interrupted before its input ends, so it saves no
 	// snapshot: a failed dump never looks like a good one.
 	produce func(io.Writer) error
+	// progress, when set, names the part whose status messages go to
+	// Restic.Progress.
+	progress *Progress
 }
 
 // ErrProducer wraps the error of a stream that failed before its end.
@@ -179,10 +186,23 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 	cmd := proc.Command(cctx, 10*time.Second, r.Binary, args...)
 	cmd.Env = r.environ()
 	var out bytes.Buffer
-	if c.stdout != nil {
+	status := &statusFilter{keep: &out}
+	if c.progress != nil && r.Progress != nil {
+		status.each = func(line []byte) {
+			if p, ok := parseStatus(c.progress.Op, line); ok {
+				p.App, p.Kind = c.progress.App, c.progress.Kind
+				r.Progress(p)
+			}
+		}
+	}
+	switch {
+	case c.stdout == io.Discard:
+		status.keep = &bytes.Buffer{} // what restore says besides its status is not read
+		cmd.Stdout = status
+	case c.stdout != nil:
 		cmd.Stdout = c.stdout
-	} else {
-		cmd.Stdout = &out
+	default:
+		cmd.Stdout = status
 	}
 	start := time.Now()
 	var err, perr error
@@ -191,6 +211,7 @@ func (r *Restic) run(ctx context.Context, c call) ([]byte, error) {
 	} else {
 		err, perr = runProducing(cmd, cancel, c.produce)
 	}
+	status.flush()
 	log := r.log().With("op", op, "duration", time.Since(start).Round(time.Millisecond))
 	if perr != nil {
 		// The stream failed before its end and restic was interrupted: no
@@ -421,7 +442,7 @@ func (r *Restic) Backup(ctx context.Context, p Part, paths ...string) (Summary, 
 		return Summary{}, fmt.Errorf("backup %s: no paths", p.Kind)
 	}
 	args := append(p.args("backup"), "--")
-	return r.backup(ctx, p, call{args: append(args, paths...)})
+	return r.backup(ctx, p, call{args: append(args, paths...), progress: &Progress{Op: "backup", App: p.App, Kind: p.Kind}})
 }
 
 // BackupStream saves what produce writes as one file, filename, with the
@@ -434,7 +455,7 @@ func (r *Restic) BackupStream(ctx context.Context, p Part, filename string, prod
 		return Summary{}, fmt.Errorf("backup %s: a dump needs a stream and a filename", p.Kind)
 	}
 	args := append(p.args("backup"), "--stdin", "--stdin-filename", filename)
-	return r.backup(ctx, p, call{args: args, produce: produce})
+	return r.backup(ctx, p, call{args: args, produce: produce, progress: &Progress{Op: "backup", App: p.App, Kind: p.Kind}})
 }
 
 func (r *Restic) backup(ctx context.Context, p Part, c call) (Summary, error) {
@@ -634,7 +655,7 @@ func (r *Restic) RestoreTree(ctx context.Context, id, path, dir string, exact bo
 	for _, p := range include {
 		args = append(args, "--include", p)
 	}
-	_, err := r.withUnlock(ctx, call{args: args, stdout: io.Discard})
+	_, err := r.withUnlock(ctx, call{args: args, stdout: io.Discard, progress: &Progress{Op: "restore", Kind: path}})
 	if err != nil {
 		return fmt.Errorf("restore %s of %s into %s: %w", path, short(id), dir, err)
 	}
