@@ -15,7 +15,8 @@ help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/syncd
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/syncd ./cmd/syncd
+	@echo "build: bin/syncd (go build; a first build downloads and compiles the modules: minutes on 2 cores)" >&2
+	@start=$$(date +%s); CGO_ENABLED=0 $(GO) build -trimpath -o bin/syncd ./cmd/syncd && echo "build: bin/syncd in $$(( $$(date +%s) - start )) s" >&2
 
 tools: ## build the pinned test tools into $(TOOLS) (cached)
 	scripts/tools.sh $(TEST_TOOLS)

@@ -7,7 +7,10 @@ work=${SYNCD_DEMO_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/syncd-demo}
 mkdir -p "$work"
 
 "$top/scripts/ensure-docker.sh"
+start=$SECONDS
+echo "demo: building the demo app's image (FROM scratch, from testdata/images/demoweb; the first time compiles it)" >&2
 "$top/scripts/demoweb-image.sh" >/dev/null
+echo "demo: image ready in $((SECONDS - start)) s; syncd validates the example repository, then syncs host demo" >&2
 
 if [ ! -d "$work/repo" ]; then
   cp -r "$top/repo-layout" "$work/repo"
