@@ -25,6 +25,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/plan"
@@ -903,7 +904,7 @@ func (r *Reconciler) applyProject(ctx context.Context, prep *Prepared, pr plan.P
 	err = prep.redact.OutsideErr(err)
 	log.Error("release failed", "err", err)
 	rec := r.rollback(ctx, prep, pr, prev, log)
-	rec.FailedCommit, rec.FailedError, rec.FailedAt = prep.Commit, firstLine(err.Error()), r.now()
+	rec.FailedCommit, rec.FailedError, rec.FailedAt = prep.Commit, abbrev.Line(err.Error()), r.now()
 	if rec.LastGood == "" {
 		return Outcome{Project: pr.Name, Result: TakenDown, Err: err}, rec
 	}
@@ -958,7 +959,7 @@ func held(prev *state.Project, commit string, err error, at time.Time) *state.Pr
 		c.Services = maps.Clone(prev.Services)
 		rec = &c
 	}
-	rec.FailedCommit, rec.FailedError, rec.FailedAt = commit, firstLine(err.Error()), at
+	rec.FailedCommit, rec.FailedError, rec.FailedAt = commit, abbrev.Line(err.Error()), at
 	return rec
 }
 
@@ -1075,11 +1076,6 @@ func lastGood(records state.Projects) []string {
 
 func isEngineDown(ctx context.Context, err error) bool {
 	return errors.Is(err, engine.ErrEngine) || ctx.Err() != nil
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }
 
 func (r *Reconciler) log() *slog.Logger {
