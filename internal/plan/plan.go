@@ -33,9 +33,9 @@ type Desired struct {
 // prune. By is who suspended it: a file of the repository, or a person on
 // the host (then until Until, when set).
 type Suspension struct {
-	By     string    `json:"by"`
-	Reason string    `json:"reason"`
-	Until  time.Time `json:"until,omitzero"`
+	By     string    `yaml:"by" json:"by"`
+	Reason string    `yaml:"reason" json:"reason"`
+	Until  time.Time `yaml:"until,omitempty" json:"until,omitzero"`
 }
 
 // String says who suspended it, until when and why ("by … until …: …").

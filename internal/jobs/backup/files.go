@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -174,12 +173,9 @@ func (r *Runner) ExtractPaths(ctx context.Context, run Run, dir string, paths []
 			return nil, fmt.Errorf("--path %q: run %s has no such file (`syncd backup --list --app %s --run %s` lists its files); nothing was restored", pk.path, run.ID, run.App, run.ID)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("extract into %s: %w", dir, err)
-	}
-	root, err := os.OpenRoot(dir)
+	root, err := extractRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("extract into %s: %w", dir, err)
+		return nil, err
 	}
 	defer root.Close()
 	var wrote []string

@@ -80,6 +80,19 @@ func pick(runs []Run, sel string) (Run, error) {
 	return Run{}, fmt.Errorf("%q is neither a run nor a snapshot", sel)
 }
 
+// extractRoot makes dir (0700) and opens it as the root every write of an
+// extraction goes through.
+func extractRoot(dir string) (*os.Root, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("extract into %s: %w", dir, err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("extract into %s: %w", dir, err)
+	}
+	return root, nil
+}
+
 // Extract writes what run saved into dir, touching nothing that runs:
 // volumes/<key>/, paths/<absolute path>/ and dumps/<file>. It writes only
 // beneath dir: every directory on the way is a directory of dir's own (a
@@ -89,12 +102,9 @@ func pick(runs []Run, sel string) (Run, error) {
 // included) syncd never writes through afterwards: no target lies inside
 // another's tree unless that tree is real directories all the way.
 func (r *Runner) Extract(ctx context.Context, run Run, dir string) ([]string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("extract into %s: %w", dir, err)
-	}
-	root, err := os.OpenRoot(dir)
+	root, err := extractRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("extract into %s: %w", dir, err)
+		return nil, err
 	}
 	defer root.Close()
 	var wrote []string
