@@ -8,5 +8,5 @@ import (
 
 // TestImports keeps the layering: pure: the plan is a function of its inputs, no I/O, no adapter.
 func TestImports(t *testing.T) {
-	testenv.AllowImports(t, "internal/abbrev")
+	testenv.AllowImports(t, "internal/abbrev", "internal/escape")
 }

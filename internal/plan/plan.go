@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/syncd-dev/syncd/internal/abbrev"
+	"github.com/syncd-dev/syncd/internal/escape"
 )
 
 // Desired is what the repository asks of the host, in apply order.
@@ -38,13 +39,15 @@ type Suspension struct {
 	Until  time.Time `yaml:"until,omitempty" json:"until,omitzero"`
 }
 
-// String says who suspended it, until when and why ("by … until …: …").
+// String says who suspended it, until when and why ("by … until …: …"),
+// on one line: the reason is a pull request's or a person's text, and a
+// newline in it would write lines of a plan or a diff of its own.
 func (s Suspension) String() string {
 	until := ""
 	if !s.Until.IsZero() {
 		until = " until " + s.Until.UTC().Format(time.RFC3339)
 	}
-	return fmt.Sprintf("by %s%s: %s", s.By, until, s.Reason)
+	return fmt.Sprintf("by %s%s: %s", escape.Text(s.By), until, escape.Text(s.Reason))
 }
 
 // DesiredProject is one app's rendered project.

@@ -198,7 +198,7 @@ func (s Suspension) String() string {
 	if !s.Until.IsZero() {
 		until = " until " + s.Until.UTC().Format(time.RFC3339)
 	}
-	return fmt.Sprintf("by %s%s: %s", s.By, until, s.Reason)
+	return fmt.Sprintf("by %s%s: %s", escape.Text(s.By), until, escape.Text(s.Reason)) // one line, as plan's
 }
 
 // Suspension is who left a project as it runs (a file of the repository,
