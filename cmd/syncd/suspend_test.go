@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +135,31 @@ func envOf(t *testing.T, project string) string {
 		t.Fatalf("no web container of %s", project)
 	}
 	return testenv.DockerCLI(t, "inspect", "-f", "{{range .Config.Env}}{{.}} {{end}}", id[0])
+}
+
+// TestSuspendFlags: --for 0s is refused (it would suspend without end,
+// which only leaving --for out asks for), and an --app that is no app
+// name is named as such, not reported as missing. Nothing is recorded.
+func TestSuspendFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"suspend", "--app", "web", "--reason", "incident", "--for", "0s"}, "--for 0s: give a positive duration"},
+		{[]string{"suspend", "--app", "web", "--reason", "incident", "--for", "-1h"}, "--for -1h0m0s: give a positive duration"},
+		{[]string{"suspend", "--app", "../x", "--reason", "incident"}, `--app "../x" is not an app name`},
+		{[]string{"resume", "--app", "../x"}, `--app "../x" is not an app name`},
+		{[]string{"suspend", "--reason", "incident"}, "--app NAME is required"},
+	} {
+		var out bytes.Buffer
+		code := runAt(context.Background(), append(tc.args, "--state-dir", dir), os.Getenv, time.Now, &out, &out)
+		if code != exitUsage || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%v: exit %d, want %d and %q:\n%s", tc.args, code, exitUsage, tc.want, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "suspended.json")); !os.IsNotExist(err) {
+		t.Errorf("a refused suspend recorded something: %v", err)
+	}
 }
