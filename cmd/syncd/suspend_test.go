@@ -57,7 +57,10 @@ func TestSuspendE2E(t *testing.T) {
 	if code != exitChanges || !strings.Contains(out, app+": suspended (by alice on the host until ") || !strings.Contains(out, "incident 42") {
 		t.Errorf("plan of a suspended app: exit %d (the other app changes):\n%s", code, out)
 	}
-	f.mustSync()
+	// sync does not call the host converged: its status says suspended.
+	if out := f.mustSync(); !strings.Contains(out, "1 project(s) suspended, left as they run") || strings.Contains(out, "converged to") {
+		t.Errorf("sync of a host with a suspended app:\n%s", out)
+	}
 	after := containers(t, app)
 	if after[app+"/web"] != before[app+"/web"] || !strings.HasSuffix(after[app+"/worker"], " exited") {
 		t.Errorf("the suspended app was touched: %v, before %v", after, before)
@@ -103,7 +106,9 @@ func TestSuspendE2E(t *testing.T) {
 	if code, out := cmd("resume", "--app", app); code != exitFailure || !strings.Contains(out, "is not suspended") {
 		t.Errorf("resume of an app not suspended: exit %d:\n%s", code, out)
 	}
-	f.mustSync()
+	if out := f.mustSync(); !strings.Contains(out, "converged to") {
+		t.Errorf("sync after resume:\n%s", out)
+	}
 	for k, v := range containers(t, app) {
 		if !strings.HasSuffix(v, " running") {
 			t.Errorf("after resume %s is %s", k, v)
