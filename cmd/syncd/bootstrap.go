@@ -99,39 +99,41 @@ func runInitHost(ctx context.Context, c *cli, args []string) int {
 	if *unsigned {
 		gate = "UNSIGNED (--unsigned): it applies any commit pushed to " + *branch + ", and warns about it on every cycle; whoever reads its credential from the user-data can deploy to it."
 	}
+	// The host publishes to a branch of its own (the agent's default --status-branch).
+	statusBranch := (&source.StatusBranches{}).Branch(*host)
 	if https {
 		fmt.Fprintf(c.stdout, `Host %[1]s: wrote its cloud-init user-data %[2]s (0600, %[3]d bytes), with the token of %[4]s in it, and its enrolment token %[7]s (0600).
 %[8]s
 
-1. The token must be allowed to read the repository and to push the branch syncd/status (not main: see the README's forge settings).
+1. The token must be allowed to read the repository and to push the branch %[9]s (not main: see the README's forge settings).
 2. Create the server with %[2]s as its user-data (Hetzner: "Cloud config" field, or hcloud server create --user-data-from-file %[2]s).
    Its one command:
    %[5]s
    The user-data holds the token and no age key: cloud VMs serve user-data to any local process.
-3. On its first start the host makes its own age key and status key and publishes their public halves on syncd/status,
+3. On its first start the host makes its own age key and status key and publishes their public halves on %[9]s,
    with a MAC under the enrolment token. Then, in your working copy:
    syncd enroll --repo . --host %[1]s --token %[7]s       # needs your age key: SOPS_AGE_KEY_FILE
    git add .sops.yaml hosts/%[1]s && git commit -m "enroll %[1]s" && git push
 4. Watch it converge: syncd status --fleet --repo %[6]s --token-file FILE
-`, *host, res.UserData, res.UserDataSize, *tokenFile, res.RunCommand, displayRepo(*repo), res.Token, gate)
+`, *host, res.UserData, res.UserDataSize, *tokenFile, res.RunCommand, displayRepo(*repo), res.Token, gate, statusBranch)
 		return exitOK
 	}
 	fmt.Fprintf(c.stdout, `Host %[1]s: made its deploy key %[2]s (0600), its cloud-init user-data %[3]s (0600, %[4]d bytes) and its enrolment token %[8]s (0600).
 %[9]s
 
-1. Add this deploy key to the repository, with write access (the host pushes its status to the branch syncd/status),
+1. Add this deploy key to the repository, with write access (the host pushes its status to the branch %[10]s),
    and keep deploy keys off main with a branch rule (README: "Forge settings"):
    %[5]s
 2. Create the server with %[3]s as its user-data (Hetzner: "Cloud config" field, or hcloud server create --user-data-from-file %[3]s).
    Its one command:
    %[6]s
    The user-data holds the deploy key and no age key: cloud VMs serve user-data to any local process.
-3. On its first start the host makes its own age key and status key and publishes their public halves on syncd/status,
+3. On its first start the host makes its own age key and status key and publishes their public halves on %[10]s,
    with a MAC under the enrolment token. Then, in your working copy:
    syncd enroll --repo . --host %[1]s --token %[8]s       # needs your age key: SOPS_AGE_KEY_FILE
    git add .sops.yaml hosts/%[1]s && git commit -m "enroll %[1]s" && git push
 4. Watch it converge: syncd status --fleet --repo %[7]s
-`, *host, res.DeployKey, res.UserData, res.UserDataSize, res.PublicKey, res.RunCommand, *repo, res.Token, gate)
+`, *host, res.DeployKey, res.UserData, res.UserDataSize, res.PublicKey, res.RunCommand, *repo, res.Token, gate, statusBranch)
 	return exitOK
 }
 

@@ -144,7 +144,9 @@ func TestInitHostCommand(t *testing.T) {
 	pub, _ := os.ReadFile(filepath.Join(out, "deploy_key.pub"))
 	token, _ := os.ReadFile(filepath.Join(out, "enroll_token"))
 	for _, want := range []string{strings.TrimSpace(string(pub)), "curl -fsSL", "syncd enroll --repo . --host alpha --token " + filepath.Join(out, "enroll_token"), "syncd status --fleet",
-		"It applies only commits signed by a key of " + signers} {
+		"It applies only commits signed by a key of " + signers,
+		// The host pushes to a branch of its own, the one the forge must leave unprotected.
+		"pushes its status to the branch syncd/status-alpha)", "halves on syncd/status-alpha,"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("init-host output lacks %q:\n%s", want, stdout)
 		}
@@ -189,7 +191,8 @@ func TestInitHostCommand(t *testing.T) {
 		t.Errorf("https without a token: exit %d %s", code, stderr)
 	}
 	code, stdout, stderr = runWith(nil, append(https, "--token-file", tok)...)
-	if code != 0 || !strings.Contains(stdout, "with the token of "+tok+" in it") || strings.Contains(stdout+stderr, "tok-Hotel") {
+	if code != 0 || !strings.Contains(stdout, "with the token of "+tok+" in it") || strings.Contains(stdout+stderr, "tok-Hotel") ||
+		!strings.Contains(stdout, "push the branch syncd/status-beta (not main") || !strings.Contains(stdout, "halves on syncd/status-beta,") {
 		t.Errorf("https init-host: exit %d\n%s%s", code, stdout, stderr)
 	}
 }

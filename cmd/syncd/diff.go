@@ -28,7 +28,7 @@ func (h *hostList) Set(v string) error {
 }
 
 func runDiff(ctx context.Context, c *cli, args []string) int {
-	fs := newFlags(c, "diff", "--repo DIR|URL --base REV --head REV [--host NAME]... [--format text|markdown|json] [--detailed-exitcode] [--age-key FILE]")
+	fs := newFlags(c, "diff", "--repo DIR|URL --base REV [--head REV] [--host NAME]... [--format text|markdown|json] [--detailed-exitcode] [--age-key FILE]")
 	repo := fs.String("repo", ".", "the desired-state `repo`sitory: a Git directory (or one inside it) or a Git URL")
 	base := fs.String("base", "", "the `revision` that runs now (the pull request's target, e.g. origin/main) (required)")
 	head := fs.String("head", "HEAD", "the `revision` to compare (the pull request's head)")

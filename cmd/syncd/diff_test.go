@@ -125,3 +125,13 @@ func TestWorkflows(t *testing.T) {
 		}
 	}
 }
+
+// TestDiffUsageHeadOptional: diff's usage shows --head as optional, as it
+// is (it defaults to HEAD) and as the README's command table shows it.
+func TestDiffUsageHeadOptional(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := runWith(nil, "diff", "-h")
+	if usage, _, _ := strings.Cut(stderr, "\n"); code != 0 || !strings.Contains(usage, "--base REV [--head REV] ") {
+		t.Errorf("syncd diff -h: exit %d, usage %q", code, usage)
+	}
+}

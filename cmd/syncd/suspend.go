@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -40,15 +41,22 @@ func suspendOrResume(ctx context.Context, c *cli, name string, args []string) in
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	forGiven := false
+	fs.Visit(func(fl *flag.Flag) { forGiven = forGiven || fl.Name == "for" })
 	switch {
-	case *app == "" || !source.SafeName(*app):
+	case *app == "":
 		fmt.Fprintf(c.stderr, "syncd %s: --app NAME is required: an app of host.yaml\n", name)
+		return exitUsage
+	case !source.SafeName(*app):
+		fmt.Fprintf(c.stderr, "syncd %s: --app %q is not an app name: give an app of host.yaml (a directory under apps/)\n", name, *app)
 		return exitUsage
 	case reason != nil && *reason == "":
 		fmt.Fprintf(c.stderr, "syncd %s: --reason TEXT is required: the status shows it to whoever wonders why %s does not follow main\n", name, *app)
 		return exitUsage
-	case forD != nil && *forD < 0:
-		fmt.Fprintf(c.stderr, "syncd %s: --for must be positive\n", name)
+	case forD != nil && forGiven && *forD <= 0:
+		// --for 0s would be a suspension without end, which only leaving
+		// --for out asks for.
+		fmt.Fprintf(c.stderr, "syncd %s: --for %s: give a positive duration (e.g. 2h), or leave --for out to suspend until `syncd resume`\n", name, *forD)
 		return exitUsage
 	}
 	store, err := state.Open(*stateDir)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,10 @@ func TestSuspendE2E(t *testing.T) {
 	if code != exitChanges || !strings.Contains(out, app+": suspended (by alice on the host until ") || !strings.Contains(out, "incident 42") {
 		t.Errorf("plan of a suspended app: exit %d (the other app changes):\n%s", code, out)
 	}
-	f.mustSync()
+	// sync does not call the host converged: its status says suspended.
+	if out := f.mustSync(); !strings.Contains(out, "1 project(s) suspended, left as they run") || strings.Contains(out, "converged to") {
+		t.Errorf("sync of a host with a suspended app:\n%s", out)
+	}
 	after := containers(t, app)
 	if after[app+"/web"] != before[app+"/web"] || !strings.HasSuffix(after[app+"/worker"], " exited") {
 		t.Errorf("the suspended app was touched: %v, before %v", after, before)
@@ -102,7 +106,9 @@ func TestSuspendE2E(t *testing.T) {
 	if code, out := cmd("resume", "--app", app); code != exitFailure || !strings.Contains(out, "is not suspended") {
 		t.Errorf("resume of an app not suspended: exit %d:\n%s", code, out)
 	}
-	f.mustSync()
+	if out := f.mustSync(); !strings.Contains(out, "converged to") {
+		t.Errorf("sync after resume:\n%s", out)
+	}
 	for k, v := range containers(t, app) {
 		if !strings.HasSuffix(v, " running") {
 			t.Errorf("after resume %s is %s", k, v)
@@ -134,4 +140,31 @@ func envOf(t *testing.T, project string) string {
 		t.Fatalf("no web container of %s", project)
 	}
 	return testenv.DockerCLI(t, "inspect", "-f", "{{range .Config.Env}}{{.}} {{end}}", id[0])
+}
+
+// TestSuspendFlags: --for 0s is refused (it would suspend without end,
+// which only leaving --for out asks for), and an --app that is no app
+// name is named as such, not reported as missing. Nothing is recorded.
+func TestSuspendFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"suspend", "--app", "web", "--reason", "incident", "--for", "0s"}, "--for 0s: give a positive duration"},
+		{[]string{"suspend", "--app", "web", "--reason", "incident", "--for", "-1h"}, "--for -1h0m0s: give a positive duration"},
+		{[]string{"suspend", "--app", "../x", "--reason", "incident"}, `--app "../x" is not an app name`},
+		{[]string{"resume", "--app", "../x"}, `--app "../x" is not an app name`},
+		{[]string{"suspend", "--reason", "incident"}, "--app NAME is required"},
+	} {
+		var out bytes.Buffer
+		code := runAt(context.Background(), append(tc.args, "--state-dir", dir), os.Getenv, time.Now, &out, &out)
+		if code != exitUsage || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%v: exit %d, want %d and %q:\n%s", tc.args, code, exitUsage, tc.want, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "suspended.json")); !os.IsNotExist(err) {
+		t.Errorf("a refused suspend recorded something: %v", err)
+	}
 }

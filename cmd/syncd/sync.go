@@ -251,6 +251,11 @@ func syncOutcome(c *cli, hostName string, res agent.Result, by string) int {
 		fmt.Fprintf(c.stdout, "host %s runs %s: the rollout of %s waits for the lower waves%s\n", hostName, cmp.Or(res.Commit, "nothing yet"), abbrev.Commit(ro.Commit), by)
 		return exitOK
 	}
+	if res.Suspended > 0 {
+		// Not converged: the status says suspended (see the plan above).
+		fmt.Fprintf(c.stdout, "host %s at %s: %d project(s) suspended, left as they run (see above); the others converged%s\n", hostName, res.Commit, res.Suspended, by)
+		return exitOK
+	}
 	fmt.Fprintf(c.stdout, "host %s converged to %s%s\n", hostName, res.Commit, by)
 	return exitOK
 }

@@ -37,6 +37,9 @@ type Result struct {
 	Drift    int            // drift seen this cycle
 	Projects map[string]int // projects by state ("running", "failed", "held", ...); nil leaves the gauge as it was
 	Output   string         // human text of what happened (for `syncd sync` asking over the socket)
+	// Suspended counts the projects left as they run (suspended in Git
+	// or on the host): the host is not converged while there are any.
+	Suspended int
 	// Rollout is the wave gate's word on the head after the cycle; nil
 	// leaves the rollout gauges as they were (a quiet poll).
 	Rollout *Rollout

@@ -23,13 +23,14 @@ import (
 
 // syncReplyJSON is what POST /sync on the socket answers.
 type syncReplyJSON struct {
-	OK       bool           `json:"ok"`
-	Commit   string         `json:"commit,omitempty"`
-	Changed  int            `json:"changed"`
-	Drift    int            `json:"drift"`
-	Projects map[string]int `json:"projects,omitempty"`
-	Output   string         `json:"output,omitempty"`
-	Error    string         `json:"error,omitempty"`
+	OK        bool           `json:"ok"`
+	Commit    string         `json:"commit,omitempty"`
+	Changed   int            `json:"changed"`
+	Drift     int            `json:"drift"`
+	Projects  map[string]int `json:"projects,omitempty"`
+	Suspended int            `json:"suspended,omitempty"`
+	Output    string         `json:"output,omitempty"`
+	Error     string         `json:"error,omitempty"`
 }
 
 // syncRequestJSON is what POST /sync may carry: the settings the caller
@@ -76,7 +77,7 @@ func ServeSocket(ctx context.Context, path string, a *Agent) error {
 			return
 		}
 		res, err := a.Sync(r.Context())
-		reply := syncReplyJSON{OK: err == nil, Commit: res.Commit, Changed: res.Changed, Drift: res.Drift, Projects: res.Projects, Output: res.Output}
+		reply := syncReplyJSON{OK: err == nil, Commit: res.Commit, Changed: res.Changed, Drift: res.Drift, Projects: res.Projects, Suspended: res.Suspended, Output: res.Output}
 		status := http.StatusOK
 		if err != nil {
 			reply.Error = err.Error()
@@ -184,7 +185,7 @@ func RequestSyncAs(ctx context.Context, path string, settings map[string]string)
 	if err != nil || !running {
 		return Result{}, err, running
 	}
-	res := Result{Commit: reply.Commit, Changed: reply.Changed, Drift: reply.Drift, Projects: reply.Projects, Output: reply.Output}
+	res := Result{Commit: reply.Commit, Changed: reply.Changed, Drift: reply.Drift, Projects: reply.Projects, Suspended: reply.Suspended, Output: reply.Output}
 	if !reply.OK {
 		msg := reply.Error
 		if msg == "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/jobs"
 	"github.com/syncd-dev/syncd/internal/jobs/probe"
 	"github.com/syncd-dev/syncd/internal/notify"
+	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/status"
 )
@@ -406,6 +407,11 @@ func result(rep reconcile.Report) agent.Result {
 	}
 	for _, p := range rep.Pending {
 		fmt.Fprintf(&out, "%s: waits for the host's age key to be enrolled (syncd enroll)\n", p)
+	}
+	for _, p := range rep.Plan.Projects {
+		if p.Action == plan.Suspend {
+			res.Suspended++
+		}
 	}
 	res.Output = out.String()
 	return res
