@@ -53,11 +53,11 @@ func (j *Runner) request(ctx context.Context, r *reconcile.Rendered, req Request
 		if req.Run != "" {
 			return j.Files(ctx, r, from, req.App, req.Run)
 		}
-		snaps, err := j.Snapshots(ctx, r, from, req.App)
+		snaps, elsewhere, err := j.snapshots(ctx, r, from, req.App)
 		if err != nil {
 			return "", err
 		}
-		return snapshotTable(snaps, from), nil
+		return snapshotTable(snaps, from, elsewhere), nil
 	case RequestRestore:
 		return j.Restore(ctx, r, req.App, req.Snapshot, req.To, from, req.Paths...)
 	}
@@ -72,7 +72,7 @@ func backupTable(results []backup.RunResult) string {
 	for _, res := range results {
 		for _, s := range res.Saved {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", res.App, res.Run, s.Kind, s.Summary.SnapshotID[:min(8, len(s.Summary.SnapshotID))],
-				s.Summary.FilesNew, s.Summary.FilesChanged, bytesString(s.Summary.DataAdded))
+				s.Summary.FilesNew, s.Summary.FilesChanged, backup.Bytes(s.Summary.DataAdded))
 		}
 		if !res.Complete() && res.Run != "" {
 			fmt.Fprintf(w, "%s\t%s\t(%d of %d parts saved: incomplete)\t\t\t\t\n", res.App, res.Run, len(res.Saved), res.Parts)
@@ -82,9 +82,9 @@ func backupTable(results []backup.RunResult) string {
 	return b.String()
 }
 
-// snapshotTable lists snapshots by run, newest first, and whether each run
-// is complete.
-func snapshotTable(snaps []backup.Snapshot, host string) string {
+// snapshotTable lists snapshots by run, newest first, whether each run is
+// complete, and the runs made in this host's name elsewhere.
+func snapshotTable(snaps []backup.Snapshot, host string, elsewhere map[string]bool) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "APP\tRUN\tTIME\tCOMPLETE\tPART\tSNAPSHOT\tTAGS")
@@ -104,6 +104,9 @@ func snapshotTable(snaps []backup.Snapshot, host string) string {
 			}
 			for _, s := range run.Snapshots {
 				var extra []string
+				if elsewhere[run.ID] {
+					extra = append(extra, "made-elsewhere")
+				}
 				for _, t := range s.Tags {
 					if t == backup.TagPreRestore || t == backup.TagPreUpgrade || t == "partial" {
 						extra = append(extra, t)
@@ -150,15 +153,15 @@ func fileTable(run backup.Run, list backup.FileList) string {
 	for _, f := range list.Files {
 		size := ""
 		if f.Type == "file" {
-			size = bytesString(int64(f.Size))
+			size = backup.Bytes(int64(f.Size))
 			total += f.Size
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", f.Part, f.Type, size, f.Mtime.Local().Format(time.DateTime), f.Path)
 	}
 	w.Flush()
-	fmt.Fprintf(&b, "run %s of %s: %d entries, %s in files", run.ID, run.App, len(list.Files)+list.More, bytesString(int64(total+list.MoreBytes)))
+	fmt.Fprintf(&b, "run %s of %s: %d entries, %s in files", run.ID, run.App, len(list.Files)+list.More, backup.Bytes(int64(total+list.MoreBytes)))
 	if list.More > 0 {
-		fmt.Fprintf(&b, "; %d more entries (%s) not shown: the list stops at %d; restore a directory of it with `syncd restore --path DIR --to DIR`", list.More, bytesString(int64(list.MoreBytes)), maxListed)
+		fmt.Fprintf(&b, "; %d more entries (%s) not shown: the list stops at %d; restore a directory of it with `syncd restore --path DIR --to DIR`", list.More, backup.Bytes(int64(list.MoreBytes)), maxListed)
 	}
 	b.WriteString("\n")
 	return b.String()

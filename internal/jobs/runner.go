@@ -353,11 +353,39 @@ func (j *Runner) locked(ctx context.Context, app string, fn func() (backup.RunRe
 // Snapshots lists the snapshots host (this host, or another's to move an
 // app) made of app ("" for all).
 func (j *Runner) Snapshots(ctx context.Context, r *reconcile.Rendered, host, app string) ([]backup.Snapshot, error) {
+	snaps, _, err := j.snapshots(ctx, r, host, app)
+	return snaps, err
+}
+
+// snapshots is Snapshots, and of this host's runs those its syncd did not
+// make (its state directory's record): made in its name elsewhere.
+func (j *Runner) snapshots(ctx context.Context, r *reconcile.Rendered, host, app string) ([]backup.Snapshot, map[string]bool, error) {
 	runner, err := j.runner(r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return runner.Restic.Snapshots(ctx, host, app)
+	snaps, err := runner.Restic.Snapshots(ctx, host, app)
+	if err != nil || host != j.Host {
+		return snaps, nil, err
+	}
+	elsewhere := map[string]bool{}
+	apps := map[string]bool{}
+	for _, s := range snaps {
+		apps[s.Tag("app")] = true
+	}
+	for a := range apps {
+		runs := backup.Runs(snaps, host, a)
+		here, known, err := runner.MadeHere(runs)
+		if err != nil {
+			return snaps, nil, err
+		}
+		for _, run := range runs {
+			if known && !here[run.ID] {
+				elsewhere[run.ID] = true
+			}
+		}
+	}
+	return snaps, elsewhere, nil
 }
 
 // Restore restores app from the run sel names among those host made (see
@@ -452,19 +480,7 @@ func detail(res backup.RunResult) string {
 	for _, s := range res.Saved {
 		added += s.Summary.DataAdded
 	}
-	return fmt.Sprintf("run %s: %d of %d snapshots, %s added", res.Run, len(res.Saved), res.Parts, bytesString(added))
-}
-
-func bytesString(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
+	return fmt.Sprintf("run %s: %d of %d snapshots, %s added", res.Run, len(res.Saved), res.Parts, backup.Bytes(added))
 }
 
 func (j *Runner) setDetail(id ID, d string) {

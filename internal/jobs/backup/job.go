@@ -238,7 +238,7 @@ func (r *Runner) Backup(ctx context.Context, app App, commit string, tags ...str
 			return err
 		}
 		res.Saved = append(res.Saved, Saved{Kind: kind, Summary: s})
-		return nil
+		return r.recordMade(s.SnapshotID)
 	}
 	var errs []error
 	if len(app.Dumps) > 0 {

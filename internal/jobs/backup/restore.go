@@ -37,10 +37,29 @@ func (r *Runner) Pick(ctx context.Context, host, app, sel string) (Run, error) {
 		list = fmt.Sprintf("`syncd backup --list --app %s --from-host %s` lists them", app, host)
 	}
 	if sel == "" || sel == "latest" {
+		// This host's latest is the newest complete run it made itself
+		// (its state directory's record): a newer one in its name was made
+		// by another holder of the password, and is named, not taken.
+		here, known, err := r.MadeHere(runs)
+		if err != nil {
+			return Run{}, err
+		}
+		var foreign []string
 		for _, run := range runs {
-			if run.Complete() {
+			switch {
+			case !run.Complete():
+			case host == r.Host && known && !here[run.ID]:
+				foreign = append(foreign, run.ID)
+			default:
+				if len(foreign) > 0 {
+					r.log().Warn("restore: passed over newer runs made in this host's name elsewhere, by a holder of the repository's password", "app", app, "runs", strings.Join(foreign, ", "), "taken", run.ID)
+				}
 				return run, nil
 			}
+		}
+		if len(foreign) > 0 {
+			return Run{}, fmt.Errorf("%w: %s has no complete run on host %s that this host's syncd made (its state directory records them); %d complete run(s) in its name were made elsewhere, by a holder of the repository's password (%s): if you know one is good, name it with --snapshot RUN; %s",
+				ErrNoSnapshot, app, host, len(foreign), strings.Join(foreign[:min(3, len(foreign))], ", "), list)
 		}
 		return Run{}, fmt.Errorf("%w: %s has no complete backup run on host %s (%d incomplete); %s", ErrNoSnapshot, app, host, len(runs), list)
 	}
