@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/syncd-dev/syncd/internal/abbrev"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/escape"
 	"github.com/syncd-dev/syncd/internal/reconcile"
+	"github.com/syncd-dev/syncd/internal/redact"
 )
 
 func runLogs(ctx context.Context, c *cli, args []string) int {
@@ -103,11 +105,7 @@ func runLogs(ctx context.Context, c *cli, args []string) int {
 	// escaped.
 	red := r.Redactor()
 	print := func(i int, l engine.LogLine) {
-		text := escape.Text(red.Outside(l.Text))
-		if l.Cut > 0 {
-			text += fmt.Sprintf(" … (%d more bytes of this line not shown)", l.Cut)
-		}
-		fmt.Fprintf(c.stdout, "%-*s | %s\n", width, sources[i].prefix, text)
+		fmt.Fprintf(c.stdout, "%-*s | %s\n", width, sources[i].prefix, logText(red, l))
 	}
 	open := func(o engine.LogOptions) ([]*engine.LogStream, error) {
 		var ss []*engine.LogStream
@@ -174,4 +172,21 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, errors.New("give a duration back from now (10m, 2h) or a time (2026-01-02T15:04:05Z, 2026-01-02T15:04:05 in local time, 2026-01-02)")
+}
+
+// logText is a container's log line as shown: redacted whole (the margin
+// past engine.MaxLogLine included, so no part of a secret the cut goes
+// through is shown), then cut to MaxLogLine, then escaped.
+func logText(red *redact.Redactor, l engine.LogLine) string {
+	text, cut := red.Outside(l.Text), l.Cut
+	if len(text) > engine.MaxLogLine {
+		shown := abbrev.Text(text, engine.MaxLogLine)
+		cut += int64(len(text) - len(strings.TrimSuffix(shown, "…")))
+		text = strings.TrimSuffix(shown, "…")
+	}
+	text = escape.Text(text)
+	if cut > 0 {
+		text += fmt.Sprintf(" … (%d more bytes of this line not shown)", cut)
+	}
+	return text
 }

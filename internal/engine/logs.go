@@ -15,10 +15,18 @@ import (
 	"github.com/syncd-dev/syncd/internal/proc"
 )
 
-// MaxLogLine caps one log line: the rest of a longer line is counted, not
-// kept, so a container that writes without newlines never fills memory,
-// and a redactor always sees a whole line (a secret never straddles two).
+// MaxLogLine caps one log line as it is shown: the rest of a longer line
+// is counted, not kept, so a container that writes without newlines never
+// fills memory, and a redactor always sees a whole line (a secret never
+// straddles two).
 const MaxLogLine = 16 << 10
+
+// LogLineMargin is how much of a line is kept past MaxLogLine, for the
+// redactor only: a secret that straddles MaxLogLine is whole in what it
+// sees (or, longer than the margin, has more than a fragment's length in
+// it), so no prefix of it survives the cut the caller makes after
+// redacting.
+const LogLineMargin = 4 << 10
 
 // LogOptions selects what Logs streams, as `docker logs` flags do.
 type LogOptions struct {
@@ -32,8 +40,8 @@ type LogOptions struct {
 type LogLine struct {
 	Time   time.Time // as the engine stamped it
 	Stderr bool
-	Text   string // without its newline; at most MaxLogLine bytes
-	Cut    int64  // bytes of the line left out past MaxLogLine
+	Text   string // without its newline; at most MaxLogLine+LogLineMargin bytes: redact, then cut to MaxLogLine
+	Cut    int64  // bytes of the line left out past Text
 }
 
 // LogStream is a container's log, line by line.
@@ -129,7 +137,7 @@ type lineWriter struct {
 
 func newLineWriter(stderr bool, emit func(LogLine)) *lineWriter {
 	// Room for the engine's time stamp before the line's own bytes.
-	return &lineWriter{stderr: stderr, emit: emit, line: proc.NewLimit(MaxLogLine+64, nil)}
+	return &lineWriter{stderr: stderr, emit: emit, line: proc.NewLimit(MaxLogLine+LogLineMargin+64, nil)}
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -162,8 +170,8 @@ func (w *lineWriter) flush() {
 		}
 	}
 	b = b[stamp:]
-	if len(b) > MaxLogLine {
-		b = b[:MaxLogLine]
+	if len(b) > MaxLogLine+LogLineMargin {
+		b = b[:MaxLogLine+LogLineMargin]
 	}
 	l.Text = string(b)
 	l.Cut = w.line.Written() - int64(stamp) - int64(len(l.Text))
