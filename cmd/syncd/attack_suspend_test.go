@@ -47,6 +47,9 @@ func TestAttackSuspendedReasonForgesDiffLines(t *testing.T) {
 		if !hasLine(out, "web: suspended", "incident 7", "FORGED", "+image: new") {
 			t.Errorf("diff --format %s: the reason does not stay on the suspended app's line:\n%s", format, out)
 		}
+		if !strings.Contains(out, "1 project(s) suspended, left as they run") {
+			t.Errorf("diff --format %s: the host's headline does not say the app is suspended:\n%s", format, out)
+		}
 	}
 }
 

@@ -113,7 +113,7 @@ func (h Host) headline() string {
 			counts[pr.Action]++
 		}
 	}
-	for _, a := range []plan.Action{plan.Apply, plan.Remove, plan.Guarded, plan.Refuse, plan.Hold} {
+	for _, a := range []plan.Action{plan.Apply, plan.Remove, plan.Guarded, plan.Refuse, plan.Hold, plan.Suspend} {
 		if n := counts[a]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d project(s) %s", n, verb(a)))
 		}
@@ -141,6 +141,8 @@ func verb(a plan.Action) string {
 		return "to remove (volumes kept)"
 	case plan.Guarded:
 		return "to remove, REFUSED by the prune guard"
+	case plan.Suspend:
+		return "suspended, left as they run"
 	}
 	return string(a)
 }
