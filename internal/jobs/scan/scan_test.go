@@ -75,14 +75,15 @@ func TestCacheByImageAndDB(t *testing.T) {
 	if _, err := s.Scan(context.Background(), vuln); err != nil {
 		t.Fatal(err)
 	}
+	// A trivy that fails if run: the cached result must come without it
+	// (no timing asked: the broken binary is the proof).
 	broken := &Scanner{Trivy: fakeTrivy(t, "exit 7"), Env: s.Env, StateDir: s.StateDir}
-	began := time.Now()
 	rep, err := broken.Scan(context.Background(), vuln)
 	if err != nil {
 		t.Fatalf("the cached result was not used: %v", err)
 	}
-	if took := time.Since(began); !rep.Cached || len(rep.Findings) != 1 || took > 50*time.Millisecond {
-		t.Errorf("cached scan: cached=%v findings=%v took %s", rep.Cached, rep.Findings, took)
+	if !rep.Cached || len(rep.Findings) != 1 {
+		t.Errorf("cached scan: cached=%v findings=%v", rep.Cached, rep.Findings)
 	}
 	testenv.WriteTrivyDB(t, cache, time.Now().UTC(), critical)
 	if _, err := broken.Scan(context.Background(), vuln); err == nil || !strings.Contains(err.Error(), "exit status 7") {
