@@ -33,5 +33,5 @@ Change something and watch it converge:
   make demo                                     # applies exactly that change
 Or let the agent watch the directory, so every save converges (Ctrl-C stops it):
   bin/syncd agent --repo $work/repo --host demo --age-key $work/age.key --state-dir $work/state --config /dev/null
-Take it down: docker rm -f \$(docker ps -aq --filter label=com.docker.compose.project=demoweb)
+Take it down: docker rm -f \$(docker ps -aq --filter label=com.docker.compose.project=demoweb); docker network rm demoweb_default
 MSG
