@@ -229,6 +229,10 @@ func (r *Reconciler) checkOwner(observed plan.Observed) error {
 			case running:
 				return fmt.Errorf("%w: host %q's project %s belongs to the syncd running with state directory %s; this one (state directory %s) refuses to run beside it: stop one of them", ErrOtherSyncd, r.Host, name, c.Owner, mine)
 			}
+			if r.Store.ReadOnly() {
+				// plan, logs: nothing is taken over by a command that writes nothing.
+				continue
+			}
 			if !r.tookOver[name] {
 				r.log().Warn("taking over the project of a syncd that stopped", "project", name, "its_state_dir", c.Owner)
 				if r.tookOver == nil {

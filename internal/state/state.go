@@ -104,6 +104,9 @@ func OpenReadOnly(dir string) *Store {
 	return &Store{dir: dir, readOnly: true}
 }
 
+// ReadOnly reports whether the store writes nothing (OpenReadOnly).
+func (s *Store) ReadOnly() bool { return s.readOnly }
+
 // Dir is the state directory.
 func (s *Store) Dir() string { return s.dir }
 
