@@ -34,6 +34,10 @@ func runLogs(ctx context.Context, c *cli, args []string) int {
 	if !f.check(c, "logs") {
 		return exitUsage
 	}
+	if *tail < -1 {
+		fmt.Fprintf(c.stderr, "syncd logs: --tail %d: give a number of lines, or -1 for all of them\n", *tail)
+		return exitUsage
+	}
 	from, err := parseSince(*since, c.now())
 	if err != nil {
 		fmt.Fprintf(c.stderr, "syncd logs: --since %q: %v\n", *since, err)
