@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -126,11 +127,9 @@ func runDiff(ctx context.Context, c *cli, args []string) int {
 }
 
 // postComment publishes the markdown where the CI job shows it: as the pull
-// request's one syncd comment when the job has a token, and in the job's
-// step summary ($GITHUB_STEP_SUMMARY) when there is one; with neither, on
-// stdout. The forge comes from the environment Actions sets (GitHub, Gitea,
-// Forgejo), or SYNCD_FORGE, SYNCD_FORGE_API, SYNCD_FORGE_REPO,
-// SYNCD_FORGE_PR, SYNCD_FORGE_TOKEN.
+// request's one syncd comment when the job has a token (the forge as
+// review.ForgeFromEnv finds it), and in the job's step summary
+// ($GITHUB_STEP_SUMMARY) when there is one; with neither, on stdout.
 // It reports whether the markdown went somewhere other than stdout.
 func postComment(ctx context.Context, c *cli, rep *review.Report) (bool, error) {
 	var md strings.Builder
@@ -151,51 +150,16 @@ func postComment(ctx context.Context, c *cli, rep *review.Report) (bool, error) 
 		}
 		wrote = true
 	}
-	env := func(names ...string) string {
-		for _, n := range names {
-			if v := c.getenv(n); v != "" {
-				return v
-			}
-		}
-		return ""
-	}
-	token := env("SYNCD_FORGE_TOKEN", "GITHUB_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN")
-	if token == "" {
+	f, err := review.ForgeFromEnv(c.getenv)
+	if errors.Is(err, review.ErrNoToken) {
 		if !wrote {
 			fmt.Fprint(c.stdout, body)
 		}
-		fmt.Fprintln(c.stderr, "syncd diff: no token (GITHUB_TOKEN, GITEA_TOKEN or FORGEJO_TOKEN): the diff is not posted on the pull request")
+		fmt.Fprintf(c.stderr, "syncd diff: %v\n", err)
 		return wrote, nil
 	}
-	kind := env("SYNCD_FORGE")
-	if kind == "" {
-		kind = "github"
-		if env("FORGEJO_ACTIONS", "GITEA_ACTIONS") != "" {
-			kind = "gitea"
-		}
-	}
-	api := env("SYNCD_FORGE_API", "GITHUB_API_URL")
-	if api == "" && kind != "github" && env("GITHUB_SERVER_URL") != "" {
-		api = strings.TrimSuffix(env("GITHUB_SERVER_URL"), "/") + "/api/v1"
-	}
-	if api == "" && kind == "github" {
-		api = "https://api.github.com"
-	}
-	f := review.Forge{Kind: kind, API: api, Repo: env("SYNCD_FORGE_REPO", "GITHUB_REPOSITORY"), Token: token}
-	if n := env("SYNCD_FORGE_PR"); n != "" {
-		if _, err := fmt.Sscan(n, &f.PR); err != nil {
-			return wrote, fmt.Errorf("SYNCD_FORGE_PR=%q is not a pull request number", n)
-		}
-	} else if p := env("GITHUB_EVENT_PATH"); p != "" {
-		data, err := os.ReadFile(p)
-		if err == nil {
-			f.PR, err = review.PullRequestNumber(data)
-		}
-		if err != nil {
-			return wrote, fmt.Errorf("GITHUB_EVENT_PATH %s: %w", p, err)
-		}
-	} else {
-		return wrote, fmt.Errorf("which pull request? set SYNCD_FORGE_PR, or run in a pull_request workflow (GITHUB_EVENT_PATH)")
+	if err != nil {
+		return wrote, err
 	}
 	where, created, err := f.Upsert(ctx, body)
 	if err != nil {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -172,6 +174,63 @@ func (f Forge) do(ctx context.Context, method, u string, in, out any) error {
 		}
 	}
 	return nil
+}
+
+// ErrNoToken: the CI job has no token for the forge (a fork's pull
+// request gets none): the diff goes to the job summary or stdout.
+var ErrNoToken = errors.New("no token (GITHUB_TOKEN, GITEA_TOKEN or FORGEJO_TOKEN): the diff is not posted on the pull request")
+
+// ForgeFromEnv is the forge and pull request of the CI job syncd diff runs
+// in, from the environment GitHub, Gitea and Forgejo Actions set
+// (GITHUB_TOKEN or GITEA_TOKEN or FORGEJO_TOKEN, GITHUB_API_URL,
+// GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_EVENT_PATH, FORGEJO_ACTIONS,
+// GITEA_ACTIONS), each overridden by SYNCD_FORGE, SYNCD_FORGE_API,
+// SYNCD_FORGE_REPO, SYNCD_FORGE_PR and SYNCD_FORGE_TOKEN.
+func ForgeFromEnv(getenv func(string) string) (Forge, error) {
+	env := func(names ...string) string {
+		for _, n := range names {
+			if v := getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	token := env("SYNCD_FORGE_TOKEN", "GITHUB_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN")
+	if token == "" {
+		return Forge{}, ErrNoToken
+	}
+	kind := env("SYNCD_FORGE")
+	if kind == "" {
+		kind = "github"
+		if env("FORGEJO_ACTIONS", "GITEA_ACTIONS") != "" {
+			kind = "gitea"
+		}
+	}
+	api := env("SYNCD_FORGE_API", "GITHUB_API_URL")
+	if api == "" && kind != "github" && env("GITHUB_SERVER_URL") != "" {
+		api = strings.TrimSuffix(env("GITHUB_SERVER_URL"), "/") + "/api/v1"
+	}
+	if api == "" && kind == "github" {
+		api = "https://api.github.com"
+	}
+	f := Forge{Kind: kind, API: api, Repo: env("SYNCD_FORGE_REPO", "GITHUB_REPOSITORY"), Token: token}
+	switch n, p := env("SYNCD_FORGE_PR"), env("GITHUB_EVENT_PATH"); {
+	case n != "":
+		if _, err := fmt.Sscan(n, &f.PR); err != nil {
+			return f, fmt.Errorf("SYNCD_FORGE_PR=%q is not a pull request number", n)
+		}
+	case p != "":
+		data, err := os.ReadFile(p)
+		if err == nil {
+			f.PR, err = PullRequestNumber(data)
+		}
+		if err != nil {
+			return f, fmt.Errorf("GITHUB_EVENT_PATH %s: %w", p, err)
+		}
+	default:
+		return f, fmt.Errorf("which pull request? set SYNCD_FORGE_PR, or run in a pull_request workflow (GITHUB_EVENT_PATH)")
+	}
+	return f, nil
 }
 
 // PullRequestNumber reads the pull request's number from a workflow's
