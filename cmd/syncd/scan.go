@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/syncd-dev/syncd/internal/desired"
 	"github.com/syncd-dev/syncd/internal/engine"
@@ -115,56 +113,12 @@ func (f *cycleFlags) runningImages(ctx context.Context, g gitFlags, app string) 
 	return out, nil
 }
 
-// printScan prints one row per image and the refusing findings, and
-// returns exit 1 when an image violates its policy or could not be
-// scanned.
+// printScan prints the table and returns exit 1 when an image violates
+// its policy or could not be scanned.
 func printScan(stdout, stderr io.Writer, results []scan.Result) int {
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECT\tIMAGE\tCRITICAL\tHIGH\tMEDIUM\tLOW\tUNKNOWN\tREFUSED")
-	code := exitOK
-	var details []string
-	db := scan.DB{}
-	for _, r := range results {
-		if r.Err != nil {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\tscan failed\n", r.Project, r.Image)
-			details = append(details, fmt.Sprintf("%s: %v", r.Project, r.Err))
-			code = exitFailure
-			continue
-		}
-		if r.Report.DB.UpdatedAt.After(db.UpdatedAt) {
-			db = r.Report.DB
-		}
-		c := r.Verdict.Counts
-		refused := "no"
-		if p := r.Policy.RefuseSeverity; p == "" {
-			refused = "no (no refuse_severity)"
-		}
-		if r.Verdict.Refused() {
-			refused = "yes: " + strings.Join(scan.IDs(r.Verdict.Refusing), ", ")
-			code = exitFailure
-			for _, f := range r.Verdict.Refusing {
-				details = append(details, fmt.Sprintf("%s: %s: %s", r.Project, r.Image, f))
-			}
-			for _, x := range r.Verdict.Expired {
-				details = append(details, fmt.Sprintf("%s: the ignore entry for %s (%s:%d) ran out on %s", r.Project, x.ID, x.File, x.Line, x.Until))
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", r.Project, r.Image, c["CRITICAL"], c["HIGH"], c["MEDIUM"], c["LOW"], c["UNKNOWN"], refused)
-		for _, w := range r.Report.Warnings {
-			if !slices.Contains(details, "warning: "+w) {
-				details = append(details, "warning: "+w)
-			}
-		}
-	}
-	tw.Flush()
-	if !db.UpdatedAt.IsZero() {
-		fmt.Fprintf(stdout, "vulnerability DB built %s\n", db.UpdatedAt.Format("2006-01-02 15:04 UTC"))
-	}
-	for _, d := range details {
-		fmt.Fprintln(stdout, d)
-	}
-	if code != exitOK {
+	if scan.WriteTable(stdout, results) {
 		fmt.Fprintln(stderr, "syncd scan: an image that runs violates its scan policy or could not be scanned")
+		return exitFailure
 	}
-	return code
+	return exitOK
 }
