@@ -66,12 +66,29 @@ func TestDrillE2EPasses(t *testing.T) {
 	marker := "marker-v1 " + strings.Repeat("0123456789abcdef", 1)
 	dexec(t, app, "db", []byte(marker), "write", "/data/marker")
 	dexec(t, app, "db", random(t, 1<<20), "write", "/data/blob")
-	if code, out := f.syncd("backup", "--restic", restic); code != 0 {
+	code, out := f.syncd("backup", "--restic", restic)
+	if code != 0 {
 		t.Fatalf("backup exit %d:\n%s", code, out)
 	}
+	var run string
+	for _, line := range strings.Split(out, "\n") {
+		if fs := strings.Fields(line); len(fs) > 2 && fs[0] == app {
+			run = fs[1]
+		}
+	}
 
-	// What a killed drill left: a volume and a network with its label, a
-	// file in its directory.
+	// What a killed drill of this run left: its container (which holds
+	// the drill's name: not removed first, it would make the drill refuse
+	// to start), a volume and a network with its label, a file in its
+	// directory.
+	drill := app + "-drill-" + run[strings.LastIndexByte(run, '-')+1:]
+	testenv.DockerCLI(t, "run", "-d", "--label", "dev.syncd.drill="+app, "--label", "com.docker.compose.project="+drill,
+		"--label", "com.docker.compose.service=db", "--label", "com.docker.compose.oneoff=False", demoImage)
+	t.Cleanup(func() {
+		if ids := strings.Fields(testenv.DockerCLI(t, "ps", "-aq", "--filter", "label=com.docker.compose.project="+drill)); len(ids) > 0 {
+			testenv.DockerCLI(t, append([]string{"rm", "-f"}, ids...)...)
+		}
+	})
 	testenv.DockerCLI(t, "volume", "create", "--label", "dev.syncd.drill="+app, app+"-drill-dead_data")
 	testenv.DockerCLI(t, "network", "create", "--label", "dev.syncd.drill="+app, app+"-drill-dead_default")
 	t.Cleanup(func() {
@@ -87,7 +104,7 @@ func TestDrillE2EPasses(t *testing.T) {
 	dexec(t, app, "db", []byte("newer"), "write", "/data/after-backup")
 	before := containers(t, app)
 	data := dexec(t, app, "db", nil, "dump", "/data")
-	code, out := f.syncd("drill", "--app", app, "--restic", restic)
+	code, out = f.syncd("drill", "--app", app, "--restic", restic)
 	if code != 0 {
 		t.Fatalf("drill exit %d:\n%s", code, out)
 	}

@@ -20,12 +20,28 @@ import (
 // CreateBindVolume creates the local volume name, labelled, whose data is
 // the host directory dir (driver options type=none, o=bind): a throwaway
 // project mounts what was extracted there, and nothing else of the host.
+//
+// The engine answers a create of a name it has with the volume it has,
+// whatever was asked: a volume of that name that is not this one (an
+// app's) is refused, never used.
 func (e *Engine) CreateBindVolume(ctx context.Context, name, dir string, labels map[string]string) error {
-	_, err := e.api.VolumeCreate(ctx, client.VolumeCreateOptions{
+	res, err := e.api.VolumeCreate(ctx, client.VolumeCreateOptions{
 		Name: name, Driver: "local", Labels: labels,
 		DriverOpts: map[string]string{"type": "none", "o": "bind", "device": dir},
 	})
-	return e.wrap(ctx, "create volume "+name, err)
+	if err != nil {
+		return e.wrap(ctx, "create volume "+name, err)
+	}
+	v := res.Volume
+	if v.Driver != "local" || v.Options["device"] != dir || v.Options["o"] != "bind" {
+		return fmt.Errorf("create volume %s: a volume of that name exists already and is not this one: remove it, or rename it (`docker volume inspect %s`)", name, name)
+	}
+	for k, want := range labels {
+		if v.Labels[k] != want {
+			return fmt.Errorf("create volume %s: a volume of that name exists already without the label %s=%s: remove it, or rename it", name, k, want)
+		}
+	}
+	return nil
 }
 
 // RemoveLabelled removes every container (running or not), network and
