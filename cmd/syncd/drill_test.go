@@ -130,6 +130,62 @@ func TestDrillE2EPasses(t *testing.T) {
 		t.Errorf("last_drill = %+v, want passed with the run", d)
 	}
 	assertNoLeakInDir(t, f.state, f.values()...)
+
+	// The next cycle's status document carries it.
+	f.mustSync()
+	h, err := status.ReadLocal(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range h.Jobs {
+		if j.Name == "backup/"+app && (j.LastDrill == nil || j.LastDrill.Run != d.Run || j.LastDrill.Result != status.DrillPassed) {
+			t.Errorf("status job %s: last_drill = %+v, want %+v", j.Name, j.LastDrill, d)
+		}
+	}
+}
+
+// TestDrillE2EBindPath drills an app whose data is a directory of its
+// project directory (backup.paths: [./data]): the drill mounts the run's
+// copy from its own directory, and the app's directory is as it was.
+func TestDrillE2EBindPath(t *testing.T) {
+	testenv.Docker(t)
+	f, app := restFleet(t, `backup:
+  paths: [./data]
+  drill:
+    verify:
+      - service: web
+        command: ["/demoweb", "cat", "/data/kept.txt"]
+        output: "^kept v1$"
+`)
+	f.write("apps/"+app+"/compose.yaml", `services:
+  web:
+    image: `+demoImage+`
+    user: "0:0"
+    volumes:
+      - ./data:/data
+`+healthy)
+	f.commit()
+	restic := testenv.Tool(t, "restic")
+	f.mustSync()
+	dexec(t, app, "web", []byte("kept v1"), "write", "/data/kept.txt")
+	if code, out := f.syncd("backup", "--restic", restic); code != 0 {
+		t.Fatalf("backup exit %d:\n%s", code, out)
+	}
+	dexec(t, app, "web", []byte("kept v2"), "write", "/data/kept.txt")
+	before := containers(t, app)
+	code, out := f.syncd("drill", "--app", app, "--restic", restic)
+	if code != 0 || !strings.Contains(out, "1 path(s) restored") || !strings.Contains(out, "ok   verify[0]") {
+		t.Fatalf("drill exit %d:\n%s", code, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.state, "projects", app, "data", "kept.txt")); err != nil || string(b) != "kept v2" {
+		t.Errorf("the app's data after the drill: %q, %v; want kept v2", b, err)
+	}
+	if after := containers(t, app); !equalMaps(before, after) {
+		t.Errorf("the drill touched the app's containers: %v → %v", before, after)
+	}
+	if got := drillLeft(t, app); got != "" {
+		t.Errorf("the drill left behind:\n%s", got)
+	}
 }
 
 // TestDrillE2EFailsOnWhatABackupCannotTell drills runs that backed up
