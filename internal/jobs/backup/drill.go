@@ -67,11 +67,6 @@ type DrillResult struct {
 	Detail string
 }
 
-// Passed reports whether every step of the drill passed.
-func (d DrillResult) Passed() bool {
-	return len(d.Checks) > 0 && !slices.ContainsFunc(d.Checks, func(c Check) bool { return !c.Passed })
-}
-
 // maxCheckOutput is how much of a verify command's standard output is
 // read (and matched against its pattern).
 const maxCheckOutput = 1 << 20
@@ -342,6 +337,18 @@ func drillProject(p *desired.Project, app App, name, dir string) (*types.Project
 		if !strings.HasPrefix(svc.NetworkMode, types.ServicePrefix) {
 			svc.NetworkMode = ""
 			svc.Networks = map[string]*types.ServiceNetworkConfig{"default": nil}
+		}
+		// A namespace shared with a container that is not the drill's
+		// (the app's own) is dropped; its volumes are refused.
+		for _, mode := range []*string{&svc.Ipc, &svc.Pid} {
+			if strings.HasPrefix(*mode, types.ContainerPrefix) || *mode == "host" {
+				*mode = ""
+			}
+		}
+		for _, from := range svc.VolumesFrom {
+			if strings.HasPrefix(from, types.ContainerPrefix) {
+				errs = append(errs, fmt.Errorf("service %s takes volumes_from %s, a container that is not the drill's: a drill would mount what it holds", svcName, from))
+			}
 		}
 		for _, l := range []string{plan.LabelManaged, plan.LabelHost, plan.LabelCommit, plan.LabelSecrets, plan.LabelOwner} {
 			delete(svc.CustomLabels, l)

@@ -25,7 +25,7 @@ func drilled() *desired.Project {
 					{Type: types.VolumeTypeBind, Source: "/srv/shop/files", Target: "/files", ReadOnly: true},
 					{Type: types.VolumeTypeBind, Source: "/etc/localtime", Target: "/etc/localtime", ReadOnly: true},
 				}},
-			"web": {Name: "web", Image: "nginx", NetworkMode: "host"},
+			"web": {Name: "web", Image: "nginx", NetworkMode: "host", Ipc: "container:shop-db-1", Pid: "host"},
 		},
 		Volumes:  types.Volumes{"data": {Name: "shop_data"}, "cache": {Name: "shared-cache", External: true}},
 		Networks: types.Networks{"default": {Name: "shop_default"}, "shared": {Name: "proxy", External: true}},
@@ -58,8 +58,8 @@ func TestDrillProjectIsolated(t *testing.T) {
 	if len(db.Ports) != 0 || db.ContainerName != "" {
 		t.Errorf("db keeps ports %v or container_name %q", db.Ports, db.ContainerName)
 	}
-	if len(db.Networks) != 1 || web.NetworkMode != "" || len(web.Networks) != 1 {
-		t.Errorf("networks: db %v, web mode %q %v", db.Networks, web.NetworkMode, web.Networks)
+	if len(db.Networks) != 1 || web.NetworkMode != "" || len(web.Networks) != 1 || web.Ipc != "" || web.Pid != "" {
+		t.Errorf("namespaces: db %v, web network %q %v, ipc %q, pid %q", db.Networks, web.NetworkMode, web.Networks, web.Ipc, web.Pid)
 	}
 	for _, l := range []string{plan.LabelManaged, plan.LabelHost, plan.LabelOwner} {
 		if _, ok := db.CustomLabels[l]; ok {
@@ -96,16 +96,20 @@ func TestDrillProjectIsolated(t *testing.T) {
 }
 
 // TestDrillProjectRefusesWritableHostPath: a writable bind outside the
-// project directory and backup.paths would let the drill write where the
-// host keeps it.
+// project directory and backup.paths, or the volumes of a container that
+// is not the drill's, would let the drill write where the app keeps its
+// data.
 func TestDrillProjectRefusesWritableHostPath(t *testing.T) {
 	p := drilled()
 	db := p.Compose.Services["db"]
 	db.Volumes = append(db.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"})
+	db.VolumesFrom = []string{"container:shop-db-1"}
 	p.Compose.Services["db"] = db
 	_, _, err := drillProject(p, App{Name: "shop"}, "shop-drill-ab12cd", "/state/drills/shop")
-	if err == nil || !strings.Contains(err.Error(), "service db binds /var/run/docker.sock read-write") {
-		t.Errorf("err = %v", err)
+	for _, want := range []string{"service db binds /var/run/docker.sock read-write", "service db takes volumes_from container:shop-db-1"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
 	}
 }
 
