@@ -251,3 +251,38 @@ func TestDrillE2EFailsOnWhatABackupCannotTell(t *testing.T) {
 		t.Errorf("the drill directory is still there: %v", err)
 	}
 }
+
+// TestDrillE2EThroughTheAgent: with an agent up, `syncd drill` is run by
+// the agent (a restic of its own would not exist), and its verdict reaches
+// the status document between cycles.
+func TestDrillE2EThroughTheAgent(t *testing.T) {
+	testenv.Docker(t)
+	f, app := restFleet(t, dumpAndVolume+`  drill:
+    verify:
+      - service: db
+        command: ["/demoweb", "cat", "/data/table"]
+        output: "^rows$"
+`)
+	restic := testenv.Tool(t, "restic")
+	a := startAgent(t, f, f.repo, "--restic", restic)
+	waitStatus(t, f, a, "converged", func(h status.Host) bool { return h.State == status.Converged })
+	dexec(t, app, "db", []byte("rows"), "write", "/data/table")
+	if code, out := f.syncd("backup", "--app", app, "--restic", "/nonexistent/restic"); code != 0 {
+		t.Fatalf("backup through the agent: exit %d:\n%s", code, out)
+	}
+	code, out := f.syncd("drill", "--app", app, "--restic", "/nonexistent/restic")
+	if code != 0 || !strings.Contains(out, "ok   verify[0]") {
+		t.Fatalf("drill through the agent: exit %d:\n%s\nagent log:\n%s", code, out, a.log)
+	}
+	waitStatus(t, f, a, "the drill's verdict", func(h status.Host) bool {
+		for _, j := range h.Jobs {
+			if j.Name == "backup/"+app && j.LastDrill != nil && j.LastDrill.Result == status.DrillPassed {
+				return true
+			}
+		}
+		return false
+	})
+	if got := drillLeft(t, app); got != "" {
+		t.Errorf("the drill left behind:\n%s", got)
+	}
+}
