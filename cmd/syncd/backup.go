@@ -84,6 +84,24 @@ func runRestore(ctx context.Context, c *cli, args []string) int {
 	return runJob(ctx, c, fs, &f, g, jobs.Request{Kind: jobs.RequestRestore, App: *app, Snapshot: *snapshot, To: *to, FromHost: *from, Paths: paths})
 }
 
+func runDrill(ctx context.Context, c *cli, args []string) int {
+	var f cycleFlags
+	var g gitFlags
+	fs := newFlags(c, "drill", "--repo DIR|URL --host NAME --app APP [--snapshot RUN|ID|latest]")
+	f.register(fs)
+	g.register(fs)
+	app := fs.String("app", "", "the `app` whose backup run to drill (required)")
+	snapshot := fs.String("snapshot", "latest", "the `run` to drill: a backup run, a snapshot ID, or latest (the newest complete run this host made)")
+	if code, ok := f.parse(c, fs, args); !ok {
+		return code
+	}
+	if *app == "" {
+		fmt.Fprintln(c.stderr, "syncd drill: --app is required")
+		return exitUsage
+	}
+	return runJob(ctx, c, fs, &f, g, jobs.Request{Kind: jobs.RequestDrill, App: *app, Snapshot: *snapshot})
+}
+
 // checkFromHost checks --from-host as --host is checked.
 func checkFromHost(c *cli, cmd, host string) bool {
 	if host != "" && !desired.ValidName(host) {

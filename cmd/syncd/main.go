@@ -65,6 +65,7 @@ func commands() []command {
 		{"status", "this host, or the fleet from the status branch", runStatus},
 		{"backup", "back up now (restic); --list shows the snapshots", runBackup},
 		{"restore", "restore an app in place (after a pre-restore backup), or extract it (--to DIR)", runRestore},
+		{"drill", "prove a backup run restorable: restore it into a throwaway project, check it, remove it", runDrill},
 		{"logs", "print the logs of the host's app containers, secrets redacted (-f follows)", runLogs},
 		{"scan", "scan the images that run now; exit 1 if one violates the scan policy", runScan},
 		{"probe", "run every health probe of a host once and print a table", runProbe},

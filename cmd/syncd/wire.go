@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
+
 	"github.com/syncd-dev/syncd/internal/bootstrap"
 	"github.com/syncd-dev/syncd/internal/engine"
 	"github.com/syncd-dev/syncd/internal/jobs"
@@ -67,7 +69,7 @@ func (f *cycleFlags) open(ctx context.Context, c *cli, lock bool, n *notify.Noti
 	locks := &schedule.Locks{}
 	h.rec = &reconcile.Reconciler{Host: f.host, Engine: eng, Store: store, Decrypter: &lazyDecrypter{path: f.ageKey}, Logger: log,
 		Redaction: &c.redaction, Probes: &probe.Gate{Checker: &probe.Checker{Containers: eng}}, Locks: locks}
-	h.jobs = &jobs.Runner{Host: f.host, Restic: f.restic, Engine: eng, Store: store, Locks: locks, Notify: n, Log: log.With("component", "jobs")}
+	h.jobs = &jobs.Runner{Host: f.host, Restic: f.restic, Engine: eng, Drills: drillEngine{eng}, Store: store, Locks: locks, Notify: n, Log: log.With("component", "jobs")}
 	if lock {
 		// plan never pulls or scans: the gate belongs to apply. The
 		// scheduled scan shares the deploy gate's scanner and its cache.
@@ -162,3 +164,11 @@ func newSource(repo, stateDir string, g gitFlags) (src runtime.Source, git *sour
 
 // displayRepo shows a repository without credentials someone put in it.
 func displayRepo(repo string) string { return redact.URL(repo) }
+
+// drillEngine is the engine as a restore drill uses it: Up is Apply with
+// the drill's health timeout, no soak (the drill's own checks follow).
+type drillEngine struct{ *engine.Engine }
+
+func (e drillEngine) Up(ctx context.Context, p *types.Project, timeout time.Duration) error {
+	return e.Apply(ctx, p, engine.ApplyOptions{Timeout: timeout})
+}

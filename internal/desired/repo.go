@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -179,6 +180,7 @@ func (a *App) check(p string, n *yaml.Node, ps *Problems) {
 				ps.add(p, lineOf(n, "backup", "paths", fmt.Sprint(i)), "backup.paths[%d]: %q: name a directory of the app (./data) or of the host (/srv/app)", i, v)
 			}
 		}
+		checkDrill(p, n, b.Drill, ps)
 	}
 	checkProbes(p, n, a.Probes, ps)
 	if a.Scan != nil {
@@ -191,6 +193,32 @@ func (a *App) check(p string, n *yaml.Node, ps *Problems) {
 		}
 		if strings.TrimSpace(d.Reason) == "" {
 			ps.add(p, line, "deviations[%d] (%s): reason is required: say why this app cannot meet the rule", i, d.Rule)
+		}
+	}
+}
+
+// checkDrill checks backup.drill: each verify check names a service and a
+// command, expects an exit code a process can have, and has an output
+// pattern that compiles.
+func checkDrill(p string, n *yaml.Node, d *Drill, ps *Problems) {
+	if d == nil {
+		return
+	}
+	if d.Timeout < 0 {
+		ps.add(p, lineOf(n, "backup", "drill", "timeout"), "backup.drill.timeout must be positive (default %s)", DefaultDrillTimeout)
+	}
+	for i, c := range d.Verify {
+		at := func(key string) int { return lineOf(n, "backup", "drill", "verify", fmt.Sprint(i), key) }
+		if c.Service == "" || len(c.Command) == 0 {
+			ps.add(p, at(""), "backup.drill.verify[%d]: service and command are both required: the command runs in that service's drill container", i)
+		}
+		if c.Exit < 0 || c.Exit > 255 {
+			ps.add(p, at("exit"), "backup.drill.verify[%d].exit: %d is no exit code: use 0 to 255 (default 0)", i, c.Exit)
+		}
+		if c.Output != "" {
+			if _, err := regexp.Compile(c.Output); err != nil {
+				ps.add(p, at("output"), "backup.drill.verify[%d].output: %q is not a regular expression: %v", i, c.Output, err)
+			}
 		}
 	}
 }

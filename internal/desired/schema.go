@@ -175,6 +175,39 @@ type AppBackup struct {
 	// BeforeUpgrade backs the app up before a cycle recreates one of its
 	// services for a new image; default true for an app with dumps.
 	BeforeUpgrade *bool `yaml:"before_upgrade"`
+	// Drill is how `syncd drill` proves a run restorable; nil: no checks
+	// beyond the drill project's healthchecks.
+	Drill *Drill `yaml:"drill"`
+}
+
+// DefaultDrillTimeout bounds a whole drill when backup.drill.timeout is
+// not set.
+const DefaultDrillTimeout = 30 * time.Minute
+
+// Drill is backup.drill: the checks run inside a throwaway project
+// restored from a run, and how long the whole drill may take.
+type Drill struct {
+	Verify  []DrillCheck  `yaml:"verify"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// TimeoutOr is the drill's timeout, DefaultDrillTimeout when unset.
+func (d *Drill) TimeoutOr() time.Duration {
+	if d == nil || d.Timeout <= 0 {
+		return DefaultDrillTimeout
+	}
+	return d.Timeout
+}
+
+// DrillCheck is one command run inside a drill's service container: it
+// must exit Exit and, with Output, print something that matches it.
+type DrillCheck struct {
+	Service string   `yaml:"service"`
+	Command []string `yaml:"command"`
+	Exit    int      `yaml:"exit"`
+	// Output is a regular expression (Go syntax) the command's standard
+	// output must match somewhere; "" checks the exit code alone.
+	Output string `yaml:"output"`
 }
 
 // UpgradeBackup reports whether the app is backed up before an image

@@ -578,3 +578,31 @@ services:
 		t.Fatalf("after apply over a duplicate network: %+v", got)
 	}
 }
+
+// TestCreateBindVolumeRefusesAnExistingVolume: the engine answers a create
+// of an existing name with the existing volume; a drill must never take
+// it for its own (it would restore into an app's data).
+func TestCreateBindVolumeRefusesAnExistingVolume(t *testing.T) {
+	e := newEngine(t)
+	ctx := context.Background()
+	name := testenv.ProjectName(t) + "_data"
+	testenv.DockerCLI(t, "volume", "create", name)
+	t.Cleanup(func() { testenv.DockerCLI(t, "volume", "rm", "-f", name) })
+	dir := t.TempDir()
+	err := e.CreateBindVolume(ctx, name, dir, map[string]string{"dev.syncd.drill": "x"})
+	if err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("err = %v, want the existing volume refused", err)
+	}
+
+	mine := testenv.ProjectName(t) + "_drill"
+	if err := e.CreateBindVolume(ctx, mine, dir, map[string]string{"dev.syncd.drill": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.RemoveLabelled(ctx, "dev.syncd.drill", "x", mine)
+	if err != nil || n != 1 {
+		t.Errorf("RemoveLabelled = %d, %v; want the one volume", n, err)
+	}
+	if out := testenv.DockerCLI(t, "volume", "ls", "-q", "--filter", "name="+name); !strings.Contains(out, name) {
+		t.Error("the existing volume was removed")
+	}
+}

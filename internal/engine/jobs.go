@@ -131,6 +131,12 @@ type ExitError struct {
 	Stderr    string // its last lines
 }
 
+// ExitCode is the command's exit code.
+func (e *ExitError) ExitCode() int { return e.Code }
+
+// ErrOutput is the end of the command's stderr (escaped).
+func (e *ExitError) ErrOutput() string { return e.Stderr }
+
 func (e *ExitError) Error() string {
 	s := fmt.Sprintf("the command exited %d in container %s", e.Code, e.Container)
 	if e.Stderr != "" {

@@ -4,7 +4,9 @@
 // their runs (jobs/backup, jobs/scan), the last result of each kept in
 // state/jobs.json for the status and for catch-up after a restart, their
 // metrics and their notifications; and the requests to run one now
-// (`syncd backup`, `syncd restore`, in-process or over the agent's socket).
+// (`syncd backup`, `syncd restore`, `syncd drill`, in-process or over the
+// agent's socket). A drill's verdict is its app's last_drill, on the app's
+// backup job.
 //
 // A job is a kind and an app (ID), never a string: its string form keys
 // jobs.json, the scheduler and the status, and no app name can produce

@@ -67,6 +67,8 @@ func TestRequestValidate(t *testing.T) {
 		{Kind: RequestRestore, App: "web", FromHost: "web-1"},
 		{Kind: RequestList, App: "web", Run: "latest"},
 		{Kind: RequestRestore, App: "web", To: "/tmp/x", Paths: []string{"volumes/data/conf"}},
+		{Kind: RequestDrill, App: "web"},
+		{Kind: RequestDrill, App: "web", Snapshot: "latest"},
 	}
 	for _, r := range good {
 		if err := r.Validate(); err != nil {
@@ -74,18 +76,22 @@ func TestRequestValidate(t *testing.T) {
 		}
 	}
 	bad := map[string]Request{
-		`unknown request kind "drop"`:     {Kind: "drop", App: "web"},
-		`unknown request kind ""`:         {},
-		"app: is empty":                   {Kind: RequestRestore},
-		"app: \"a/b\" holds a /":          {Kind: RequestList, App: "a/b"},
-		"not an absolute directory":       {Kind: RequestRestore, App: "web", To: "rel"},
-		"go with a restore":               {Kind: RequestBackup, Snapshot: "x"},
-		"from_host goes with a list":      {Kind: RequestBackup, FromHost: "web-1"},
-		"from_host: \"../h\" holds a /":   {Kind: RequestList, FromHost: "../h"},
-		"snapshot: \"a\\x1b[2J\" holds":   {Kind: RequestRestore, App: "web", Snapshot: "a\x1b[2J"},
-		"run goes with a list of one app": {Kind: RequestList, Run: "r1"},
-		"paths go with a restore into":    {Kind: RequestRestore, App: "web", Paths: []string{"volumes/data"}},
-		"paths: \"a\\x1b[2J\" holds":      {Kind: RequestRestore, App: "web", To: "/tmp/x", Paths: []string{"a\x1b[2J"}},
+		`unknown request kind "drop"`:                     {Kind: "drop", App: "web"},
+		`unknown request kind ""`:                         {},
+		"app: is empty":                                   {Kind: RequestRestore},
+		"app: \"a/b\" holds a /":                          {Kind: RequestList, App: "a/b"},
+		"not an absolute directory":                       {Kind: RequestRestore, App: "web", To: "rel"},
+		"go with a restore":                               {Kind: RequestBackup, Snapshot: "x"},
+		"from_host goes with a list":                      {Kind: RequestBackup, FromHost: "web-1"},
+		"from_host: \"../h\" holds a /":                   {Kind: RequestList, FromHost: "../h"},
+		"snapshot: \"a\\x1b[2J\" holds":                   {Kind: RequestRestore, App: "web", Snapshot: "a\x1b[2J"},
+		"run goes with a list of one app":                 {Kind: RequestList, Run: "r1"},
+		"paths go with a restore into":                    {Kind: RequestRestore, App: "web", Paths: []string{"volumes/data"}},
+		"paths: \"a\\x1b[2J\" holds":                      {Kind: RequestRestore, App: "web", To: "/tmp/x", Paths: []string{"a\x1b[2J"}},
+		"job request: app: is empty":                      {Kind: RequestDrill},
+		"to and from_host go with a restore, not a drill": {Kind: RequestDrill, App: "web", To: "/tmp/x"},
+		"not a drill: a drill restores this host's":       {Kind: RequestDrill, App: "web", FromHost: "web-1"},
+		"paths go with a restore into a directory":        {Kind: RequestDrill, App: "web", Paths: []string{"volumes/data"}},
 	}
 	for want, r := range bad {
 		if err := r.Validate(); err == nil || !strings.Contains(err.Error(), want) {

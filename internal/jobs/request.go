@@ -14,6 +14,7 @@ const (
 	RequestBackup  RequestKind = "backup"  // back up one app now, or all
 	RequestList    RequestKind = "list"    // list the snapshots by run
 	RequestRestore RequestKind = "restore" // restore one app, in place or into To
+	RequestDrill   RequestKind = "drill"   // restore one app's run into a throwaway project and check it
 )
 
 // Request asks for a job to run now: as JSON on the agent's socket, or in
@@ -23,8 +24,8 @@ type Request struct {
 	// App is the app ("" for every app with a backup: of a backup or a
 	// list; a restore needs one).
 	App string `json:"app,omitempty"`
-	// Snapshot is what a restore restores: a run, a snapshot ID, "" or
-	// latest.
+	// Snapshot is what a restore (or a drill) restores: a run, a snapshot
+	// ID, "" or latest.
 	Snapshot string `json:"snapshot,omitempty"`
 	// To, an absolute directory, makes a restore an extraction into it.
 	To string `json:"to,omitempty"`
@@ -48,18 +49,21 @@ func (r Request) Validate() error {
 		}
 	}
 	switch r.Kind {
-	case RequestBackup, RequestList, RequestRestore:
+	case RequestBackup, RequestList, RequestRestore, RequestDrill:
 	default:
-		errs = append(errs, fmt.Errorf("unknown request kind %q (backup, list or restore)", r.Kind))
+		errs = append(errs, fmt.Errorf("unknown request kind %q (backup, list, restore or drill)", r.Kind))
 	}
-	if r.App != "" || r.Kind == RequestRestore {
+	if r.App != "" || r.Kind == RequestRestore || r.Kind == RequestDrill {
 		if err := checkApp(r.App); err != nil {
 			errs = append(errs, fmt.Errorf("app: %w", err))
 		}
 	}
 	text("snapshot", r.Snapshot)
 	text("to", r.To)
-	if r.Kind != RequestRestore && (r.Snapshot != "" || r.To != "") {
+	switch {
+	case r.Kind == RequestDrill && (r.To != "" || r.FromHost != ""):
+		errs = append(errs, errors.New("to and from_host go with a restore, not a drill: a drill restores this host's runs into a project of its own"))
+	case r.Kind != RequestRestore && r.Kind != RequestDrill && (r.Snapshot != "" || r.To != ""):
 		errs = append(errs, fmt.Errorf("snapshot and to go with a restore, not a %s", r.Kind))
 	}
 	text("run", r.Run)

@@ -60,6 +60,8 @@ func (j *Runner) request(ctx context.Context, r *reconcile.Rendered, req Request
 		return snapshotTable(snaps, from, elsewhere), nil
 	case RequestRestore:
 		return j.Restore(ctx, r, req.App, req.Snapshot, req.To, from, req.Paths...)
+	case RequestDrill:
+		return j.Drill(ctx, r, req.App, req.Snapshot)
 	}
 	return "", fmt.Errorf("unknown request kind %q", req.Kind) // Validate refused it already
 }

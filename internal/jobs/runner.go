@@ -25,6 +25,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/notify"
 	"github.com/syncd-dev/syncd/internal/plan"
 	"github.com/syncd-dev/syncd/internal/reconcile"
+	"github.com/syncd-dev/syncd/internal/redact"
 	"github.com/syncd-dev/syncd/internal/schedule"
 	"github.com/syncd-dev/syncd/internal/state"
 	"github.com/syncd-dev/syncd/internal/status"
@@ -47,6 +48,9 @@ type Runner struct {
 	// Restic is the restic binary.
 	Restic string
 	Engine backup.Engine
+	// Drills is what a restore drill needs of the engine besides Engine
+	// (nil: `syncd drill` is refused).
+	Drills backup.DrillEngine
 	Store  *state.Store
 	Locks  *schedule.Locks
 	Notify *notify.Notifier // nil: none
@@ -449,6 +453,103 @@ func (j *Runner) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, d
 	return out.String(), nil
 }
 
+// Drill proves the run sel names (see backup.Runner.Pick: latest is the
+// newest complete run this host made) of app restorable: restored into a
+// throwaway project of its own, healthy, and passing app.yaml's
+// backup.drill.verify checks; nothing of the app is touched. It holds the
+// app's lock, records the verdict as the app's last_drill and returns what
+// to print: every step's verdict. A failed drill is an error.
+//
+// The drill project is the app's project as this commit renders it, not
+// as it was when the run was made.
+func (j *Runner) Drill(ctx context.Context, r *reconcile.Rendered, app, sel string) (string, error) {
+	if j.Drills == nil {
+		return "", errors.New("this syncd cannot run drills (no engine)")
+	}
+	runner, err := j.runner(r)
+	if err != nil {
+		return "", err
+	}
+	a, err := j.app(r, app)
+	if err != nil {
+		return "", err
+	}
+	p := r.Projects[app]
+	for name := range r.Projects {
+		if strings.HasPrefix(name, backup.DrillPrefix(app)) {
+			return "", fmt.Errorf("host %s runs app %s, whose name a drill of %s could take: rename one of them", j.Host, name, app)
+		}
+	}
+	run, err := runner.Pick(ctx, j.Host, app, sel)
+	if err != nil {
+		return "", err
+	}
+	var checks []desired.DrillCheck
+	timeout := p.App.Backup.Drill.TimeoutOr()
+	if d := p.App.Backup.Drill; d != nil {
+		checks = d.Verify
+	}
+	// A drill runs to its end or its timeout: a caller that goes away must
+	// not leave its project behind (it is removed at its end regardless).
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	start := time.Now()
+	var res backup.DrillResult
+	_, err = j.locked(dctx, app, func() (backup.RunResult, error) {
+		var err error
+		res, err = runner.Drill(dctx, j.Drills, a, p, checks, run)
+		return backup.RunResult{}, err
+	})
+	if err != nil && dctx.Err() != nil && res.Detail == "" {
+		err = fmt.Errorf("drill of %s: %w (apps/%s/app.yaml backup.drill.timeout is %s)", app, err, app, timeout)
+	}
+	j.recordDrill(r.Redactor(), app, run.ID, start, time.Since(start), res, err)
+	var out strings.Builder
+	for _, c := range res.Checks {
+		verdict := "ok  "
+		if !c.Passed {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(&out, "%s %s: %s\n", verdict, c.Name, c.Detail)
+	}
+	if err != nil {
+		fmt.Fprintf(&out, "drill of %s from run %s: failed after %s; project %s removed; nothing of %s was touched\n", app, run.ID, time.Since(start).Round(time.Second), res.Project, app)
+		return out.String(), err
+	}
+	fmt.Fprintf(&out, "drill of %s from run %s (%s): passed in %s; project %s removed; nothing of %s was touched\n",
+		app, run.ID, run.Time.Local().Format(time.DateTime), time.Since(start).Round(time.Second), res.Project, app)
+	return out.String(), nil
+}
+
+// recordDrill keeps a drill's verdict as app's last_drill, on its backup
+// job (state directory, status).
+func (j *Runner) recordDrill(red *redact.Redactor, app, run string, start time.Time, took time.Duration, res backup.DrillResult, err error) {
+	d := &status.Drill{Run: run, At: start, DurationMS: took.Milliseconds(), Result: status.DrillPassed, Detail: red.Text(res.Detail)}
+	if err != nil {
+		d.Result = status.DrillFailed
+		d.Detail = red.Text(abbrev.Line(err.Error()))
+	}
+	id := Backup(app)
+	j.mu.Lock()
+	j.load()
+	jr := j.results[id]
+	if jr.Name == "" {
+		jr = status.Job{Name: id.String(), Result: "none"} // backed up by another syncd, or its result lost
+	}
+	jr.LastDrill = d
+	j.results[id] = jr
+	j.save()
+	j.mu.Unlock()
+	if err != nil {
+		j.log().Error("drill failed", "app", app, "run", run, "err", d.Detail)
+	} else {
+		j.log().Info("drill passed", "app", app, "run", run, "took", took.Round(time.Millisecond))
+	}
+	if j.Changed != nil {
+		j.Changed()
+	}
+}
+
 // check prunes the repository and checks it, reading one twelfth of its
 // data each time (all of it over twelve runs).
 func (j *Runner) check(ctx context.Context) (string, error) {
@@ -501,7 +602,7 @@ func (j *Runner) record(id ID, start time.Time, took time.Duration, err error, d
 	j.mu.Lock()
 	j.load()
 	prev := j.results[id]
-	jr := status.Job{Name: name, At: start, DurationMS: took.Milliseconds(), Result: "ok", LastSuccess: prev.LastSuccess, Detail: det}
+	jr := status.Job{Name: name, At: start, DurationMS: took.Milliseconds(), Result: "ok", LastSuccess: prev.LastSuccess, Detail: det, LastDrill: prev.LastDrill}
 	if det == "" && prev.Detail != "" && err == nil {
 		jr.Detail = prev.Detail
 	}

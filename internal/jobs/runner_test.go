@@ -14,9 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/syncd-dev/syncd/internal/desired"
+	"github.com/syncd-dev/syncd/internal/jobs/backup"
 	"github.com/syncd-dev/syncd/internal/notify"
 	"github.com/syncd-dev/syncd/internal/reconcile"
 	"github.com/syncd-dev/syncd/internal/state"
+	"github.com/syncd-dev/syncd/internal/status"
 	"github.com/syncd-dev/syncd/internal/testenv"
 )
 
@@ -287,5 +289,32 @@ func TestJobsFileOfOldNamesMigrates(t *testing.T) {
 	}
 	if strings.Join(names, " ") != "backup/db check scan" || strings.Contains(string(data), `"backup `) {
 		t.Errorf("after the migration: status %v, jobs.json:\n%s", names, data)
+	}
+}
+
+// TestLastDrillOutlivesBackups: a drill's verdict is kept on its app's
+// backup job, redacted, across the backups that follow and a restart.
+func TestLastDrillOutlivesBackups(t *testing.T) {
+	const value = "s3cr3t-Value-Dr41"
+	store, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	red := desired.Secrets{"db_password": value}.Redactor()
+	j := &Runner{Host: "h", Store: store}
+	t0 := time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
+	j.recordDrill(red, "db", "r1", t0, 3*time.Second, backup.DrillResult{}, errors.New("verify[0] (db: psql): exited 1, want 0 (first line: password "+value+" refused)"))
+	j.record(Backup("db"), t0.Add(time.Hour), time.Second, nil, "run r2: 2 of 2 snapshots, 12 B added")
+	again := &Runner{Host: "h", Store: store}
+	st := again.Status()
+	if len(st) != 1 || st[0].Name != "backup/db" || st[0].Result != "ok" {
+		t.Fatalf("status = %+v", st)
+	}
+	d := st[0].LastDrill
+	if d == nil || d.Run != "r1" || d.Result != status.DrillFailed || d.DurationMS != 3000 || !strings.Contains(d.Detail, "verify[0]") {
+		t.Errorf("last_drill = %+v, want r1 failed naming verify[0]", d)
+	}
+	if strings.Contains(fmt.Sprint(st), value) {
+		t.Errorf("last_drill kept the secret value: %+v", d)
 	}
 }

@@ -231,6 +231,27 @@ type Job struct {
 	// both out.
 	LastSuccess time.Time `yaml:"last_success,omitempty" json:"last_success,omitzero"`
 	Detail      string    `yaml:"detail,omitempty" json:"detail,omitempty"`
+	// LastDrill, on an app's backup job, is the last restore drill of its
+	// backups (`syncd drill`). Equal leaves out its time, duration and
+	// detail.
+	LastDrill *Drill `yaml:"last_drill,omitempty" json:"last_drill,omitempty"`
+}
+
+// Drill results.
+const (
+	DrillPassed = "passed"
+	DrillFailed = "failed"
+)
+
+// Drill is the last restore drill of one app: the run it restored into a
+// throwaway project, and whether every check passed.
+type Drill struct {
+	Run        string    `yaml:"run" json:"run"`
+	At         time.Time `yaml:"at" json:"at"`
+	DurationMS int64     `yaml:"duration_ms" json:"duration_ms"`
+	Result     string    `yaml:"result" json:"result"`
+	// Detail is what passed, or the check that failed and why (redacted).
+	Detail string `yaml:"detail,omitempty" json:"detail,omitempty"`
 }
 
 // Equal reports whether a and b say the same thing: the heartbeat time and
@@ -250,6 +271,9 @@ func significant(h Host) Host {
 	for i := range h.Jobs {
 		h.Jobs[i].At, h.Jobs[i].DurationMS = time.Time{}, 0
 		h.Jobs[i].LastSuccess, h.Jobs[i].Detail = time.Time{}, ""
+		if d := h.Jobs[i].LastDrill; d != nil {
+			h.Jobs[i].LastDrill = &Drill{Run: d.Run, Result: d.Result}
+		}
 	}
 	return h
 }
@@ -291,6 +315,11 @@ func normalise(h Host) Host {
 	h.Jobs = slices.Clone(h.Jobs)
 	for i := range h.Jobs {
 		h.Jobs[i].At = h.Jobs[i].At.UTC().Truncate(time.Second)
+		if d := h.Jobs[i].LastDrill; d != nil {
+			cp := *d
+			cp.At = cp.At.UTC().Truncate(time.Second)
+			h.Jobs[i].LastDrill = &cp
+		}
 	}
 	slices.SortStableFunc(h.Jobs, func(a, b Job) int { return strings.Compare(a.Name, b.Name) })
 	return h

@@ -8,5 +8,5 @@ import (
 
 // TestImports keeps the layering: backup and restore of one app through restic: no engine adapter of its own, no loop.
 func TestImports(t *testing.T) {
-	testenv.AllowImports(t, "internal/desired", "internal/escape", "internal/plan", "internal/proc", "internal/state")
+	testenv.AllowImports(t, "internal/abbrev", "internal/desired", "internal/escape", "internal/plan", "internal/proc", "internal/state")
 }

@@ -1,7 +1,9 @@
 // Package backup runs restic for a host's backups: it owns the restic
 // adapter (the binary, run with --json, credentials only in its
 // environment), the tags that group a backup run's snapshots, retention,
-// check, and extracting a snapshot to a directory or a writer.
+// check, extracting a snapshot to a directory or a writer, and the
+// restore drill (a run brought up in a throwaway project of its own, whose
+// Compose model it derives from the app's; the engine does the rest).
 //
 // It knows nothing of Docker: the caller says which paths to save and
 // which argv produces a dump (a docker exec built by the engine's side). It

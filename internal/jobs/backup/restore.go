@@ -121,6 +121,12 @@ func extractRoot(dir string) (*os.Root, error) {
 // included) syncd never writes through afterwards: no target lies inside
 // another's tree unless that tree is real directories all the way.
 func (r *Runner) Extract(ctx context.Context, run Run, dir string) ([]string, error) {
+	return r.extract(ctx, run, dir, true)
+}
+
+// extract is Extract, the dumps left out unless dumps is set (a drill
+// streams them into its own service instead).
+func (r *Runner) extract(ctx context.Context, run Run, dir string, dumps bool) ([]string, error) {
 	root, err := extractRoot(dir)
 	if err != nil {
 		return nil, err
@@ -150,7 +156,7 @@ func (r *Runner) Extract(ctx context.Context, run Run, dir string) ([]string, er
 					break
 				}
 			}
-		case strings.HasPrefix(kind, kindDump):
+		case strings.HasPrefix(kind, kindDump) && dumps:
 			file := strings.TrimPrefix(kind, kindDump)
 			var to string
 			if to, err = r.dumpTo(ctx, root, s.ID, file, filepath.Join("dumps", file)); err == nil {
@@ -381,16 +387,25 @@ func (r *Runner) restoreDump(ctx context.Context, app App, d desired.Dump, s Sna
 	if err != nil {
 		return err
 	}
+	if err := r.streamDump(ctx, id, d, s); err != nil {
+		return err
+	}
+	r.log().Info("dump restored", "app", app.Name, "file", d.Filename, "snapshot", s.ShortID)
+	return nil
+}
+
+// streamDump streams the dump file of snapshot s into d's restore_command
+// run in container id.
+func (r *Runner) streamDump(ctx context.Context, id string, d desired.Dump, s Snapshot) error {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(r.Restic.Dump(ctx, s.ID, d.Filename, pw)) }()
-	err = r.Engine.Exec(ctx, id, d.RestoreCommand, pr, io.Discard)
+	err := r.Engine.Exec(ctx, id, d.RestoreCommand, pr, io.Discard)
 	pr.CloseWithError(errors.New("restore_command ended"))
 	if err != nil {
 		// A restore_command's stderr is the container's text: redacted here,
 		// where it enters.
 		return fmt.Errorf("dump %s: restore_command: %s", d.Filename, escape.Lines(r.Restic.redact(err.Error())))
 	}
-	r.log().Info("dump restored", "app", app.Name, "file", d.Filename, "snapshot", s.ShortID)
 	return nil
 }
 
