@@ -20,7 +20,7 @@ import (
 	"github.com/syncd-dev/syncd/internal/proc"
 )
 
-// What day-2 jobs (backups, restores) need of the engine: a project's
+// What day-2 jobs (backups, restores, drills) need of the engine: a project's
 // containers, where its volumes live, stopping and starting services in
 // order, and running a command inside a container with streamed input and
 // output.
