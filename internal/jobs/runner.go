@@ -133,6 +133,9 @@ func specs(r *reconcile.Rendered) map[ID]string {
 			continue
 		}
 		out[Backup(name)] = cmp.Or(p.App.Backup.Schedule, hb.Schedule, DefaultBackupSchedule)
+		if d := p.App.Backup.Drill; d != nil && d.Schedule != "" {
+			out[Drill(name)] = d.Schedule
+		}
 	}
 	out[Check] = cmp.Or(hb.CheckSchedule, DefaultCheckSchedule)
 	return out
@@ -163,6 +166,9 @@ func (j *Runner) Run(ctx context.Context) {
 			if err != nil {
 				j.log().Error("jobs: a result of no job", "job", res.Job, "err", err)
 				return
+			}
+			if id.Kind == KindDrill {
+				return // its verdict is its app's last_drill (scheduledDrill)
 			}
 			j.record(id, res.Start, res.Duration, res.Err, "")
 		}}
@@ -208,6 +214,12 @@ func (j *Runner) job(id ID, spec string) schedule.Job {
 		return schedule.Job{Name: name, Spec: spec, Run: func(ctx context.Context) error {
 			_, err := j.check(ctx)
 			return err
+		}}
+	case KindDrill:
+		// No Project: the drill takes the app's lock itself once it has
+		// picked its run, and bounds its wait by backup.drill.timeout.
+		return schedule.Job{Name: name, Spec: spec, Run: func(ctx context.Context) error {
+			return j.scheduledDrill(ctx, id.App)
 		}}
 	}
 	return schedule.Job{Name: name, Spec: spec, Project: id.App, Run: func(ctx context.Context) error {
@@ -463,26 +475,49 @@ func (j *Runner) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, d
 // The drill project is the app's project as this commit renders it, not
 // as it was when the run was made.
 func (j *Runner) Drill(ctx context.Context, r *reconcile.Rendered, app, sel string) (string, error) {
+	out, _, err := j.drill(ctx, r, app, sel)
+	return out, err
+}
+
+// scheduledDrill drills app's latest run (backup.drill.schedule). Unlike
+// `syncd drill`, a drill that cannot start (no run to drill, no
+// repository) is a failed drill too: nobody is there to read the error.
+func (j *Runner) scheduledDrill(ctx context.Context, app string) error {
+	start := time.Now()
+	r, err := j.current()
+	ran := false
+	if err == nil {
+		_, ran, err = j.drill(ctx, r, app, "latest")
+	}
+	if err != nil && !ran {
+		j.recordDrill(r.Redactor(), app, "", start, time.Since(start), backup.DrillResult{}, err)
+	}
+	return err
+}
+
+// drill is Drill; ran says whether the drill started, its verdict
+// recorded.
+func (j *Runner) drill(ctx context.Context, r *reconcile.Rendered, app, sel string) (string, bool, error) {
 	if j.Drills == nil {
-		return "", errors.New("this syncd cannot run drills (no engine)")
+		return "", false, errors.New("this syncd cannot run drills (no engine)")
 	}
 	runner, err := j.runner(r)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	a, err := j.app(r, app)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	p := r.Projects[app]
 	for name := range r.Projects {
 		if strings.HasPrefix(name, backup.DrillPrefix(app)) {
-			return "", fmt.Errorf("host %s runs app %s, whose name a drill of %s could take: rename one of them", j.Host, name, app)
+			return "", false, fmt.Errorf("host %s runs app %s, whose name a drill of %s could take: rename one of them", j.Host, name, app)
 		}
 	}
 	run, err := runner.Pick(ctx, j.Host, app, sel)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	var checks []desired.DrillCheck
 	timeout := p.App.Backup.Drill.TimeoutOr()
@@ -514,11 +549,11 @@ func (j *Runner) Drill(ctx context.Context, r *reconcile.Rendered, app, sel stri
 	}
 	if err != nil {
 		fmt.Fprintf(&out, "drill of %s from run %s: failed after %s; project %s removed; nothing of %s was touched\n", app, run.ID, time.Since(start).Round(time.Second), res.Project, app)
-		return out.String(), err
+		return out.String(), true, err
 	}
 	fmt.Fprintf(&out, "drill of %s from run %s (%s): passed in %s; project %s removed; nothing of %s was touched\n",
 		app, run.ID, run.Time.Local().Format(time.DateTime), time.Since(start).Round(time.Second), res.Project, app)
-	return out.String(), nil
+	return out.String(), true, nil
 }
 
 // recordDrill keeps a drill's verdict as app's last_drill, on its backup
@@ -741,6 +776,14 @@ func (j *Runner) lastSuccess(id ID) (time.Time, bool) {
 	defer j.mu.Unlock()
 	j.load()
 	t := j.results[id].LastSuccess
+	if id.Kind == KindDrill {
+		// A drill's only record is its app's last_drill: its last success
+		// is known while that drill passed.
+		t = time.Time{}
+		if d := j.results[Backup(id.App)].LastDrill; d != nil && d.Result == status.DrillPassed {
+			t = d.At.Add(time.Duration(d.DurationMS) * time.Millisecond)
+		}
+	}
 	return t, !t.IsZero()
 }
 

@@ -49,8 +49,10 @@ func TestJobSchedulesFollowTheRepository(t *testing.T) {
 		Host: &desired.Host{Name: "h", Backup: &desired.HostBackup{Schedule: "0 2 * * *", CheckSchedule: "0 5 * * 6"},
 			Scan: &desired.HostScan{Schedule: "@daily"}},
 		Projects: map[string]*desired.Project{
-			"db":    {App: &desired.App{Name: "db", Backup: &desired.AppBackup{Schedule: "@every 6h", Dumps: []desired.Dump{{}}}}},
-			"files": {App: &desired.App{Name: "files", Backup: &desired.AppBackup{Volumes: []string{"x"}}}},
+			"db": {App: &desired.App{Name: "db", Backup: &desired.AppBackup{Schedule: "@every 6h", Dumps: []desired.Dump{{}},
+				Drill: &desired.Drill{Schedule: "0 6 * * 1"}}}},
+			"files": {App: &desired.App{Name: "files", Backup: &desired.AppBackup{Volumes: []string{"x"},
+				Drill: &desired.Drill{Timeout: time.Minute}}}}, // drilled by hand only
 			"check": {App: &desired.App{Name: "check", Backup: &desired.AppBackup{Schedule: "@every 1h", Volumes: []string{"x"}}}},
 			"prune": {App: &desired.App{Name: "prune", Backup: &desired.AppBackup{Volumes: []string{"x"}}}},
 			"all":   {App: &desired.App{Name: "all", Backup: &desired.AppBackup{Volumes: []string{"x"}}}},
@@ -61,7 +63,7 @@ func TestJobSchedulesFollowTheRepository(t *testing.T) {
 	got := specs(rd)
 	want := map[ID]string{Backup("db"): "@every 6h", Backup("files"): "0 2 * * *",
 		Backup("check"): "@every 1h", Backup("prune"): "0 2 * * *", Backup("all"): "0 2 * * *",
-		Backup("scan"): "0 2 * * *", Check: "0 5 * * 6", Scan: "@daily"}
+		Backup("scan"): "0 2 * * *", Check: "0 5 * * 6", Scan: "@daily", Drill("db"): "0 6 * * 1"}
 	if len(got) != len(want) {
 		t.Fatalf("specs = %v, want %v", got, want)
 	}
@@ -82,7 +84,11 @@ func TestJobSchedulesFollowTheRepository(t *testing.T) {
 		if back, err := ParseID(sj.Name); err != nil || back != id {
 			t.Errorf("scheduled job %q reads back as %+v, %v; want %+v", sj.Name, back, err, id)
 		}
-		if want := id.App; sj.Project != want {
+		want := id.App
+		if id.Kind == KindDrill {
+			want = "" // the drill takes the app's lock itself
+		}
+		if sj.Project != want {
 			t.Errorf("job %s holds project %q, want %q", sj.Name, sj.Project, want)
 		}
 	}
@@ -316,5 +322,40 @@ func TestLastDrillOutlivesBackups(t *testing.T) {
 	}
 	if strings.Contains(fmt.Sprint(st), value) {
 		t.Errorf("last_drill kept the secret value: %+v", d)
+	}
+}
+
+// TestScheduledDrillRecordsItsVerdict: a scheduled drill that cannot even
+// start is a failed last_drill of its app (nobody reads its error), and a
+// drill's last success, for the scheduler's catch-up, is its app's last
+// passing drill.
+func TestScheduledDrillRecordsItsVerdict(t *testing.T) {
+	store, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &Runner{Host: "h", Store: store}
+	j.Update(&reconcile.Rendered{Host: &desired.Host{Name: "h", Backup: &desired.HostBackup{}},
+		Projects: map[string]*desired.Project{"db": {App: &desired.App{Name: "db",
+			Backup: &desired.AppBackup{Volumes: []string{"x"}, Drill: &desired.Drill{Schedule: "@daily"}}}}}})
+	sj := j.job(Drill("db"), "@daily")
+	if err := sj.Run(context.Background()); err == nil {
+		t.Fatal("a drill without an engine passed")
+	}
+	st := (&Runner{Host: "h", Store: store}).Status()
+	if len(st) != 1 || st[0].Name != "backup/db" || st[0].LastDrill == nil || st[0].LastDrill.Result != status.DrillFailed ||
+		!strings.Contains(st[0].LastDrill.Detail, "cannot run drills") {
+		t.Fatalf("status after a drill that could not start = %+v", st)
+	}
+	if _, ok := j.lastSuccess(Drill("db")); ok {
+		t.Error("a failed drill has a last success")
+	}
+	t0 := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	j.recordDrill(nil, "db", "r1", t0, 2*time.Second, backup.DrillResult{Detail: "2 checks passed"}, nil)
+	if got, ok := j.lastSuccess(Drill("db")); !ok || !got.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("last success of a passed drill = %v %v, want %v", got, ok, t0.Add(2*time.Second))
+	}
+	if _, ok := j.lastSuccess(Drill("web")); ok {
+		t.Error("an app never drilled has a last success")
 	}
 }
