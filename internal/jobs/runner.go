@@ -575,6 +575,7 @@ func (j *Runner) recordDrill(red *redact.Redactor, app, run string, start time.T
 	j.results[id] = jr
 	j.save()
 	j.mu.Unlock()
+	j.metricsOf().observeDrill(app, d, took)
 	if err != nil {
 		j.log().Error("drill failed", "app", app, "run", run, "err", d.Detail)
 	} else {
@@ -886,6 +887,11 @@ type jobMetrics struct {
 	success     *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
 	runs        *prometheus.CounterVec
+	// A drill's, per app: by hand or scheduled (job metrics are the
+	// scheduler's runs; a drill's verdict is what counts).
+	drillSuccess     *prometheus.GaugeVec
+	drillDuration    *prometheus.GaugeVec
+	drillLastSuccess *prometheus.GaugeVec
 }
 
 func newJobMetrics() *jobMetrics {
@@ -898,11 +904,29 @@ func newJobMetrics() *jobMetrics {
 			Help: "Unix time at which the job last succeeded."}, []string{"kind", "app"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "syncd_job_runs_total",
 			Help: "Runs of each job by result (ok, failed)."}, []string{"kind", "app", "result"}),
+		drillSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_drill_success",
+			Help: "1 when the app's last restore drill passed, 0 when it failed."}, []string{"app"}),
+		drillDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_drill_duration_seconds",
+			Help: "How long the app's last restore drill took."}, []string{"app"}),
+		drillLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_drill_last_success_timestamp_seconds",
+			Help: "Unix time at which the app's last passing restore drill ended."}, []string{"app"}),
 	}
 }
 
 func (m *jobMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.duration, m.success, m.lastSuccess, m.runs}
+	return []prometheus.Collector{m.duration, m.success, m.lastSuccess, m.runs,
+		m.drillSuccess, m.drillDuration, m.drillLastSuccess}
+}
+
+// observeDrill sets app's drill metrics from its last drill.
+func (m *jobMetrics) observeDrill(app string, d *status.Drill, took time.Duration) {
+	m.drillDuration.WithLabelValues(app).Set(took.Seconds())
+	if d.Result != status.DrillPassed {
+		m.drillSuccess.WithLabelValues(app).Set(0)
+		return
+	}
+	m.drillSuccess.WithLabelValues(app).Set(1)
+	m.drillLastSuccess.WithLabelValues(app).Set(float64(d.At.Add(took).Unix()))
 }
 
 // observe sets id's metrics, labelled by kind and app ("" for the host's

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/syncd-dev/syncd/internal/desired"
@@ -357,5 +358,40 @@ func TestScheduledDrillRecordsItsVerdict(t *testing.T) {
 	}
 	if _, ok := j.lastSuccess(Drill("web")); ok {
 		t.Error("an app never drilled has a last success")
+	}
+}
+
+// TestDrillMetrics: the jobs' collectors (the agent's /metrics) carry each
+// app's drill verdict, duration and last passing time; a failed drill
+// sets success to 0 and keeps the last success.
+func TestDrillMetrics(t *testing.T) {
+	store, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &Runner{Host: "h", Store: store}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(j.Collectors()...)
+	t0 := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	j.recordDrill(nil, "db", "r1", t0, 3*time.Second, backup.DrillResult{}, nil)
+	j.recordDrill(nil, "db", "r2", t0.Add(24*time.Hour), 5*time.Second, backup.DrillResult{}, errors.New("verify[0]: printed 0"))
+	j.recordDrill(nil, "web", "r3", t0, 2*time.Second, backup.DrillResult{}, nil)
+	want := fmt.Sprintf(`
+# HELP syncd_drill_duration_seconds How long the app's last restore drill took.
+# TYPE syncd_drill_duration_seconds gauge
+syncd_drill_duration_seconds{app="db"} 5
+syncd_drill_duration_seconds{app="web"} 2
+# HELP syncd_drill_last_success_timestamp_seconds Unix time at which the app's last passing restore drill ended.
+# TYPE syncd_drill_last_success_timestamp_seconds gauge
+syncd_drill_last_success_timestamp_seconds{app="db"} %d
+syncd_drill_last_success_timestamp_seconds{app="web"} %d
+# HELP syncd_drill_success 1 when the app's last restore drill passed, 0 when it failed.
+# TYPE syncd_drill_success gauge
+syncd_drill_success{app="db"} 0
+syncd_drill_success{app="web"} 1
+`, t0.Add(3*time.Second).Unix(), t0.Add(2*time.Second).Unix())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"syncd_drill_success", "syncd_drill_duration_seconds", "syncd_drill_last_success_timestamp_seconds"); err != nil {
+		t.Error(err)
 	}
 }
