@@ -576,11 +576,20 @@ func (j *Runner) recordDrill(red *redact.Redactor, app, run string, start time.T
 	j.save()
 	j.mu.Unlock()
 	j.metricsOf().observeDrill(app, d, took)
+	// Notified on every verdict, like a backup's: the notifier sends a
+	// failure once and a recovery only after one.
+	ev := notify.Event{Kind: notify.DrillFailed, Key: app, Host: j.Host, App: app, Subject: "restore drill"}
 	if err != nil {
 		j.log().Error("drill failed", "app", app, "run", run, "err", d.Detail)
+		ev.What, ev.Detail = "failed", d.Detail
+		if run != "" {
+			ev.What = "of run " + run + " failed"
+		}
 	} else {
 		j.log().Info("drill passed", "app", app, "run", run, "took", took.Round(time.Millisecond))
+		ev.What, ev.Detail, ev.Recovered = "of run "+run+" passed again", d.Detail, true
 	}
+	j.Notify.Notify(ev)
 	if j.Changed != nil {
 		j.Changed()
 	}

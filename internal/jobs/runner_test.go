@@ -181,6 +181,46 @@ func TestJobNotificationsStandAlone(t *testing.T) {
 	}
 }
 
+// TestDrillNotificationsStandAlone: a failed drill is notified once to
+// every sink, by its app and run and with the check that failed; the next
+// passing drill, once, as drill_recovered; passing drills after that say
+// nothing.
+func TestDrillNotificationsStandAlone(t *testing.T) {
+	store, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinks := testenv.NotifySinks(t)
+	var urls []notify.Sink
+	for _, s := range sinks {
+		urls = append(urls, notify.Sink{URL: s.URL})
+	}
+	n := notify.New(notify.Config{Sinks: urls, MinBackoff: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go n.Run(ctx)
+	j := &Runner{Host: "web-01", Store: store, Notify: n}
+	t0 := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	j.recordDrill(nil, "nextcloud", "r1", t0, time.Second, backup.DrillResult{Detail: "2 checks passed"}, nil) // never failed: nothing to say
+	fail := errors.New(`verify[0] (psql -tAc 'select count(*) from users'): printed "0", want a match of ^[1-9]`)
+	j.recordDrill(nil, "nextcloud", "r2", t0.Add(24*time.Hour), time.Second, backup.DrillResult{}, fail)
+	j.recordDrill(nil, "nextcloud", "r3", t0.Add(48*time.Hour), time.Second, backup.DrillResult{}, fail) // still failing: not again
+	j.recordDrill(nil, "nextcloud", "r4", t0.Add(72*time.Hour), time.Second, backup.DrillResult{Detail: "2 checks passed"}, nil)
+	j.recordDrill(nil, "nextcloud", "r5", t0.Add(96*time.Hour), time.Second, backup.DrillResult{Detail: "2 checks passed"}, nil)
+	j.recordDrill(nil, "mail", "", t0.Add(96*time.Hour), 0, backup.DrillResult{}, errors.New("app mail has no complete run to drill"))
+	for _, s := range sinks {
+		for _, want := range []string{
+			`restore drill of app nextcloud on host web-01 of run r2 failed: verify[0] (psql -tAc 'select count(*) from users'): printed "0", want a match of ^[1-9]`,
+			"restore drill of app nextcloud on host web-01 of run r4 passed again: 2 checks passed",
+			"restore drill of app mail on host web-01 failed: app mail has no complete run to drill",
+		} {
+			if got := s.Next(t, want); got.Body != want {
+				t.Errorf("%s: body %q, want %q", s.Service, got.Body, want)
+			}
+		}
+	}
+}
+
 // TestJobErrorsAreRedacted: a job's error that holds one of the host's
 // secret values (a dump's stderr, say) reaches neither the kept results
 // nor what Request returns to the terminal or the socket.
