@@ -197,13 +197,15 @@ func (a *App) check(p string, n *yaml.Node, ps *Problems) {
 	}
 }
 
-// checkDrill checks backup.drill: each verify check names a service and a
+// checkDrill checks backup.drill: its schedule is one the scheduler can
+// run, each verify check names a service and a
 // command, expects an exit code a process can have, and has an output
 // pattern that compiles.
 func checkDrill(p string, n *yaml.Node, d *Drill, ps *Problems) {
 	if d == nil {
 		return
 	}
+	checkSchedule(p, n, d.Schedule, ps, "backup", "drill", "schedule")
 	if d.Timeout < 0 {
 		ps.add(p, lineOf(n, "backup", "drill", "timeout"), "backup.drill.timeout must be positive (default %s)", DefaultDrillTimeout)
 	}

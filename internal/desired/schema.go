@@ -185,10 +185,14 @@ type AppBackup struct {
 const DefaultDrillTimeout = 30 * time.Minute
 
 // Drill is backup.drill: the checks run inside a throwaway project
-// restored from a run, and how long the whole drill may take.
+// restored from a run, how long the whole drill may take, and when the
+// agent drills the app's latest run on its own.
 type Drill struct {
-	Verify  []DrillCheck  `yaml:"verify"`
-	Timeout time.Duration `yaml:"timeout"`
+	// Schedule, when set, is when the agent drills the app's latest
+	// complete run (cron, as backup.schedule); "": only `syncd drill`.
+	Schedule string        `yaml:"schedule"`
+	Verify   []DrillCheck  `yaml:"verify"`
+	Timeout  time.Duration `yaml:"timeout"`
 }
 
 // TimeoutOr is the drill's timeout, DefaultDrillTimeout when unset.

@@ -5,8 +5,8 @@
 // state/jobs.json for the status and for catch-up after a restart, their
 // metrics and their notifications; and the requests to run one now
 // (`syncd backup`, `syncd restore`, `syncd drill`, in-process or over the
-// agent's socket). A drill's verdict is its app's last_drill, on the app's
-// backup job.
+// agent's socket). A drill's verdict, by hand or on its app's
+// backup.drill.schedule, is its app's last_drill, on the app's backup job.
 //
 // A job is a kind and an app (ID), never a string: its string form keys
 // jobs.json, the scheduler and the status, and no app name can produce
@@ -32,14 +32,17 @@ type Kind string
 // ID; the others run once per host.
 const (
 	KindBackup Kind = "backup" // one app's backup run
+	KindDrill  Kind = "drill"  // one app's scheduled restore drill
 	KindCheck  Kind = "check"  // the repository's prune and restic check
 	KindScan   Kind = "scan"   // the images that run, scanned
 )
 
 // PerApp reports whether a job of kind k is one app's.
-func (k Kind) PerApp() bool { return k == KindBackup }
+func (k Kind) PerApp() bool { return k == KindBackup || k == KindDrill }
 
-func (k Kind) known() bool { return k == KindBackup || k == KindCheck || k == KindScan }
+func (k Kind) known() bool {
+	return k == KindBackup || k == KindDrill || k == KindCheck || k == KindScan
+}
 
 // ID is one job: its kind and, for a per-app kind, the app.
 type ID struct {
@@ -56,6 +59,10 @@ var (
 // Backup is the backup job of app.
 func Backup(app string) ID { return ID{Kind: KindBackup, App: app} }
 
+// Drill is the scheduled restore drill of app (backup.drill.schedule);
+// its verdict is kept as the last_drill of Backup(app).
+func Drill(app string) ID { return ID{Kind: KindDrill, App: app} }
+
 // String is the ID's stable form: "<kind>/<app>" for a per-app kind
 // ("backup/check"), the kind alone otherwise ("check"). An app name holds
 // no "/", so no app can take another job's name.
@@ -70,7 +77,7 @@ func (id ID) String() string {
 func (id ID) Validate() error {
 	switch {
 	case !id.Kind.known():
-		return fmt.Errorf("unknown job kind %q (backup, check or scan)", id.Kind)
+		return fmt.Errorf("unknown job kind %q (backup, drill, check or scan)", id.Kind)
 	case id.Kind.PerApp():
 		if err := checkApp(id.App); err != nil {
 			return fmt.Errorf("job %s: app: %w", id.Kind, err)

@@ -12,7 +12,7 @@ import (
 func TestIDsNeverCollide(t *testing.T) {
 	ids := []ID{Check, Scan}
 	for _, app := range []string{"check", "prune", "all", "scan", "backup", "web"} {
-		ids = append(ids, Backup(app))
+		ids = append(ids, Backup(app), Drill(app))
 	}
 	seen := map[string]ID{}
 	for _, id := range ids {
@@ -26,13 +26,13 @@ func TestIDsNeverCollide(t *testing.T) {
 			t.Errorf("ParseID(%q) = %+v, %v; want %+v", s, back, err, id)
 		}
 	}
-	if Backup("check").String() != "backup/check" || Check.String() != "check" {
-		t.Errorf("forms: %s, %s", Backup("check"), Check)
+	if Backup("check").String() != "backup/check" || Check.String() != "check" || Drill("web").String() != "drill/web" {
+		t.Errorf("forms: %s, %s, %s", Backup("check"), Check, Drill("web"))
 	}
 }
 
 func TestParseIDRefuses(t *testing.T) {
-	for _, s := range []string{"", "backup", "backup/", "check/web", "scan/x", "drill/web", "backup check", "backup/a/b", "backup/a\x00", "nope"} {
+	for _, s := range []string{"", "backup", "backup/", "check/web", "scan/x", "drill", "drill/", "backup check", "backup/a/b", "backup/a\x00", "nope"} {
 		if id, err := ParseID(s); err == nil {
 			t.Errorf("ParseID(%q) = %+v, want an error", s, id)
 		}

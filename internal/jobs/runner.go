@@ -133,6 +133,9 @@ func specs(r *reconcile.Rendered) map[ID]string {
 			continue
 		}
 		out[Backup(name)] = cmp.Or(p.App.Backup.Schedule, hb.Schedule, DefaultBackupSchedule)
+		if d := p.App.Backup.Drill; d != nil && d.Schedule != "" {
+			out[Drill(name)] = d.Schedule
+		}
 	}
 	out[Check] = cmp.Or(hb.CheckSchedule, DefaultCheckSchedule)
 	return out
@@ -163,6 +166,9 @@ func (j *Runner) Run(ctx context.Context) {
 			if err != nil {
 				j.log().Error("jobs: a result of no job", "job", res.Job, "err", err)
 				return
+			}
+			if id.Kind == KindDrill {
+				return // its verdict is its app's last_drill (scheduledDrill)
 			}
 			j.record(id, res.Start, res.Duration, res.Err, "")
 		}}
@@ -208,6 +214,12 @@ func (j *Runner) job(id ID, spec string) schedule.Job {
 		return schedule.Job{Name: name, Spec: spec, Run: func(ctx context.Context) error {
 			_, err := j.check(ctx)
 			return err
+		}}
+	case KindDrill:
+		// No Project: the drill takes the app's lock itself once it has
+		// picked its run, and bounds its wait by backup.drill.timeout.
+		return schedule.Job{Name: name, Spec: spec, Run: func(ctx context.Context) error {
+			return j.scheduledDrill(ctx, id.App)
 		}}
 	}
 	return schedule.Job{Name: name, Spec: spec, Project: id.App, Run: func(ctx context.Context) error {
@@ -463,26 +475,49 @@ func (j *Runner) Restore(ctx context.Context, r *reconcile.Rendered, app, sel, d
 // The drill project is the app's project as this commit renders it, not
 // as it was when the run was made.
 func (j *Runner) Drill(ctx context.Context, r *reconcile.Rendered, app, sel string) (string, error) {
+	out, _, err := j.drill(ctx, r, app, sel)
+	return out, err
+}
+
+// scheduledDrill drills app's latest run (backup.drill.schedule). Unlike
+// `syncd drill`, a drill that cannot start (no run to drill, no
+// repository) is a failed drill too: nobody is there to read the error.
+func (j *Runner) scheduledDrill(ctx context.Context, app string) error {
+	start := time.Now()
+	r, err := j.current()
+	ran := false
+	if err == nil {
+		_, ran, err = j.drill(ctx, r, app, "latest")
+	}
+	if err != nil && !ran {
+		j.recordDrill(r.Redactor(), app, "", start, time.Since(start), backup.DrillResult{}, err)
+	}
+	return err
+}
+
+// drill is Drill; ran says whether the drill started, its verdict
+// recorded.
+func (j *Runner) drill(ctx context.Context, r *reconcile.Rendered, app, sel string) (string, bool, error) {
 	if j.Drills == nil {
-		return "", errors.New("this syncd cannot run drills (no engine)")
+		return "", false, errors.New("this syncd cannot run drills (no engine)")
 	}
 	runner, err := j.runner(r)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	a, err := j.app(r, app)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	p := r.Projects[app]
 	for name := range r.Projects {
 		if strings.HasPrefix(name, backup.DrillPrefix(app)) {
-			return "", fmt.Errorf("host %s runs app %s, whose name a drill of %s could take: rename one of them", j.Host, name, app)
+			return "", false, fmt.Errorf("host %s runs app %s, whose name a drill of %s could take: rename one of them", j.Host, name, app)
 		}
 	}
 	run, err := runner.Pick(ctx, j.Host, app, sel)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	var checks []desired.DrillCheck
 	timeout := p.App.Backup.Drill.TimeoutOr()
@@ -514,11 +549,11 @@ func (j *Runner) Drill(ctx context.Context, r *reconcile.Rendered, app, sel stri
 	}
 	if err != nil {
 		fmt.Fprintf(&out, "drill of %s from run %s: failed after %s; project %s removed; nothing of %s was touched\n", app, run.ID, time.Since(start).Round(time.Second), res.Project, app)
-		return out.String(), err
+		return out.String(), true, err
 	}
 	fmt.Fprintf(&out, "drill of %s from run %s (%s): passed in %s; project %s removed; nothing of %s was touched\n",
 		app, run.ID, run.Time.Local().Format(time.DateTime), time.Since(start).Round(time.Second), res.Project, app)
-	return out.String(), nil
+	return out.String(), true, nil
 }
 
 // recordDrill keeps a drill's verdict as app's last_drill, on its backup
@@ -540,11 +575,21 @@ func (j *Runner) recordDrill(red *redact.Redactor, app, run string, start time.T
 	j.results[id] = jr
 	j.save()
 	j.mu.Unlock()
+	j.metricsOf().observeDrill(app, d, took)
+	// Notified on every verdict, like a backup's: the notifier sends a
+	// failure once and a recovery only after one.
+	ev := notify.Event{Kind: notify.DrillFailed, Key: app, Host: j.Host, App: app, Subject: "restore drill"}
 	if err != nil {
 		j.log().Error("drill failed", "app", app, "run", run, "err", d.Detail)
+		ev.What, ev.Detail = "failed", d.Detail
+		if run != "" {
+			ev.What = "of run " + run + " failed"
+		}
 	} else {
 		j.log().Info("drill passed", "app", app, "run", run, "took", took.Round(time.Millisecond))
+		ev.What, ev.Detail, ev.Recovered = "of run "+run+" passed again", d.Detail, true
 	}
+	j.Notify.Notify(ev)
 	if j.Changed != nil {
 		j.Changed()
 	}
@@ -741,6 +786,14 @@ func (j *Runner) lastSuccess(id ID) (time.Time, bool) {
 	defer j.mu.Unlock()
 	j.load()
 	t := j.results[id].LastSuccess
+	if id.Kind == KindDrill {
+		// A drill's only record is its app's last_drill: its last success
+		// is known while that drill passed.
+		t = time.Time{}
+		if d := j.results[Backup(id.App)].LastDrill; d != nil && d.Result == status.DrillPassed {
+			t = d.At.Add(time.Duration(d.DurationMS) * time.Millisecond)
+		}
+	}
 	return t, !t.IsZero()
 }
 
@@ -843,6 +896,11 @@ type jobMetrics struct {
 	success     *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
 	runs        *prometheus.CounterVec
+	// A drill's, per app: by hand or scheduled (job metrics are the
+	// scheduler's runs; a drill's verdict is what counts).
+	drillSuccess     *prometheus.GaugeVec
+	drillDuration    *prometheus.GaugeVec
+	drillLastSuccess *prometheus.GaugeVec
 }
 
 func newJobMetrics() *jobMetrics {
@@ -855,11 +913,29 @@ func newJobMetrics() *jobMetrics {
 			Help: "Unix time at which the job last succeeded."}, []string{"kind", "app"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "syncd_job_runs_total",
 			Help: "Runs of each job by result (ok, failed)."}, []string{"kind", "app", "result"}),
+		drillSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_drill_success",
+			Help: "1 when the app's last restore drill passed, 0 when it failed."}, []string{"app"}),
+		drillDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_drill_duration_seconds",
+			Help: "How long the app's last restore drill took."}, []string{"app"}),
+		drillLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncd_drill_last_success_timestamp_seconds",
+			Help: "Unix time at which the app's last passing restore drill ended."}, []string{"app"}),
 	}
 }
 
 func (m *jobMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.duration, m.success, m.lastSuccess, m.runs}
+	return []prometheus.Collector{m.duration, m.success, m.lastSuccess, m.runs,
+		m.drillSuccess, m.drillDuration, m.drillLastSuccess}
+}
+
+// observeDrill sets app's drill metrics from its last drill.
+func (m *jobMetrics) observeDrill(app string, d *status.Drill, took time.Duration) {
+	m.drillDuration.WithLabelValues(app).Set(took.Seconds())
+	if d.Result != status.DrillPassed {
+		m.drillSuccess.WithLabelValues(app).Set(0)
+		return
+	}
+	m.drillSuccess.WithLabelValues(app).Set(1)
+	m.drillLastSuccess.WithLabelValues(app).Set(float64(d.At.Add(took).Unix()))
 }
 
 // observe sets id's metrics, labelled by kind and app ("" for the host's

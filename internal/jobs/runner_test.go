@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/syncd-dev/syncd/internal/desired"
@@ -49,8 +50,10 @@ func TestJobSchedulesFollowTheRepository(t *testing.T) {
 		Host: &desired.Host{Name: "h", Backup: &desired.HostBackup{Schedule: "0 2 * * *", CheckSchedule: "0 5 * * 6"},
 			Scan: &desired.HostScan{Schedule: "@daily"}},
 		Projects: map[string]*desired.Project{
-			"db":    {App: &desired.App{Name: "db", Backup: &desired.AppBackup{Schedule: "@every 6h", Dumps: []desired.Dump{{}}}}},
-			"files": {App: &desired.App{Name: "files", Backup: &desired.AppBackup{Volumes: []string{"x"}}}},
+			"db": {App: &desired.App{Name: "db", Backup: &desired.AppBackup{Schedule: "@every 6h", Dumps: []desired.Dump{{}},
+				Drill: &desired.Drill{Schedule: "0 6 * * 1"}}}},
+			"files": {App: &desired.App{Name: "files", Backup: &desired.AppBackup{Volumes: []string{"x"},
+				Drill: &desired.Drill{Timeout: time.Minute}}}}, // drilled by hand only
 			"check": {App: &desired.App{Name: "check", Backup: &desired.AppBackup{Schedule: "@every 1h", Volumes: []string{"x"}}}},
 			"prune": {App: &desired.App{Name: "prune", Backup: &desired.AppBackup{Volumes: []string{"x"}}}},
 			"all":   {App: &desired.App{Name: "all", Backup: &desired.AppBackup{Volumes: []string{"x"}}}},
@@ -61,7 +64,7 @@ func TestJobSchedulesFollowTheRepository(t *testing.T) {
 	got := specs(rd)
 	want := map[ID]string{Backup("db"): "@every 6h", Backup("files"): "0 2 * * *",
 		Backup("check"): "@every 1h", Backup("prune"): "0 2 * * *", Backup("all"): "0 2 * * *",
-		Backup("scan"): "0 2 * * *", Check: "0 5 * * 6", Scan: "@daily"}
+		Backup("scan"): "0 2 * * *", Check: "0 5 * * 6", Scan: "@daily", Drill("db"): "0 6 * * 1"}
 	if len(got) != len(want) {
 		t.Fatalf("specs = %v, want %v", got, want)
 	}
@@ -82,7 +85,11 @@ func TestJobSchedulesFollowTheRepository(t *testing.T) {
 		if back, err := ParseID(sj.Name); err != nil || back != id {
 			t.Errorf("scheduled job %q reads back as %+v, %v; want %+v", sj.Name, back, err, id)
 		}
-		if want := id.App; sj.Project != want {
+		want := id.App
+		if id.Kind == KindDrill {
+			want = "" // the drill takes the app's lock itself
+		}
+		if sj.Project != want {
 			t.Errorf("job %s holds project %q, want %q", sj.Name, sj.Project, want)
 		}
 	}
@@ -166,6 +173,46 @@ func TestJobNotificationsStandAlone(t *testing.T) {
 			"backup of app nextcloud on host web-01 failed: dump db.sql: the command exited 3",
 			"backup of app nextcloud on host web-01 works again: run r2: 2 of 2 snapshots, 1.0 MiB added",
 			"check of the backup repository on host web-01 failed: restic check: 1 pack is damaged",
+		} {
+			if got := s.Next(t, want); got.Body != want {
+				t.Errorf("%s: body %q, want %q", s.Service, got.Body, want)
+			}
+		}
+	}
+}
+
+// TestDrillNotificationsStandAlone: a failed drill is notified once to
+// every sink, by its app and run and with the check that failed; the next
+// passing drill, once, as drill_recovered; passing drills after that say
+// nothing.
+func TestDrillNotificationsStandAlone(t *testing.T) {
+	store, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinks := testenv.NotifySinks(t)
+	var urls []notify.Sink
+	for _, s := range sinks {
+		urls = append(urls, notify.Sink{URL: s.URL})
+	}
+	n := notify.New(notify.Config{Sinks: urls, MinBackoff: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go n.Run(ctx)
+	j := &Runner{Host: "web-01", Store: store, Notify: n}
+	t0 := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	j.recordDrill(nil, "nextcloud", "r1", t0, time.Second, backup.DrillResult{Detail: "2 checks passed"}, nil) // never failed: nothing to say
+	fail := errors.New(`verify[0] (psql -tAc 'select count(*) from users'): printed "0", want a match of ^[1-9]`)
+	j.recordDrill(nil, "nextcloud", "r2", t0.Add(24*time.Hour), time.Second, backup.DrillResult{}, fail)
+	j.recordDrill(nil, "nextcloud", "r3", t0.Add(48*time.Hour), time.Second, backup.DrillResult{}, fail) // still failing: not again
+	j.recordDrill(nil, "nextcloud", "r4", t0.Add(72*time.Hour), time.Second, backup.DrillResult{Detail: "2 checks passed"}, nil)
+	j.recordDrill(nil, "nextcloud", "r5", t0.Add(96*time.Hour), time.Second, backup.DrillResult{Detail: "2 checks passed"}, nil)
+	j.recordDrill(nil, "mail", "", t0.Add(96*time.Hour), 0, backup.DrillResult{}, errors.New("app mail has no complete run to drill"))
+	for _, s := range sinks {
+		for _, want := range []string{
+			`restore drill of app nextcloud on host web-01 of run r2 failed: verify[0] (psql -tAc 'select count(*) from users'): printed "0", want a match of ^[1-9]`,
+			"restore drill of app nextcloud on host web-01 of run r4 passed again: 2 checks passed",
+			"restore drill of app mail on host web-01 failed: app mail has no complete run to drill",
 		} {
 			if got := s.Next(t, want); got.Body != want {
 				t.Errorf("%s: body %q, want %q", s.Service, got.Body, want)
@@ -316,5 +363,75 @@ func TestLastDrillOutlivesBackups(t *testing.T) {
 	}
 	if strings.Contains(fmt.Sprint(st), value) {
 		t.Errorf("last_drill kept the secret value: %+v", d)
+	}
+}
+
+// TestScheduledDrillRecordsItsVerdict: a scheduled drill that cannot even
+// start is a failed last_drill of its app (nobody reads its error), and a
+// drill's last success, for the scheduler's catch-up, is its app's last
+// passing drill.
+func TestScheduledDrillRecordsItsVerdict(t *testing.T) {
+	store, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &Runner{Host: "h", Store: store}
+	j.Update(&reconcile.Rendered{Host: &desired.Host{Name: "h", Backup: &desired.HostBackup{}},
+		Projects: map[string]*desired.Project{"db": {App: &desired.App{Name: "db",
+			Backup: &desired.AppBackup{Volumes: []string{"x"}, Drill: &desired.Drill{Schedule: "@daily"}}}}}})
+	sj := j.job(Drill("db"), "@daily")
+	if err := sj.Run(context.Background()); err == nil {
+		t.Fatal("a drill without an engine passed")
+	}
+	st := (&Runner{Host: "h", Store: store}).Status()
+	if len(st) != 1 || st[0].Name != "backup/db" || st[0].LastDrill == nil || st[0].LastDrill.Result != status.DrillFailed ||
+		!strings.Contains(st[0].LastDrill.Detail, "cannot run drills") {
+		t.Fatalf("status after a drill that could not start = %+v", st)
+	}
+	if _, ok := j.lastSuccess(Drill("db")); ok {
+		t.Error("a failed drill has a last success")
+	}
+	t0 := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	j.recordDrill(nil, "db", "r1", t0, 2*time.Second, backup.DrillResult{Detail: "2 checks passed"}, nil)
+	if got, ok := j.lastSuccess(Drill("db")); !ok || !got.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("last success of a passed drill = %v %v, want %v", got, ok, t0.Add(2*time.Second))
+	}
+	if _, ok := j.lastSuccess(Drill("web")); ok {
+		t.Error("an app never drilled has a last success")
+	}
+}
+
+// TestDrillMetrics: the jobs' collectors (the agent's /metrics) carry each
+// app's drill verdict, duration and last passing time; a failed drill
+// sets success to 0 and keeps the last success.
+func TestDrillMetrics(t *testing.T) {
+	store, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &Runner{Host: "h", Store: store}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(j.Collectors()...)
+	t0 := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	j.recordDrill(nil, "db", "r1", t0, 3*time.Second, backup.DrillResult{}, nil)
+	j.recordDrill(nil, "db", "r2", t0.Add(24*time.Hour), 5*time.Second, backup.DrillResult{}, errors.New("verify[0]: printed 0"))
+	j.recordDrill(nil, "web", "r3", t0, 2*time.Second, backup.DrillResult{}, nil)
+	want := fmt.Sprintf(`
+# HELP syncd_drill_duration_seconds How long the app's last restore drill took.
+# TYPE syncd_drill_duration_seconds gauge
+syncd_drill_duration_seconds{app="db"} 5
+syncd_drill_duration_seconds{app="web"} 2
+# HELP syncd_drill_last_success_timestamp_seconds Unix time at which the app's last passing restore drill ended.
+# TYPE syncd_drill_last_success_timestamp_seconds gauge
+syncd_drill_last_success_timestamp_seconds{app="db"} %d
+syncd_drill_last_success_timestamp_seconds{app="web"} %d
+# HELP syncd_drill_success 1 when the app's last restore drill passed, 0 when it failed.
+# TYPE syncd_drill_success gauge
+syncd_drill_success{app="db"} 0
+syncd_drill_success{app="web"} 1
+`, t0.Add(3*time.Second).Unix(), t0.Add(2*time.Second).Unix())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"syncd_drill_success", "syncd_drill_duration_seconds", "syncd_drill_last_success_timestamp_seconds"); err != nil {
+		t.Error(err)
 	}
 }

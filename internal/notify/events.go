@@ -17,6 +17,8 @@ const (
 	CycleFailed  Kind = "cycle_failed"
 	RolledBack   Kind = "rolled_back"
 	Drift        Kind = "drift"
+	// Restore drills (internal/jobs).
+	DrillFailed Kind = "drill_failed"
 	// Probes (internal/jobs/probe).
 	ProbeDown     Kind = "probe_down"
 	ProbeFlapping Kind = "probe_flapping"
@@ -35,6 +37,7 @@ var recoveries = map[Kind]string{
 	BackupFailed:  "backup_recovered",
 	CheckFailed:   "check_recovered",
 	CycleFailed:   "cycle_recovered",
+	DrillFailed:   "drill_recovered",
 	Drift:         "drift_resolved",
 	RolledBack:    "",
 	ProbeDown:     "probe_up",

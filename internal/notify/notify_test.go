@@ -201,7 +201,7 @@ func TestRedact(t *testing.T) {
 }
 
 func TestEventNames(t *testing.T) {
-	want := "backup_failed backup_recovered cert_expiring check_failed check_recovered cycle_failed cycle_recovered drift drift_resolved engine_down engine_up image_refused new_findings probe_down probe_flapping probe_up rolled_back rollout_halted rollout_resumed"
+	want := "backup_failed backup_recovered cert_expiring check_failed check_recovered cycle_failed cycle_recovered drift drift_resolved drill_failed drill_recovered engine_down engine_up image_refused new_findings probe_down probe_flapping probe_up rolled_back rollout_halted rollout_resumed"
 	if got := strings.Join(EventNames(), " "); got != want {
 		t.Errorf("EventNames() = %s", got)
 	}
