@@ -40,7 +40,7 @@ func (r *Runner) recordMade(ids ...string) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC()
+	now := r.now().UTC()
 	for _, id := range ids {
 		list = append(list, madeEntry{ID: id, At: now})
 	}
